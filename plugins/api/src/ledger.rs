@@ -1,0 +1,362 @@
+//! Counters for every message in, out, and every drop with its reason.
+//!
+//! Each plugin instance (and each engine stage) gets one [`Counters`] handle; increments are
+//! relaxed atomics, cheap enough for the hot path. The engine prints the totals at exit,
+//! periodically with `--stats`, and serves them to metrics exporters.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why a message (or packet) did not reach an output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// An output's queue (or the pipeline's) was full under a drop-when-full policy.
+    QueueFull,
+    /// Beyond an `|N` or `|N%` rate limit.
+    RateLimited,
+    /// Rejected by an `--http-*` filter.
+    Filtered,
+    /// The middleware did not echo it.
+    MiddlewareDropped,
+    /// In flight inside a middleware process that exited.
+    MiddlewareLost,
+    /// Could not be parsed (bad header line, bad middleware line, garbage input).
+    Malformed,
+    /// Incomplete when it expired.
+    Incomplete,
+    /// An output failed to deliver it.
+    OutputError,
+    /// An output's total size limit was reached.
+    SizeLimit,
+    /// Still queued when the run ended and the output could not take it.
+    Shutdown,
+}
+
+impl Reason {
+    /// Every reason, in display order.
+    pub const ALL: [Reason; 10] = [
+        Reason::QueueFull,
+        Reason::RateLimited,
+        Reason::Filtered,
+        Reason::MiddlewareDropped,
+        Reason::MiddlewareLost,
+        Reason::Malformed,
+        Reason::Incomplete,
+        Reason::OutputError,
+        Reason::SizeLimit,
+        Reason::Shutdown,
+    ];
+
+    /// A short human label (also the Prometheus `reason` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::QueueFull => "queue full",
+            Reason::RateLimited => "rate limited",
+            Reason::Filtered => "filtered",
+            Reason::MiddlewareDropped => "dropped by middleware",
+            Reason::MiddlewareLost => "lost in middleware crash",
+            Reason::Malformed => "malformed",
+            Reason::Incomplete => "incomplete",
+            Reason::OutputError => "output error",
+            Reason::SizeLimit => "size limit reached",
+            Reason::Shutdown => "unsent at shutdown",
+        }
+    }
+
+    fn index(self) -> usize {
+        Reason::ALL.iter().position(|&r| r == self).expect("listed")
+    }
+}
+
+/// Which part of the pipeline a counter set belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// An input plugin instance.
+    Input,
+    /// An output plugin instance.
+    Output,
+    /// An engine stage (middleware, dispatch).
+    Engine,
+}
+
+impl Role {
+    /// `input`, `output` or `engine`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Input => "input",
+            Role::Output => "output",
+            Role::Engine => "engine",
+        }
+    }
+}
+
+/// The counters of one plugin instance or engine stage.
+#[derive(Debug)]
+pub struct Counters {
+    label: String,
+    role: Role,
+    received: AtomicU64,
+    passed: AtomicU64,
+    truncated: AtomicU64,
+    errors: AtomicU64,
+    drops: [AtomicU64; Reason::ALL.len()],
+    extra: Mutex<Vec<(String, Arc<AtomicU64>)>>,
+}
+
+impl Counters {
+    fn new(label: String, role: Role) -> Self {
+        Counters {
+            label,
+            role,
+            received: AtomicU64::new(0),
+            passed: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            drops: Default::default(),
+            extra: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The instance label, e.g. `input-file[requests.gor]`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Its role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Messages that came in (read by an input, queued to an output).
+    pub fn add_in(&self, n: u64) {
+        self.received.fetch_add(n, Relaxed);
+    }
+
+    /// Messages that went on (emitted by an input, written by an output).
+    pub fn add_out(&self, n: u64) {
+        self.passed.fetch_add(n, Relaxed);
+    }
+
+    /// Messages dropped for `reason`.
+    pub fn add_drop(&self, reason: Reason, n: u64) {
+        self.drops[reason.index()].fetch_add(n, Relaxed);
+    }
+
+    /// Messages passed on with their payload cut short.
+    pub fn add_truncated(&self, n: u64) {
+        self.truncated.fetch_add(n, Relaxed);
+    }
+
+    /// Runtime errors worth a non-zero exit status.
+    pub fn add_error(&self) {
+        self.errors.fetch_add(1, Relaxed);
+    }
+
+    /// A named extra counter (packets, bytes, retries…), created on first use.
+    pub fn extra(&self, name: &str) -> Arc<AtomicU64> {
+        let mut extra = self.extra.lock().expect("counter lock");
+        if let Some((_, counter)) = extra.iter().find(|(n, _)| n == name) {
+            return counter.clone();
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        extra.push((name.to_string(), counter.clone()));
+        counter
+    }
+
+    /// A consistent-enough copy of every value.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            label: self.label.clone(),
+            role: self.role,
+            received: self.received.load(Relaxed),
+            passed: self.passed.load(Relaxed),
+            truncated: self.truncated.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            drops: Reason::ALL
+                .iter()
+                .map(|&r| (r, self.drops[r.index()].load(Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            extra: self
+                .extra
+                .lock()
+                .expect("counter lock")
+                .iter()
+                .map(|(n, c)| (n.clone(), c.load(Relaxed)))
+                .collect(),
+        }
+    }
+}
+
+/// The values of one [`Counters`] at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// Instance label.
+    pub label: String,
+    /// Role.
+    pub role: Role,
+    /// Messages in.
+    pub received: u64,
+    /// Messages out.
+    pub passed: u64,
+    /// Messages cut short.
+    pub truncated: u64,
+    /// Runtime errors.
+    pub errors: u64,
+    /// Non-zero drops by reason.
+    pub drops: Vec<(Reason, u64)>,
+    /// Extra named counters.
+    pub extra: Vec<(String, u64)>,
+}
+
+impl Snapshot {
+    /// Sum of all drops.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().map(|(_, n)| n).sum()
+    }
+
+    /// `label in N out N [truncated N] [dropped N (reason N, …)] [name N…]`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} in {} out {}", self.label, self.received, self.passed);
+        if self.truncated > 0 {
+            let _ = write!(text, " truncated {}", self.truncated);
+        }
+        if self.dropped() > 0 {
+            let reasons: Vec<String> = self
+                .drops
+                .iter()
+                .map(|(r, n)| format!("{} {}", r.as_str(), n))
+                .collect();
+            let _ = write!(text, " dropped {} ({})", self.dropped(), reasons.join(", "));
+        }
+        if self.errors > 0 {
+            let _ = write!(text, " errors {}", self.errors);
+        }
+        for (name, value) in &self.extra {
+            let _ = write!(text, " {name} {value}");
+        }
+        text
+    }
+}
+
+/// Every counter set of one run.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    entries: Mutex<Vec<Arc<Counters>>>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Arc<Ledger> {
+        Arc::new(Ledger::default())
+    }
+
+    /// Adds a counter set.
+    pub fn register(&self, label: impl Into<String>, role: Role) -> Arc<Counters> {
+        let counters = Arc::new(Counters::new(label.into(), role));
+        self.entries
+            .lock()
+            .expect("ledger lock")
+            .push(counters.clone());
+        counters
+    }
+
+    /// Snapshots of every counter set: inputs, engine stages, outputs, each in registration order.
+    pub fn snapshot(&self) -> Vec<Snapshot> {
+        let mut all: Vec<Snapshot> = self
+            .entries
+            .lock()
+            .expect("ledger lock")
+            .iter()
+            .map(|c| c.snapshot())
+            .collect();
+        all.sort_by_key(|s| match s.role {
+            Role::Input => 0,
+            Role::Engine => 1,
+            Role::Output => 2,
+        });
+        all
+    }
+
+    /// The one-line summary printed at exit and by `--stats`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self.snapshot().iter().map(Snapshot::describe).collect();
+        parts.join(" | ")
+    }
+
+    /// Total runtime errors across all plugins.
+    pub fn errors(&self) -> u64 {
+        self.snapshot().iter().map(|s| s.errors).sum()
+    }
+}
+
+/// Lets a log line through at most once per interval and counts the ones held back,
+/// so a flood of per-message failures costs one line a second.
+#[derive(Debug)]
+pub struct Throttle {
+    interval: Duration,
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl Throttle {
+    /// At most one line per `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Throttle {
+            interval,
+            last: Mutex::new(None),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when a line may be written now (`n` lines were held back since the last),
+    /// `None` when it should be skipped.
+    pub fn allow(&self) -> Option<u64> {
+        let mut last = self.last.lock().expect("throttle lock");
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < self.interval) {
+            self.suppressed.fetch_add(1, Relaxed);
+            return None;
+        }
+        *last = Some(now);
+        Some(self.suppressed.swap(0, Relaxed))
+    }
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle::new(Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_names_drops_by_reason() {
+        let ledger = Ledger::new();
+        let input = ledger.register("input-file[a.gor]", Role::Input);
+        input.add_in(3);
+        input.add_out(2);
+        input.add_drop(Reason::Malformed, 1);
+        let output = ledger.register("output-null", Role::Output);
+        output.add_in(2);
+        output.add_out(2);
+        output.extra("bytes").fetch_add(10, Relaxed);
+        assert_eq!(
+            ledger.summary(),
+            "input-file[a.gor] in 3 out 2 dropped 1 (malformed 1) | output-null in 2 out 2 bytes 10"
+        );
+    }
+
+    #[test]
+    fn throttle_holds_back_and_counts() {
+        let throttle = Throttle::new(Duration::from_secs(60));
+        assert_eq!(throttle.allow(), Some(0));
+        assert_eq!(throttle.allow(), None);
+        assert_eq!(throttle.allow(), None);
+    }
+}

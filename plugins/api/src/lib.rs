@@ -1,0 +1,67 @@
+//! The shadowtap plugin API.
+//!
+//! Everything a plugin needs and nothing more: the [`Message`] and its GoReplay header
+//! ([`Meta`]), the `.gor` and middleware wire codecs ([`wire`]), flag value grammars
+//! ([`values`]), the [`Input`] / [`Output`] traits with their contexts, the [`ledger`] of
+//! counters, and the registry macros [`register_input!`] / [`register_output!`].
+//!
+//! A plugin is a crate under `plugins/` with a `#[derive(clap::Args)]` struct whose flags all
+//! start with the plugin's name, and one registration:
+//!
+//! ```ignore
+//! shadowtap_api::register_output! {
+//!     name: "output-null",
+//!     about: "Discards every message (for benchmarks and tests)",
+//!     args: OutputNullArgs,
+//!     build: build,
+//! }
+//! ```
+#![deny(missing_docs)]
+
+pub mod args;
+pub mod ledger;
+pub mod message;
+pub mod meta;
+pub mod plugin;
+pub mod registry;
+pub mod testkit;
+pub mod values;
+pub mod wire;
+
+pub use ledger::{Counters, Ledger, Reason, Role, Throttle};
+pub use message::Message;
+pub use meta::{Kind, Meta, MetaError};
+pub use plugin::{
+    instance_label, CoreSettings, Gate, Inbox, Input, InputContext, InputSpec, Next, Output,
+    OutputContext, OutputSpec, PluginError, Shutdown, ShutdownTrigger, Stopped,
+};
+pub use registry::{Factory, PluginDescriptor};
+pub use values::Limit;
+
+#[doc(hidden)]
+pub use {clap, inventory};
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// 24 random lowercase hex characters, GoReplay's id for generated messages.
+pub fn random_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let mut out = String::with_capacity(24);
+    while out.len() < 24 {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(SEQUENCE.fetch_add(1, Ordering::Relaxed));
+        hasher.write_i64(now_ns());
+        out.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    out.truncate(24);
+    out
+}

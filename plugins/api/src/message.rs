@@ -1,0 +1,92 @@
+//! The unit that flows through shadowtap: a header line and a payload.
+
+use crate::meta::{Kind, Meta, MetaError};
+use bytes::Bytes;
+
+/// One request or response: GoReplay's header line plus the raw payload.
+///
+/// Cloning is a reference-count bump, so fanning out to many outputs copies nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The parsed header line.
+    pub meta: Meta,
+    /// The payload, usually an HTTP/1.x message exactly as it was on the wire.
+    pub payload: Bytes,
+}
+
+impl Message {
+    /// Pairs a header with a payload.
+    pub fn new(meta: Meta, payload: impl Into<Bytes>) -> Message {
+        Message {
+            meta,
+            payload: payload.into(),
+        }
+    }
+
+    /// Splits `header line \n payload` as GoReplay stores messages (the line up to the first `\n`).
+    pub fn from_bytes(bytes: Bytes) -> Result<Message, MetaError> {
+        let end = memchr::memchr(b'\n', &bytes).ok_or(MetaError::NoHeaderLine)?;
+        let meta = Meta::parse(bytes.slice(..=end))?;
+        Ok(Message {
+            meta,
+            payload: bytes.slice(end + 1..),
+        })
+    }
+
+    /// The kind from the header line.
+    pub fn kind(&self) -> Kind {
+        self.meta.kind()
+    }
+
+    /// The id from the header line.
+    pub fn id(&self) -> &str {
+        self.meta.id()
+    }
+
+    /// Header line and payload, concatenated (GoReplay's Kafka raw value).
+    pub fn to_raw(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.meta.as_bytes().len() + self.payload.len());
+        out.extend_from_slice(self.meta.as_bytes());
+        out.extend_from_slice(&self.payload);
+        out
+    }
+
+    /// Cuts the payload to `limit` bytes; returns true when something was cut.
+    pub fn truncate_payload(&mut self, limit: usize) -> bool {
+        if self.payload.len() > limit {
+            self.payload.truncate(limit);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_at_first_newline() {
+        let msg = Message::from_bytes(Bytes::from("1 a 2 3\nGET / HTTP/1.1\r\n\r\n")).unwrap();
+        assert_eq!(msg.id(), "a");
+        assert_eq!(&msg.payload[..], b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(msg.to_raw(), b"1 a 2 3\nGET / HTTP/1.1\r\n\r\n");
+    }
+
+    #[test]
+    fn no_newline_is_an_error() {
+        assert_eq!(
+            Message::from_bytes(Bytes::from("1 a 2")),
+            Err(MetaError::NoHeaderLine)
+        );
+    }
+
+    #[test]
+    fn truncation_reports() {
+        let mut msg = Message::new(Meta::new(Kind::Request, "a", 1, 0), "hello");
+        assert!(!msg.truncate_payload(5));
+        assert!(msg.truncate_payload(2));
+        assert_eq!(&msg.payload[..], b"he");
+    }
+}

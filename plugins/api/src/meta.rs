@@ -1,0 +1,255 @@
+//! GoReplay's header line: `"<kind> <id> <timestamp_ns> <latency_ns>\n"`.
+//!
+//! The line is parsed once where bytes enter and kept verbatim, so writing it back is
+//! byte-exact whatever it held (3 or 4 fields, 24- or 40-char ids, unknown trailing fields).
+
+use bytes::Bytes;
+use std::fmt;
+use std::ops::Range;
+
+/// What a message carries, from the first field of its header line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `1`: a request (captured or received).
+    Request,
+    /// `2`: a response captured from the original server.
+    Response,
+    /// `3`: a response to a request we replayed.
+    ReplayedResponse,
+    /// Any other single digit, kept as it was.
+    Other(u8),
+}
+
+impl Kind {
+    /// The ASCII digit that encodes this kind.
+    pub fn as_byte(self) -> u8 {
+        match self {
+            Kind::Request => b'1',
+            Kind::Response => b'2',
+            Kind::ReplayedResponse => b'3',
+            Kind::Other(b) => b,
+        }
+    }
+
+    fn from_byte(b: u8) -> Kind {
+        match b {
+            b'1' => Kind::Request,
+            b'2' => Kind::Response,
+            b'3' => Kind::ReplayedResponse,
+            other => Kind::Other(other),
+        }
+    }
+
+    /// True for requests (kind 1).
+    pub fn is_request(self) -> bool {
+        self == Kind::Request
+    }
+}
+
+/// Why a header line was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    /// Fewer than the three fields GoReplay requires.
+    #[error("header has {0} field(s), expected at least 3 (\"<kind> <id> <timestamp>\")")]
+    TooFewFields(usize),
+    /// The kind field is not one digit.
+    #[error("kind {0:?} is not a single digit")]
+    BadKind(String),
+    /// A numeric field does not parse.
+    #[error("{field} {value:?} is not an integer")]
+    BadNumber {
+        /// Which field.
+        field: &'static str,
+        /// Its text.
+        value: String,
+    },
+    /// The header line is not text.
+    #[error("header is not ASCII text")]
+    NotText,
+    /// There is no `\n` ending the header line.
+    #[error("no header line (no newline in the message)")]
+    NoHeaderLine,
+}
+
+/// A parsed header line that remembers its exact bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Meta {
+    line: Bytes,
+    kind: Kind,
+    id: Range<usize>,
+    timestamp: i64,
+    latency: Option<i64>,
+}
+
+impl Meta {
+    /// Parses a header line; `line` must end with `\n` (a missing one is added).
+    pub fn parse(line: Bytes) -> Result<Meta, MetaError> {
+        let line = if line.last() == Some(&b'\n') {
+            line
+        } else {
+            let mut owned = line.to_vec();
+            owned.push(b'\n');
+            Bytes::from(owned)
+        };
+        let text = &line[..line.len() - 1];
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if !text.is_ascii() {
+            return Err(MetaError::NotText);
+        }
+        let fields: Vec<&[u8]> = text.split(|&b| b == b' ').collect();
+        if fields.len() < 3 || fields[..3].iter().any(|f| f.is_empty()) {
+            let non_empty = fields.iter().filter(|f| !f.is_empty()).count();
+            return Err(MetaError::TooFewFields(non_empty.min(fields.len())));
+        }
+        if fields[0].len() != 1 || !fields[0][0].is_ascii_digit() {
+            return Err(MetaError::BadKind(
+                String::from_utf8_lossy(fields[0]).into(),
+            ));
+        }
+        let id_start = fields[0].len() + 1;
+        let id = id_start..id_start + fields[1].len();
+        let timestamp = parse_number("timestamp", fields[2])?;
+        let latency = match fields.get(3) {
+            Some(f) if !f.is_empty() => Some(parse_number("latency", f)?),
+            _ => None,
+        };
+        Ok(Meta {
+            kind: Kind::from_byte(fields[0][0]),
+            id,
+            timestamp,
+            latency,
+            line,
+        })
+    }
+
+    /// Builds the 4-field line GoReplay writes.
+    pub fn new(kind: Kind, id: &str, timestamp: i64, latency: i64) -> Meta {
+        let text = format!(
+            "{} {} {} {}\n",
+            kind.as_byte() as char,
+            id,
+            timestamp,
+            latency
+        );
+        Meta::parse(Bytes::from(text)).expect("a line we format is valid")
+    }
+
+    /// Message kind (first field).
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The id token (second field).
+    pub fn id(&self) -> &str {
+        std::str::from_utf8(&self.line[self.id.clone()]).expect("checked ASCII")
+    }
+
+    /// Id as bytes (second field).
+    pub fn id_bytes(&self) -> &[u8] {
+        &self.line[self.id.clone()]
+    }
+
+    /// Timestamp in nanoseconds since the Unix epoch (third field).
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// Latency in nanoseconds (fourth field), when present.
+    pub fn latency(&self) -> Option<i64> {
+        self.latency
+    }
+
+    /// The exact header line, including its `\n`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.line
+    }
+
+    /// The exact header line as shared bytes.
+    pub fn to_bytes(&self) -> Bytes {
+        self.line.clone()
+    }
+
+    /// The same line with another id; every other byte is kept.
+    pub fn with_id(&self, id: &str) -> Meta {
+        let mut text = Vec::with_capacity(self.line.len() + id.len());
+        text.extend_from_slice(&self.line[..self.id.start]);
+        text.extend_from_slice(id.as_bytes());
+        text.extend_from_slice(&self.line[self.id.end..]);
+        Meta::parse(Bytes::from(text)).expect("id without spaces keeps the line valid")
+    }
+}
+
+fn parse_number(field: &'static str, bytes: &[u8]) -> Result<i64, MetaError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| MetaError::BadNumber {
+            field,
+            value: String::from_utf8_lossy(bytes).into(),
+        })
+}
+
+impl fmt::Debug for Meta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Meta({:?})", String::from_utf8_lossy(&self.line))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn four_fields_round_trip() {
+        let line = "1 0123456789abcdef01234567 1700000000000000000 1500\n";
+        let meta = Meta::parse(Bytes::from(line)).unwrap();
+        assert_eq!(meta.kind(), Kind::Request);
+        assert_eq!(meta.id(), "0123456789abcdef01234567");
+        assert_eq!(meta.timestamp(), 1700000000000000000);
+        assert_eq!(meta.latency(), Some(1500));
+        assert_eq!(meta.as_bytes(), line.as_bytes());
+    }
+
+    #[test]
+    fn three_fields_and_forty_char_id() {
+        let line = "2 da39a3ee5e6b4b0d3255bfef95601890afd80709 123\n";
+        let meta = Meta::parse(Bytes::from(line)).unwrap();
+        assert_eq!(meta.kind(), Kind::Response);
+        assert_eq!(meta.id().len(), 40);
+        assert_eq!(meta.latency(), None);
+        assert_eq!(meta.as_bytes(), line.as_bytes());
+    }
+
+    #[test]
+    fn unknown_trailing_fields_are_kept() {
+        let line = "3 abc 5 6 extra fields here\n";
+        let meta = Meta::parse(Bytes::from(line)).unwrap();
+        assert_eq!(meta.as_bytes(), line.as_bytes());
+        let renamed = meta.with_id("xyz");
+        assert_eq!(renamed.as_bytes(), b"3 xyz 5 6 extra fields here\n");
+    }
+
+    #[test]
+    fn rejects_bad_lines() {
+        assert_eq!(
+            Meta::parse(Bytes::from("1 abc\n")),
+            Err(MetaError::TooFewFields(2))
+        );
+        assert!(matches!(
+            Meta::parse(Bytes::from("x abc 1\n")),
+            Err(MetaError::BadKind(_))
+        ));
+        assert!(matches!(
+            Meta::parse(Bytes::from("1 abc zz\n")),
+            Err(MetaError::BadNumber { .. })
+        ));
+        assert!(Meta::parse(Bytes::from("1  abc 1\n")).is_err());
+        assert!(Meta::parse(Bytes::from(vec![0xffu8, b' ', b'1', b' ', b'2'])).is_err());
+    }
+
+    #[test]
+    fn new_builds_goreplay_line() {
+        let meta = Meta::new(Kind::Request, "abc", 10, -1);
+        assert_eq!(meta.as_bytes(), b"1 abc 10 -1\n");
+    }
+}

@@ -1,0 +1,112 @@
+//! The plugin registry: each plugin crate submits one [`PluginDescriptor`] through
+//! `inventory`, and the engine folds their `clap::Args` into one command line.
+
+use crate::ledger::Role;
+use crate::plugin::{CoreSettings, InputSpec, OutputSpec, PluginError};
+
+/// Builds a plugin's instances from the parsed command line.
+#[derive(Clone, Copy)]
+pub enum Factory {
+    /// An input plugin's factory.
+    Input(fn(&clap::ArgMatches, &CoreSettings) -> Result<Vec<InputSpec>, PluginError>),
+    /// An output plugin's factory.
+    Output(fn(&clap::ArgMatches, &CoreSettings) -> Result<Vec<OutputSpec>, PluginError>),
+}
+
+/// What a plugin crate registers.
+pub struct PluginDescriptor {
+    /// Kebab name, also its folder and flag stem (`input-file`).
+    pub name: &'static str,
+    /// A one-line description for `--list-plugins`.
+    pub about: &'static str,
+    /// Adds the plugin's flags to the command.
+    pub augment: fn(clap::Command) -> clap::Command,
+    /// Builds its instances.
+    pub factory: Factory,
+}
+
+impl PluginDescriptor {
+    /// Input or output.
+    pub fn role(&self) -> Role {
+        match self.factory {
+            Factory::Input(_) => Role::Input,
+            Factory::Output(_) => Role::Output,
+        }
+    }
+}
+
+inventory::collect!(PluginDescriptor);
+
+/// Every registered plugin, sorted by name.
+pub fn registered() -> Vec<&'static PluginDescriptor> {
+    let mut all: Vec<_> = inventory::iter::<PluginDescriptor>.into_iter().collect();
+    all.sort_by_key(|d| d.name);
+    all
+}
+
+/// The registered plugin called `name`.
+pub fn find(name: &str) -> Option<&'static PluginDescriptor> {
+    inventory::iter::<PluginDescriptor>
+        .into_iter()
+        .find(|d| d.name == name)
+}
+
+/// Registers an input plugin: its name, a one-line description, its `clap::Args` struct and
+/// a factory `fn(Args, &CoreSettings) -> Result<Vec<InputSpec>, PluginError>`.
+#[macro_export]
+macro_rules! register_input {
+    (name: $name:literal, about: $about:literal, args: $args:ty, build: $build:path $(,)?) => {
+        const _: () = {
+            fn augment(cmd: $crate::clap::Command) -> $crate::clap::Command {
+                <$args as $crate::clap::Args>::augment_args(cmd.next_help_heading($name))
+            }
+            fn factory(
+                matches: &$crate::clap::ArgMatches,
+                settings: &$crate::CoreSettings,
+            ) -> ::std::result::Result<::std::vec::Vec<$crate::InputSpec>, $crate::PluginError>
+            {
+                let args = <$args as $crate::clap::FromArgMatches>::from_arg_matches(matches)
+                    .map_err(|e| $crate::PluginError::usage($name, e.to_string()))?;
+                $build(args, settings)
+            }
+            $crate::inventory::submit! {
+                $crate::PluginDescriptor {
+                    name: $name,
+                    about: $about,
+                    augment,
+                    factory: $crate::Factory::Input(factory),
+                }
+            }
+        };
+    };
+}
+
+/// Registers an output plugin; the same form as [`register_input!`], with a factory that
+/// returns `Vec<OutputSpec>`.
+#[macro_export]
+macro_rules! register_output {
+    (name: $name:literal, about: $about:literal, args: $args:ty, build: $build:path $(,)?) => {
+        const _: () = {
+            fn augment(cmd: $crate::clap::Command) -> $crate::clap::Command {
+                <$args as $crate::clap::Args>::augment_args(cmd.next_help_heading($name))
+            }
+            fn factory(
+                matches: &$crate::clap::ArgMatches,
+                settings: &$crate::CoreSettings,
+            ) -> ::std::result::Result<::std::vec::Vec<$crate::OutputSpec>, $crate::PluginError>
+            {
+                let args = <$args as $crate::clap::FromArgMatches>::from_arg_matches(matches)
+                    .map_err(|e| $crate::PluginError::usage($name, e.to_string()))?;
+                $build(args, settings)
+            }
+            $crate::inventory::submit! {
+                $crate::PluginDescriptor {
+                    name: $name,
+                    about: $about,
+                    augment,
+                    factory: $crate::Factory::Output(factory),
+                }
+            }
+        };
+    };
+}

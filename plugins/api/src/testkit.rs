@@ -1,0 +1,117 @@
+//! Shared checks and harnesses for plugin tests: build a plugin from flags, run an input to
+//! completion, feed messages to an output, and the conformance checks every plugin runs.
+
+use crate::ledger::{Ledger, Role, Snapshot};
+use crate::message::Message;
+use crate::plugin::{
+    CoreSettings, Inbox, InputContext, InputSpec, OutputContext, OutputSpec, PluginError, Shutdown,
+};
+use crate::registry::{self, Factory, PluginDescriptor};
+
+fn descriptor(name: &str) -> &'static PluginDescriptor {
+    registry::find(name).unwrap_or_else(|| panic!("plugin {name} is not registered"))
+}
+
+/// The command line of one plugin alone (with GoReplay-style booleans).
+pub fn command(name: &str) -> clap::Command {
+    let cmd = (descriptor(name).augment)(clap::Command::new("shadowtap").no_binary_name(false));
+    crate::args::go_style_bools(cmd)
+}
+
+fn matches(name: &str, flags: &[&str]) -> Result<clap::ArgMatches, PluginError> {
+    let cmd = command(name);
+    let mut argv = vec!["shadowtap".to_string()];
+    argv.extend(flags.iter().map(|s| s.to_string()));
+    let argv = crate::args::normalize_argv(&cmd, argv);
+    cmd.try_get_matches_from(argv)
+        .map_err(|e| PluginError::usage(name, e.to_string()))
+}
+
+/// Builds input instances of plugin `name` from `flags`.
+pub fn build_inputs(name: &str, flags: &[&str]) -> Result<Vec<InputSpec>, PluginError> {
+    let Factory::Input(factory) = descriptor(name).factory else {
+        panic!("{name} is not an input");
+    };
+    factory(&matches(name, flags)?, &CoreSettings::default())
+}
+
+/// Builds output instances of plugin `name` from `flags`.
+pub fn build_outputs(name: &str, flags: &[&str]) -> Result<Vec<OutputSpec>, PluginError> {
+    let Factory::Output(factory) = descriptor(name).factory else {
+        panic!("{name} is not an output");
+    };
+    factory(&matches(name, flags)?, &CoreSettings::default())
+}
+
+/// Runs an input to completion; returns what it emitted, its counters and its result.
+pub fn run_input(spec: InputSpec) -> (Vec<Message>, Snapshot, Result<(), PluginError>) {
+    let ledger = Ledger::new();
+    let counters = ledger.register(spec.label.clone(), Role::Input);
+    let (_trigger, shutdown) = Shutdown::new();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let cx = InputContext::new(
+        tx,
+        counters.clone(),
+        shutdown,
+        None,
+        CoreSettings::default(),
+    );
+    let result = spec.plugin.run(cx);
+    (rx.try_iter().collect(), counters.snapshot(), result)
+}
+
+/// Feeds `messages` to an output and waits for it to finish.
+pub fn run_output(spec: OutputSpec, messages: Vec<Message>) -> (Snapshot, Result<(), PluginError>) {
+    let ledger = Ledger::new();
+    let counters = ledger.register(spec.label.clone(), Role::Output);
+    let (_trigger, shutdown) = Shutdown::new();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    counters.add_in(messages.len() as u64);
+    for msg in messages {
+        tx.send(msg).expect("receiver alive");
+    }
+    drop(tx);
+    let cx = OutputContext::new(counters.clone(), shutdown, None, CoreSettings::default());
+    let result = spec.plugin.run(Inbox::new(rx), cx);
+    (counters.snapshot(), result)
+}
+
+/// The checks every plugin passes: it is registered under its folder's name, each flag's id
+/// equals its long name and starts with the plugin's stem (or a shared stem it declares),
+/// each flag has help text, and with no flags given the plugin builds no instance.
+pub fn check_conformance(name: &str, shared_stems: &[&str]) {
+    let desc = descriptor(name);
+    assert!(!desc.about.is_empty(), "{name}: empty description");
+    assert!(
+        !desc.about.contains('\n'),
+        "{name}: description must be one line"
+    );
+    let cmd = command(name);
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if id == "help" || id == "version" {
+            continue;
+        }
+        let long = arg
+            .get_long()
+            .unwrap_or_else(|| panic!("{name}: flag {id} has no long name"));
+        assert_eq!(id, long, "{name}: flag id must equal its long name");
+        assert!(
+            long.starts_with(name) || shared_stems.iter().any(|s| long.starts_with(s)),
+            "{name}: flag --{long} does not start with the plugin's name"
+        );
+        assert!(
+            arg.get_help().is_some(),
+            "{name}: --{long} has no help text"
+        );
+    }
+    let built = match desc.factory {
+        Factory::Input(_) => build_inputs(name, &[]).map(|v| v.len()),
+        Factory::Output(_) => build_outputs(name, &[]).map(|v| v.len()),
+    };
+    assert_eq!(
+        built.ok(),
+        Some(0),
+        "{name}: builds instances without its flags"
+    );
+}

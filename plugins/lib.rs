@@ -1,0 +1,20 @@
+//! Links every plugin crate into the binary.
+//!
+//! `inventory` registrations live in the plugin crates; a crate that nothing names is never
+//! linked and its plugin silently disappears (dtolnay/inventory#50). Each line below names
+//! one plugin crate, behind the cargo feature of the same name. Adding a plugin: a folder,
+//! a feature and a dependency in `plugins/Cargo.toml`, a line here, a row in `README.md`.
+#![deny(missing_docs)]
+
+#[cfg(feature = "input-dummy")]
+extern crate shadowtap_input_dummy;
+#[cfg(feature = "input-file")]
+extern crate shadowtap_input_file;
+#[cfg(feature = "output-file")]
+extern crate shadowtap_output_file;
+#[cfg(feature = "output-null")]
+extern crate shadowtap_output_null;
+#[cfg(feature = "output-stdout")]
+extern crate shadowtap_output_stdout;
+
+pub use shadowtap_api as api;

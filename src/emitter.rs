@@ -1,0 +1,441 @@
+//! The emitter: every input → (middleware) → dispatch → every output's bounded queue.
+//!
+//! Threads and channels, no async. Inputs send into one bounded ingress channel (replayable
+//! sources wait when it is full, live ones drop and count). The dispatch thread copies each
+//! message to every output's queue (or one, round-robin, with `--split-output`). When every
+//! input is live, dispatch never waits on a full output queue: it drops into the ledger, so a
+//! dead output stalls nothing. When all inputs have ended, queues drain and the run ends.
+
+use crate::limiter::Limiter;
+use crate::middleware::{Middleware, MiddlewareConfig};
+use crossbeam_channel::{bounded, never, select, Receiver, SendTimeoutError, Sender, TrySendError};
+use shadowtap_api::{
+    CoreSettings, Counters, Gate, Inbox, InputContext, InputSpec, Ledger, Message, OutputContext,
+    OutputSpec, Reason, Role, Shutdown, ShutdownTrigger,
+};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// Capacity of the channel between inputs and dispatch (and middleware).
+const INGRESS_CAPACITY: usize = 4096;
+
+/// Everything a run needs.
+pub struct Pipeline {
+    /// Configured inputs.
+    pub inputs: Vec<InputSpec>,
+    /// Configured outputs.
+    pub outputs: Vec<OutputSpec>,
+    /// The middleware, if any.
+    pub middleware: Option<MiddlewareConfig>,
+    /// Send each message to one output, round-robin.
+    pub split_output: bool,
+    /// Settings plugins see.
+    pub settings: CoreSettings,
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Fatal errors (a plugin failed, the middleware could not be kept alive).
+    pub failures: Vec<String>,
+    /// A configuration problem found when starting (nothing ran).
+    pub usage_error: Option<String>,
+}
+
+/// What to do when an output's queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FullQueue {
+    Wait,
+    Drop,
+}
+
+/// Runs the pipeline until every input has ended (or shutdown) and every output has drained.
+pub fn run(
+    pipeline: Pipeline,
+    ledger: &Arc<Ledger>,
+    trigger: &Arc<ShutdownTrigger>,
+    shutdown: &Shutdown,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let policy = if !pipeline.inputs.is_empty() && pipeline.inputs.iter().all(|i| i.live) {
+        FullQueue::Drop
+    } else {
+        FullQueue::Wait
+    };
+    let (ingress_tx, ingress_rx) = bounded::<Message>(INGRESS_CAPACITY);
+    let (messages, middleware) = match pipeline.middleware {
+        Some(config) => match start_middleware(config, ingress_rx, ledger, shutdown) {
+            Ok((rx, mw)) => (rx, Some(mw)),
+            Err(e) => {
+                outcome.usage_error = Some(e);
+                return outcome;
+            }
+        },
+        None => (ingress_rx, None),
+    };
+    let (feedback_tx, feedback_rx) = bounded::<Message>(INGRESS_CAPACITY);
+    let any_feedback = pipeline.outputs.iter().any(|o| o.feedback);
+    let outputs: Vec<RunningOutput> = pipeline
+        .outputs
+        .into_iter()
+        .map(|spec| {
+            let feedback = spec.feedback.then(|| feedback_tx.clone());
+            start_output(
+                spec,
+                ledger,
+                trigger,
+                shutdown,
+                feedback,
+                &pipeline.settings,
+            )
+        })
+        .collect();
+    drop(feedback_tx);
+    let inputs: Vec<JoinHandle<Option<String>>> = pipeline
+        .inputs
+        .into_iter()
+        .map(|spec| {
+            start_input(
+                spec,
+                ingress_tx.clone(),
+                ledger,
+                shutdown,
+                &pipeline.settings,
+            )
+        })
+        .collect();
+    drop(ingress_tx);
+
+    let emitter_counters = ledger.register("emitter", Role::Engine);
+    let mut dispatch = Dispatch::new(
+        outputs,
+        pipeline.split_output,
+        policy,
+        pipeline.settings.copy_buffer_size,
+        emitter_counters,
+    );
+    let feedback_rx = if any_feedback { feedback_rx } else { never() };
+    dispatch.run(&messages, &feedback_rx);
+
+    if let Some(mw) = middleware {
+        if let Err(e) = mw.join() {
+            trigger.trigger();
+            outcome.failures.push(e);
+        }
+    }
+    outcome.failures.extend(
+        inputs
+            .into_iter()
+            .filter_map(|h| h.join().unwrap_or(Some("an input panicked".into()))),
+    );
+    outcome.failures.extend(dispatch.finish(&feedback_rx));
+    outcome
+}
+
+fn start_middleware(
+    config: MiddlewareConfig,
+    ingress: Receiver<Message>,
+    ledger: &Arc<Ledger>,
+    shutdown: &Shutdown,
+) -> Result<(Receiver<Message>, Middleware), String> {
+    let counters = ledger.register(format!("middleware[{}]", config.command), Role::Engine);
+    let (egress_tx, egress_rx) = bounded(INGRESS_CAPACITY);
+    let command = config.command.clone();
+    Middleware::start(config, ingress, egress_tx, counters, shutdown.clone())
+        .map(|mw| (egress_rx, mw))
+        .map_err(|e| format!("--middleware: cannot start {command:?}: {e}"))
+}
+
+fn start_input(
+    spec: InputSpec,
+    ingress: Sender<Message>,
+    ledger: &Arc<Ledger>,
+    shutdown: &Shutdown,
+    settings: &CoreSettings,
+) -> JoinHandle<Option<String>> {
+    let counters = ledger.register(spec.label.clone(), Role::Input);
+    let gate = spec
+        .limit
+        .map(|l| Box::new(Limiter::new(l)) as Box<dyn Gate>);
+    let cx = InputContext::new(
+        ingress,
+        counters.clone(),
+        shutdown.clone(),
+        gate,
+        settings.clone(),
+    );
+    let label = spec.label;
+    let plugin = spec.plugin;
+    thread::Builder::new()
+        .name(label.clone())
+        .spawn(move || {
+            plugin.run(cx).err().map(|e| {
+                counters.add_error();
+                tracing::error!("{label}: {e}");
+                format!("{label}: {e}")
+            })
+        })
+        .expect("spawn input thread")
+}
+
+/// An output's thread and the sending side of its queue.
+struct RunningOutput {
+    label: String,
+    queue: Option<Sender<Message>>,
+    counters: Arc<Counters>,
+    limiter: Option<Limiter>,
+    feedback: bool,
+    thread: JoinHandle<Option<String>>,
+}
+
+fn start_output(
+    spec: OutputSpec,
+    ledger: &Arc<Ledger>,
+    trigger: &Arc<ShutdownTrigger>,
+    shutdown: &Shutdown,
+    feedback: Option<Sender<Message>>,
+    settings: &CoreSettings,
+) -> RunningOutput {
+    let counters = ledger.register(spec.label.clone(), Role::Output);
+    let (tx, rx) = bounded::<Message>(spec.queue_len.max(1));
+    let cx = OutputContext::new(
+        counters.clone(),
+        shutdown.clone(),
+        feedback,
+        settings.clone(),
+    )
+    .with_stopper(trigger.clone());
+    let label = spec.label.clone();
+    let plugin = spec.plugin;
+    let thread_counters = counters.clone();
+    let thread = thread::Builder::new()
+        .name(label.clone())
+        .spawn(move || {
+            let result = plugin.run(Inbox::new(rx.clone()), cx);
+            let failure = result.err().map(|e| {
+                thread_counters.add_error();
+                tracing::error!("{label}: {e}");
+                format!("{label}: {e}")
+            });
+            let reason = if failure.is_some() {
+                Reason::OutputError
+            } else {
+                Reason::Shutdown
+            };
+            for _ in rx.iter() {
+                thread_counters.add_drop(reason, 1);
+            }
+            failure
+        })
+        .expect("spawn output thread");
+    RunningOutput {
+        label: spec.label,
+        queue: Some(tx),
+        counters,
+        limiter: spec.limit.map(Limiter::new),
+        feedback: spec.feedback,
+        thread,
+    }
+}
+
+/// Copies messages into output queues.
+struct Dispatch {
+    outputs: Vec<RunningOutput>,
+    split: bool,
+    next_output: usize,
+    routes: Routes,
+    policy: FullQueue,
+    copy_buffer_size: usize,
+    counters: Arc<Counters>,
+    pending_feedback: VecDeque<Message>,
+}
+
+impl Dispatch {
+    fn new(
+        outputs: Vec<RunningOutput>,
+        split: bool,
+        policy: FullQueue,
+        copy_buffer_size: usize,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Dispatch {
+            outputs,
+            split,
+            next_output: 0,
+            routes: Routes::default(),
+            policy,
+            copy_buffer_size,
+            counters,
+            pending_feedback: VecDeque::new(),
+        }
+    }
+
+    /// Dispatches until `messages` closes, serving replayed responses from `feedback` too.
+    fn run(&mut self, messages: &Receiver<Message>, feedback: &Receiver<Message>) {
+        loop {
+            while let Some(msg) = self.pending_feedback.pop_front() {
+                self.dispatch(msg, FullQueue::Drop, feedback);
+            }
+            select! {
+                recv(messages) -> msg => match msg {
+                    Ok(msg) => self.dispatch(msg, self.policy, feedback),
+                    Err(_) => return,
+                },
+                recv(feedback) -> msg => if let Ok(msg) = msg {
+                    self.dispatch(msg, FullQueue::Drop, feedback);
+                },
+            }
+        }
+    }
+
+    /// Input has ended: let outputs that feed back finish first while their replayed
+    /// responses still reach the others, then close every queue and wait for the outputs.
+    fn finish(mut self, feedback: &Receiver<Message>) -> Vec<String> {
+        let mut feeding_back = false;
+        for output in self.outputs.iter_mut().filter(|o| o.feedback) {
+            output.queue = None;
+            feeding_back = true;
+        }
+        while let Some(msg) = self.pending_feedback.pop_front() {
+            self.dispatch(msg, FullQueue::Drop, feedback);
+        }
+        while feeding_back {
+            match feedback.recv() {
+                Ok(msg) => self.dispatch(msg, FullQueue::Drop, feedback),
+                Err(_) => feeding_back = false,
+            }
+        }
+        let mut failures = Vec::new();
+        for output in self.outputs {
+            drop(output.queue);
+            match output.thread.join() {
+                Ok(failure) => failures.extend(failure),
+                Err(_) => failures.push(format!("{} panicked", output.label)),
+            }
+        }
+        failures
+    }
+
+    fn dispatch(&mut self, mut msg: Message, policy: FullQueue, feedback: &Receiver<Message>) {
+        self.counters.add_in(1);
+        if msg.truncate_payload(self.copy_buffer_size) {
+            self.counters.add_truncated(1);
+        }
+        let targets = self.targets(&msg);
+        let mut delivered = false;
+        for index in targets {
+            delivered |= self.deliver(index, msg.clone(), policy, feedback);
+        }
+        if delivered {
+            self.counters.add_out(1);
+        }
+    }
+
+    fn targets(&mut self, msg: &Message) -> Vec<usize> {
+        let count = self.outputs.len();
+        if !self.split || count <= 1 {
+            return (0..count).collect();
+        }
+        if msg.kind().is_request() {
+            let index = self.next_output;
+            self.next_output = (self.next_output + 1) % count;
+            self.routes.remember(msg.id(), index);
+            return vec![index];
+        }
+        vec![self.routes.find(msg.id()).unwrap_or_else(|| {
+            let index = self.next_output;
+            self.next_output = (self.next_output + 1) % count;
+            index
+        })]
+    }
+
+    /// Queues `msg` for output `index`; true if queued.
+    fn deliver(
+        &mut self,
+        index: usize,
+        msg: Message,
+        policy: FullQueue,
+        feedback: &Receiver<Message>,
+    ) -> bool {
+        let output = &mut self.outputs[index];
+        if let Some(limiter) = &mut output.limiter {
+            if !limiter.admit(&msg) {
+                output.counters.add_drop(Reason::RateLimited, 1);
+                return false;
+            }
+        }
+        let Some(queue) = &output.queue else {
+            output.counters.add_drop(Reason::Shutdown, 1);
+            return false;
+        };
+        let counters = output.counters.clone();
+        let queued = match policy {
+            FullQueue::Drop => match queue.try_send(msg) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    counters.add_drop(Reason::QueueFull, 1);
+                    return false;
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            },
+            FullQueue::Wait => {
+                let queue = queue.clone();
+                self.send_waiting(&queue, msg, feedback)
+            }
+        };
+        if queued {
+            counters.add_in(1);
+        } else {
+            counters.add_drop(Reason::OutputError, 1);
+        }
+        queued
+    }
+
+    /// Waits for room in `queue`, meanwhile collecting replayed responses so that an output
+    /// waiting to feed back can never deadlock against dispatch waiting on it.
+    fn send_waiting(
+        &mut self,
+        queue: &Sender<Message>,
+        mut msg: Message,
+        feedback: &Receiver<Message>,
+    ) -> bool {
+        loop {
+            match queue.send_timeout(msg, Duration::from_millis(20)) {
+                Ok(()) => return true,
+                Err(SendTimeoutError::Disconnected(_)) => return false,
+                Err(SendTimeoutError::Timeout(back)) => {
+                    msg = back;
+                    self.pending_feedback.extend(feedback.try_iter());
+                }
+            }
+        }
+    }
+}
+
+/// With `--split-output`, which output each recent request went to, so its responses follow.
+#[derive(Default)]
+struct Routes {
+    by_id: HashMap<Box<str>, usize>,
+    order: VecDeque<Box<str>>,
+}
+
+const REMEMBERED_ROUTES: usize = 100_000;
+
+impl Routes {
+    fn remember(&mut self, id: &str, output: usize) {
+        if self.by_id.insert(id.into(), output).is_none() {
+            self.order.push_back(id.into());
+        }
+        if self.order.len() > REMEMBERED_ROUTES {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_id.remove(&oldest);
+            }
+        }
+    }
+
+    fn find(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+}

@@ -1,0 +1,516 @@
+//! The middleware bridge: every message goes to a child process as one hex line on its
+//! stdin; every valid hex line it prints comes back as a message. Its stderr is passed
+//! through prefixed with `[middleware]`. If it exits, in-flight messages are counted as lost
+//! and it is restarted with backoff (or the run fails, with `--middleware-restart=false`).
+
+use crossbeam_channel::{select, Receiver, Sender, TryRecvError};
+use shadowtap_api::wire::{decode_hex_line, encode_hex_line};
+use shadowtap_api::{Counters, Message, Reason, Shutdown, Throttle};
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How the middleware is run.
+#[derive(Clone, Debug)]
+pub struct MiddlewareConfig {
+    /// The command as given, for messages.
+    pub command: String,
+    /// The command split into program and arguments.
+    pub argv: Vec<String>,
+    /// Restart after an exit (otherwise the run fails).
+    pub restart: bool,
+    /// Largest payload passed on (`--copy-buffer-size`).
+    pub copy_buffer_size: usize,
+}
+
+impl MiddlewareConfig {
+    /// Splits `command` with shell quoting rules (no shell is run).
+    pub fn parse(command: &str, restart: bool, copy_buffer_size: usize) -> Result<Self, String> {
+        let argv =
+            shell_words::split(command).map_err(|e| format!("cannot split {command:?}: {e}"))?;
+        if argv.is_empty() {
+            return Err("the command is empty".into());
+        }
+        Ok(MiddlewareConfig {
+            command: command.to_string(),
+            argv,
+            restart,
+            copy_buffer_size,
+        })
+    }
+
+    fn spawn(&self) -> io::Result<Child> {
+        Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    }
+
+    /// Longest line accepted back: a full payload and header in hex, with room to spare.
+    fn max_line(&self) -> usize {
+        (self.copy_buffer_size + (64 << 10)) * 2 + 2
+    }
+}
+
+/// Messages written to the child and not yet seen again, keyed by kind and id.
+#[derive(Default)]
+struct InFlight {
+    pending: HashMap<(u8, Box<str>), u32>,
+    total: u64,
+}
+
+/// Beyond this many unanswered messages, they are all counted as dropped by the middleware.
+const MAX_IN_FLIGHT: u64 = 1_000_000;
+
+impl InFlight {
+    fn add(&mut self, msg: &Message, counters: &Counters) {
+        if self.total >= MAX_IN_FLIGHT {
+            counters.add_drop(Reason::MiddlewareDropped, self.take_all());
+        }
+        *self.pending.entry(key(msg)).or_default() += 1;
+        self.total += 1;
+    }
+
+    /// True if `msg` answers a message we sent.
+    fn remove(&mut self, msg: &Message) -> bool {
+        let key = key(msg);
+        let Some(count) = self.pending.get_mut(&key) else {
+            return false;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.pending.remove(&key);
+        }
+        self.total -= 1;
+        true
+    }
+
+    fn take_all(&mut self) -> u64 {
+        self.pending.clear();
+        std::mem::take(&mut self.total)
+    }
+}
+
+fn key(msg: &Message) -> (u8, Box<str>) {
+    (msg.kind().as_byte(), msg.id().into())
+}
+
+/// The running bridge.
+pub struct Middleware {
+    supervisor: JoinHandle<Result<(), String>>,
+}
+
+impl Middleware {
+    /// Starts the child (failing now if it cannot start) and the threads around it:
+    /// messages are read from `ingress` and what the child prints is sent to `egress`.
+    pub fn start(
+        config: MiddlewareConfig,
+        ingress: Receiver<Message>,
+        egress: Sender<Message>,
+        counters: Arc<Counters>,
+        shutdown: Shutdown,
+    ) -> io::Result<Middleware> {
+        let first = config.spawn()?;
+        let supervisor = thread::Builder::new()
+            .name("middleware".into())
+            .spawn(move || {
+                Supervisor {
+                    config,
+                    ingress,
+                    egress,
+                    counters,
+                    shutdown,
+                }
+                .run(first)
+            })?;
+        Ok(Middleware { supervisor })
+    }
+
+    /// Waits until input has ended and the child has finished.
+    pub fn join(self) -> Result<(), String> {
+        self.supervisor
+            .join()
+            .unwrap_or_else(|_| Err("the middleware supervisor panicked".into()))
+    }
+}
+
+/// How feeding one child ended.
+enum Feed {
+    /// Input ended: stdin was closed.
+    InputEnded,
+    /// The child stopped reading or printing.
+    ChildGone,
+}
+
+struct Supervisor {
+    config: MiddlewareConfig,
+    ingress: Receiver<Message>,
+    egress: Sender<Message>,
+    counters: Arc<Counters>,
+    shutdown: Shutdown,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const HEALTHY_RUN: Duration = Duration::from_secs(10);
+const EXIT_GRACE: Duration = Duration::from_secs(10);
+
+impl Supervisor {
+    fn run(self, first: Child) -> Result<(), String> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut child = first;
+        loop {
+            let started = Instant::now();
+            match self.serve(&mut child) {
+                Feed::InputEnded => return Ok(()),
+                Feed::ChildGone if !self.config.restart => {
+                    self.drain_after_failure();
+                    return Err(format!(
+                        "middleware {:?} exited and --middleware-restart=false",
+                        self.config.command
+                    ));
+                }
+                Feed::ChildGone => {}
+            }
+            if started.elapsed() > HEALTHY_RUN {
+                backoff = FIRST_BACKOFF;
+            }
+            child = self.respawn(&mut backoff)?;
+        }
+    }
+
+    fn respawn(&self, backoff: &mut Duration) -> Result<Child, String> {
+        loop {
+            tracing::warn!(
+                "[middleware] restarting {:?} in {:?}",
+                self.config.command,
+                backoff
+            );
+            thread::sleep(*backoff);
+            *backoff = (*backoff * 2).min(MAX_BACKOFF);
+            match self.config.spawn() {
+                Ok(child) => return Ok(child),
+                Err(e) => {
+                    tracing::error!("[middleware] cannot start {:?}: {e}", self.config.command)
+                }
+            }
+        }
+    }
+
+    /// Runs one child until input ends or the child goes away.
+    fn serve(&self, child: &mut Child) -> Feed {
+        let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (gone_tx, gone_rx) = crossbeam_channel::bounded::<()>(0);
+        let reader = self.spawn_reader(stdout, in_flight.clone(), gone_tx);
+        let stderr_pass = thread::spawn(move || pass_stderr(stderr));
+        let feed = self.feed(stdin, &gone_rx, &in_flight);
+        let status = match feed {
+            Feed::InputEnded => wait_with_grace(child),
+            Feed::ChildGone => {
+                let _ = child.kill();
+                child
+                    .wait()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string())
+            }
+        };
+        let _ = reader.join();
+        let _ = stderr_pass.join();
+        let unanswered = in_flight.lock().expect("in-flight lock").take_all();
+        match feed {
+            Feed::InputEnded => {
+                self.counters
+                    .add_drop(Reason::MiddlewareDropped, unanswered);
+                tracing::debug!("[middleware] finished: {status}");
+            }
+            Feed::ChildGone => {
+                self.counters.add_drop(Reason::MiddlewareLost, unanswered);
+                self.counters.add_error();
+                tracing::error!(
+                    "[middleware] {:?} exited ({status}); {unanswered} in-flight message(s) lost",
+                    self.config.command
+                );
+            }
+        }
+        feed
+    }
+
+    /// Writes messages to the child's stdin until input ends or the child goes away.
+    fn feed(&self, stdin: ChildStdin, gone: &Receiver<()>, in_flight: &Mutex<InFlight>) -> Feed {
+        let mut writer = BufWriter::with_capacity(256 << 10, stdin);
+        let mut line = Vec::new();
+        loop {
+            let msg = match self.ingress.try_recv() {
+                Ok(msg) => msg,
+                Err(TryRecvError::Disconnected) => return finish_feed(writer),
+                Err(TryRecvError::Empty) => {
+                    if writer.flush().is_err() {
+                        return Feed::ChildGone;
+                    }
+                    select! {
+                        recv(self.ingress) -> msg => match msg {
+                            Ok(msg) => msg,
+                            Err(_) => return finish_feed(writer),
+                        },
+                        recv(gone) -> _ => return Feed::ChildGone,
+                    }
+                }
+            };
+            let msg = self.truncated(msg);
+            line.clear();
+            encode_hex_line(&msg, &mut line);
+            in_flight
+                .lock()
+                .expect("in-flight lock")
+                .add(&msg, &self.counters);
+            self.counters.add_in(1);
+            if writer.write_all(&line).is_err() {
+                return Feed::ChildGone;
+            }
+        }
+    }
+
+    fn truncated(&self, mut msg: Message) -> Message {
+        if msg.truncate_payload(self.config.copy_buffer_size) {
+            self.counters.add_truncated(1);
+        }
+        msg
+    }
+
+    fn spawn_reader(
+        &self,
+        stdout: impl Read + Send + 'static,
+        in_flight: Arc<Mutex<InFlight>>,
+        gone: Sender<()>,
+    ) -> JoinHandle<()> {
+        let reader = LineReader {
+            egress: self.egress.clone(),
+            counters: self.counters.clone(),
+            in_flight,
+            max_line: self.config.max_line(),
+            copy_buffer_size: self.config.copy_buffer_size,
+            warnings: Throttle::new(Duration::from_millis(200)),
+        };
+        thread::spawn(move || {
+            reader.run(stdout);
+            drop(gone);
+        })
+    }
+
+    /// With restarts off, nothing consumes input any more: count what is left as lost.
+    fn drain_after_failure(&self) {
+        while let Ok(_msg) = self.ingress.recv_timeout(Duration::from_millis(100)) {
+            self.counters.add_drop(Reason::MiddlewareLost, 1);
+        }
+        if !self.shutdown.is_triggered() {
+            for _ in self.ingress.iter() {
+                self.counters.add_drop(Reason::MiddlewareLost, 1);
+            }
+        }
+    }
+}
+
+fn finish_feed(mut writer: BufWriter<ChildStdin>) -> Feed {
+    let _ = writer.flush();
+    drop(writer);
+    Feed::InputEnded
+}
+
+/// Waits for a child whose stdin was closed; kills it if it lingers.
+fn wait_with_grace(child: &mut Child) -> String {
+    let deadline = Instant::now() + EXIT_GRACE;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.to_string(),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                tracing::warn!(
+                    "[middleware] still running {EXIT_GRACE:?} after its input ended; killing it"
+                );
+                let _ = child.kill();
+                return child
+                    .wait()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string());
+            }
+            Err(e) => return e.to_string(),
+        }
+    }
+}
+
+fn pass_stderr(stderr: impl Read) {
+    let mut lines = BufReader::new(stderr);
+    let mut line = Vec::new();
+    while matches!(lines.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+        let text = String::from_utf8_lossy(&line);
+        eprintln!("[middleware] {}", text.trim_end_matches(['\n', '\r']));
+        line.clear();
+    }
+}
+
+/// Reads the child's stdout, one hex line per message.
+struct LineReader {
+    egress: Sender<Message>,
+    counters: Arc<Counters>,
+    in_flight: Arc<Mutex<InFlight>>,
+    max_line: usize,
+    copy_buffer_size: usize,
+    warnings: Throttle,
+}
+
+impl LineReader {
+    fn run(&self, stdout: impl Read) {
+        let mut input = BufReader::with_capacity(1 << 20, stdout);
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            let outcome = read_capped_line(&mut input, &mut line, self.max_line);
+            match outcome {
+                Ok(LineRead::End) | Err(_) => return,
+                Ok(LineRead::TooLong(len)) => {
+                    number += 1;
+                    self.reject(
+                        number,
+                        &format!("longer than {} bytes ({len}); skipped", self.max_line),
+                    );
+                }
+                Ok(LineRead::Line) => {
+                    number += 1;
+                    if !self.pass_on(&line, number) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes and forwards one line; false when the pipeline has stopped.
+    fn pass_on(&self, line: &[u8], number: u64) -> bool {
+        let mut msg = match decode_hex_line(line) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.reject(number, &format!("{e}; skipped"));
+                return true;
+            }
+        };
+        if !self.in_flight.lock().expect("in-flight lock").remove(&msg) {
+            self.counters
+                .extra("added by middleware")
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if msg.truncate_payload(self.copy_buffer_size) {
+            self.counters.add_truncated(1);
+        }
+        self.counters.add_out(1);
+        self.egress.send(msg).is_ok()
+    }
+
+    fn reject(&self, number: u64, why: &str) {
+        self.counters
+            .extra("malformed lines")
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(held_back) = self.warnings.allow() {
+            let more = if held_back > 0 {
+                format!(" ({held_back} similar warnings held back)")
+            } else {
+                String::new()
+            };
+            tracing::warn!("[middleware] output line {number}: {why}{more}");
+        }
+    }
+}
+
+enum LineRead {
+    Line,
+    TooLong(usize),
+    End,
+}
+
+/// Reads one `\n`-terminated line into `line`, keeping at most `max` bytes (the rest of an
+/// overlong line is consumed and discarded). A last line without `\n` counts as a line.
+fn read_capped_line(
+    input: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<LineRead> {
+    let mut total = 0usize;
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            return Ok(match total {
+                0 => LineRead::End,
+                n if n > max => LineRead::TooLong(n),
+                _ => LineRead::Line,
+            });
+        }
+        let (chunk, done) = match memchr_newline(available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if total + chunk <= max {
+            line.extend_from_slice(&available[..chunk]);
+        }
+        total += chunk;
+        input.consume(chunk);
+        if done {
+            return Ok(if total > max {
+                LineRead::TooLong(total)
+            } else {
+                LineRead::Line
+            });
+        }
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_split_with_quotes() {
+        let config = MiddlewareConfig::parse("python3 -c 'print(\"a b\")'", true, 10).unwrap();
+        assert_eq!(config.argv, ["python3", "-c", "print(\"a b\")"]);
+        assert!(MiddlewareConfig::parse("echo 'open", true, 10).is_err());
+        assert!(MiddlewareConfig::parse("  ", true, 10).is_err());
+    }
+
+    #[test]
+    fn capped_lines() {
+        let mut input = &b"short\nthis line is too long\nlast"[..];
+        let mut line = Vec::new();
+        assert!(matches!(
+            read_capped_line(&mut input, &mut line, 10).unwrap(),
+            LineRead::Line
+        ));
+        assert_eq!(line, b"short\n");
+        line.clear();
+        assert!(matches!(
+            read_capped_line(&mut input, &mut line, 10).unwrap(),
+            LineRead::TooLong(22)
+        ));
+        line.clear();
+        assert!(matches!(
+            read_capped_line(&mut input, &mut line, 10).unwrap(),
+            LineRead::Line
+        ));
+        assert_eq!(line, b"last");
+        line.clear();
+        assert!(matches!(
+            read_capped_line(&mut input, &mut line, 10).unwrap(),
+            LineRead::End
+        ));
+    }
+}
