@@ -212,26 +212,23 @@ impl Supervisor {
         let reader = self.spawn_reader(stdout, in_flight.clone(), gone_tx);
         let stderr_pass = thread::spawn(move || pass_stderr(stderr));
         let feed = self.feed(stdin, &gone_rx, &in_flight);
-        let status = match feed {
+        let (status, clean_exit) = match feed {
             Feed::InputEnded => wait_with_grace(child),
             Feed::ChildGone => {
                 let _ = child.kill();
-                child
-                    .wait()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|e| e.to_string())
+                (describe(child.wait()), false)
             }
         };
         let _ = reader.join();
         let _ = stderr_pass.join();
         let unanswered = in_flight.lock().expect("in-flight lock").take_all();
         match feed {
-            Feed::InputEnded => {
+            Feed::InputEnded if clean_exit => {
                 self.counters
                     .add_drop(Reason::MiddlewareDropped, unanswered);
                 tracing::debug!("[middleware] finished: {status}");
             }
-            Feed::ChildGone => {
+            _ => {
                 self.counters.add_drop(Reason::MiddlewareLost, unanswered);
                 self.counters.add_error();
                 tracing::error!(
@@ -297,7 +294,7 @@ impl Supervisor {
             in_flight,
             max_line: self.config.max_line(),
             copy_buffer_size: self.config.copy_buffer_size,
-            warnings: Throttle::new(Duration::from_millis(200)),
+            warnings: Throttle::default(),
         };
         thread::spawn(move || {
             reader.run(stdout);
@@ -324,26 +321,30 @@ fn finish_feed(mut writer: BufWriter<ChildStdin>) -> Feed {
     Feed::InputEnded
 }
 
-/// Waits for a child whose stdin was closed; kills it if it lingers.
-fn wait_with_grace(child: &mut Child) -> String {
+/// Waits for a child whose stdin was closed, killing it if it lingers; returns how it
+/// ended and whether that was a clean exit (status 0).
+fn wait_with_grace(child: &mut Child) -> (String, bool) {
     let deadline = Instant::now() + EXIT_GRACE;
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return status.to_string(),
+            Ok(Some(status)) => return (status.to_string(), status.success()),
             Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
                 tracing::warn!(
                     "[middleware] still running {EXIT_GRACE:?} after its input ended; killing it"
                 );
                 let _ = child.kill();
-                return child
-                    .wait()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|e| e.to_string());
+                return (describe(child.wait()), false);
             }
-            Err(e) => return e.to_string(),
+            Err(e) => return (e.to_string(), false),
         }
     }
+}
+
+fn describe(status: io::Result<std::process::ExitStatus>) -> String {
+    status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|e| e.to_string())
 }
 
 fn pass_stderr(stderr: impl Read) {

@@ -292,21 +292,23 @@ impl Ledger {
     }
 }
 
-/// Lets a log line through at most once per interval and counts the ones held back,
-/// so a flood of per-message failures costs one line a second.
+/// Lets at most `burst` log lines through per interval and counts the ones held back, so a
+/// flood of per-message failures costs a few lines a second while the first ones are all seen.
 #[derive(Debug)]
 pub struct Throttle {
     interval: Duration,
-    last: Mutex<Option<Instant>>,
+    burst: u32,
+    window: Mutex<(Option<Instant>, u32)>,
     suppressed: AtomicU64,
 }
 
 impl Throttle {
-    /// At most one line per `interval`.
-    pub fn new(interval: Duration) -> Self {
+    /// At most `burst` lines per `interval`.
+    pub fn new(interval: Duration, burst: u32) -> Self {
         Throttle {
             interval,
-            last: Mutex::new(None),
+            burst: burst.max(1),
+            window: Mutex::new((None, 0)),
             suppressed: AtomicU64::new(0),
         }
     }
@@ -314,20 +316,25 @@ impl Throttle {
     /// `Some(n)` when a line may be written now (`n` lines were held back since the last),
     /// `None` when it should be skipped.
     pub fn allow(&self) -> Option<u64> {
-        let mut last = self.last.lock().expect("throttle lock");
+        let mut window = self.window.lock().expect("throttle lock");
         let now = Instant::now();
-        if last.is_some_and(|t| now.duration_since(t) < self.interval) {
+        let expired = window.0.is_none_or(|start| now.duration_since(start) >= self.interval);
+        if expired {
+            *window = (Some(now), 0);
+        }
+        if window.1 >= self.burst {
             self.suppressed.fetch_add(1, Relaxed);
             return None;
         }
-        *last = Some(now);
+        window.1 += 1;
         Some(self.suppressed.swap(0, Relaxed))
     }
 }
 
 impl Default for Throttle {
+    /// Ten lines a second.
     fn default() -> Self {
-        Throttle::new(Duration::from_secs(1))
+        Throttle::new(Duration::from_secs(1), 10)
     }
 }
 
@@ -354,7 +361,8 @@ mod tests {
 
     #[test]
     fn throttle_holds_back_and_counts() {
-        let throttle = Throttle::new(Duration::from_secs(60));
+        let throttle = Throttle::new(Duration::from_secs(60), 2);
+        assert_eq!(throttle.allow(), Some(0));
         assert_eq!(throttle.allow(), Some(0));
         assert_eq!(throttle.allow(), None);
         assert_eq!(throttle.allow(), None);

@@ -235,21 +235,19 @@ pub fn decode_hex_line(line: &[u8]) -> Result<Message, HexLineError> {
     if line.is_empty() {
         return Err(HexLineError::Empty);
     }
+    if let Some(column) = line.iter().position(|&b| hex_value(b).is_none()) {
+        return Err(HexLineError::NotHex {
+            column: column + 1,
+            value: line[column],
+        });
+    }
     if !line.len().is_multiple_of(2) {
         return Err(HexLineError::OddLength(line.len()));
     }
-    let mut bytes = Vec::with_capacity(line.len() / 2);
-    for (i, pair) in line.chunks_exact(2).enumerate() {
-        let hi = hex_value(pair[0]).ok_or(HexLineError::NotHex {
-            column: i * 2 + 1,
-            value: pair[0],
-        })?;
-        let lo = hex_value(pair[1]).ok_or(HexLineError::NotHex {
-            column: i * 2 + 2,
-            value: pair[1],
-        })?;
-        bytes.push(hi << 4 | lo);
-    }
+    let bytes: Vec<u8> = line
+        .chunks_exact(2)
+        .map(|pair| hex_value(pair[0]).unwrap_or(0) << 4 | hex_value(pair[1]).unwrap_or(0))
+        .collect();
     Message::from_bytes(Bytes::from(bytes)).map_err(HexLineError::BadHeader)
 }
 

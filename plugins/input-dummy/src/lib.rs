@@ -9,6 +9,7 @@ use shadowtap_api::{
     instance_label, now_ns, random_id, register_input, CoreSettings, Input, InputContext,
     InputSpec, Kind, Message, Meta, PluginError,
 };
+use shadowtap_api::values::split_limit;
 use std::time::Duration;
 
 /// Flags of `input-dummy`.
@@ -52,18 +53,21 @@ impl Input for DummyInput {
 }
 
 fn build(args: InputDummyArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
-    Ok(args
-        .input_dummy
+    args.input_dummy
         .iter()
-        .map(|name| InputSpec {
-            label: instance_label("input-dummy", name),
-            plugin: Box::new(DummyInput {
-                interval: Duration::from_secs(1),
-            }),
-            live: false,
-            limit: None,
+        .map(|value| {
+            let (name, limit) =
+                split_limit(value).map_err(|e| PluginError::usage("--input-dummy", e))?;
+            Ok(InputSpec {
+                label: instance_label("input-dummy", &name),
+                plugin: Box::new(DummyInput {
+                    interval: Duration::from_secs(1),
+                }),
+                live: false,
+                limit,
+            })
         })
-        .collect())
+        .collect()
 }
 
 register_input! {

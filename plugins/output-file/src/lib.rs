@@ -94,56 +94,39 @@ impl FileOutput {
         let len = wire::record_len(msg) as u64;
         if self.written_total + len > self.limits.total_bytes {
             cx.counters().add_drop(Reason::SizeLimit, 1);
-            self.warn(
-                cx,
-                "--output-file-max-size-limit reached; dropping messages",
-            );
+            self.warn("--output-file-max-size-limit reached; dropping messages");
             return;
         }
-        let result = self
-            .file_for(msg, cx)
-            .and_then(|file| file.write(msg).map_err(|e| (file.path().to_path_buf(), e)));
-        match result {
-            Ok(()) => {
-                self.written_total += len;
-                cx.counters().add_out(1);
+        let path = self.path_for(msg);
+        if self.current.as_ref().is_none_or(|f| f.path() != path) {
+            self.close(cx);
+            match RecordFile::open(&path) {
+                Ok(file) => self.current = Some(file),
+                Err(e) => return self.fail(cx, &path, &e, 1),
             }
-            Err((path, error)) => {
-                self.current = None;
-                cx.counters().add_drop(Reason::OutputError, 1);
-                cx.counters().add_error();
-                self.warn(cx, &format!("cannot write {}: {error}", path.display()));
+            self.current_name = Some(self.template.render(msg));
+        }
+        let file = self.current.as_mut().expect("opened above");
+        match file.write(msg) {
+            Ok(()) => self.written_total += len,
+            Err(e) => {
+                let file = self.current.take().expect("current file");
+                self.fail(cx, file.path(), &e, file.unflushed() + 1);
             }
         }
     }
 
-    /// The file this message goes to, opening or rotating as the name and limits say.
-    fn file_for(
-        &mut self,
-        msg: &Message,
-        cx: &OutputContext,
-    ) -> Result<&mut RecordFile, (PathBuf, std::io::Error)> {
+    /// The path this message goes to: the template's name, or its current or next chunk.
+    fn path_for(&self, msg: &Message) -> PathBuf {
         let name = self.template.render(msg);
-        let path = if self.limits.append {
-            name.clone()
-        } else {
-            match (&self.current, &self.current_name) {
-                (Some(file), Some(current)) if *current == name && !self.chunk_full(file) => {
-                    file.path().to_path_buf()
-                }
-                (Some(file), Some(current)) if *current == name => {
-                    next_chunk(&name, Some(file.path()))
-                }
-                _ => next_chunk(&name, None),
-            }
-        };
-        if self.current.as_ref().is_none_or(|f| f.path() != path) {
-            self.close(cx);
-            let file = RecordFile::open(&path).map_err(|e| (path.clone(), e))?;
-            self.current = Some(file);
-            self.current_name = Some(name);
+        if self.limits.append {
+            return name;
         }
-        Ok(self.current.as_mut().expect("just opened"))
+        match (&self.current, &self.current_name) {
+            (Some(file), Some(current)) if *current == name && !self.chunk_full(file) => file.path().to_path_buf(),
+            (Some(file), Some(current)) if *current == name => next_chunk(&name, Some(file.path())),
+            _ => next_chunk(&name, None),
+        }
     }
 
     fn chunk_full(&self, file: &RecordFile) -> bool {
@@ -152,27 +135,36 @@ impl FileOutput {
             || (limits.bytes_per_chunk > 0 && file.bytes() >= limits.bytes_per_chunk)
     }
 
+    /// Flushes buffered records; they count as written only once they reached the file.
     fn flush(&mut self, cx: &OutputContext) {
-        if let Some(file) = &mut self.current {
-            if let Err(e) = file.flush() {
-                let message = format!("cannot flush {}: {e}", file.path().display());
-                cx.counters().add_error();
-                self.warn(cx, &message);
+        let Some(file) = &mut self.current else { return };
+        match file.flush() {
+            Ok(written) => cx.counters().add_out(written),
+            Err(e) => {
+                let file = self.current.take().expect("current file");
+                self.fail(cx, file.path(), &e, file.unflushed());
             }
         }
     }
 
     fn close(&mut self, cx: &OutputContext) {
-        if let Some(file) = self.current.take() {
-            let path = file.path().to_path_buf();
-            if let Err(e) = file.close() {
-                cx.counters().add_error();
-                self.warn(cx, &format!("cannot finish {}: {e}", path.display()));
-            }
+        let Some(file) = self.current.take() else { return };
+        let path = file.path().to_path_buf();
+        let unflushed = file.unflushed();
+        match file.close() {
+            Ok(written) => cx.counters().add_out(written),
+            Err(e) => self.fail(cx, &path, &e, unflushed),
         }
     }
 
-    fn warn(&self, _cx: &OutputContext, what: &str) {
+    /// Counts `lost` records as dropped by an output error and reports the path.
+    fn fail(&self, cx: &OutputContext, path: &std::path::Path, error: &std::io::Error, lost: u64) {
+        cx.counters().add_drop(Reason::OutputError, lost);
+        cx.counters().add_error();
+        self.warn(&format!("cannot write {}: {error}", path.display()));
+    }
+
+    fn warn(&self, what: &str) {
         if let Some(held_back) = self.warnings.allow() {
             tracing::error!("output-file: {what} ({held_back} similar messages held back)");
         }

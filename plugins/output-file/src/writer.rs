@@ -17,6 +17,7 @@ pub struct RecordFile {
     sink: Sink,
     records: u64,
     bytes: u64,
+    unflushed: u64,
 }
 
 impl RecordFile {
@@ -34,6 +35,7 @@ impl RecordFile {
             sink,
             records: 0,
             bytes: 0,
+            unflushed: 0,
         })
     }
 
@@ -59,23 +61,32 @@ impl RecordFile {
             Sink::Gzip(w) => wire::write_record(w, msg)?,
         }
         self.records += 1;
+        self.unflushed += 1;
         self.bytes += wire::record_len(msg) as u64;
         Ok(())
     }
 
-    /// Pushes buffered records to the file (a gzip sync point for `.gz`).
-    pub fn flush(&mut self) -> io::Result<()> {
-        match &mut self.sink {
-            Sink::Plain(w) => w.flush(),
-            Sink::Gzip(w) => w.flush(),
-        }
+    /// Records written since the last successful flush.
+    pub fn unflushed(&self) -> u64 {
+        self.unflushed
     }
 
-    /// Flushes, ends the gzip stream, and syncs nothing else.
-    pub fn close(self) -> io::Result<()> {
-        match self.sink {
-            Sink::Plain(mut w) => w.flush(),
-            Sink::Gzip(w) => w.finish()?.flush(),
+    /// Pushes buffered records to the file (a gzip sync point for `.gz`); returns how many
+    /// records reached the file since the last flush.
+    pub fn flush(&mut self) -> io::Result<u64> {
+        match &mut self.sink {
+            Sink::Plain(w) => w.flush()?,
+            Sink::Gzip(w) => w.flush()?,
         }
+        Ok(std::mem::take(&mut self.unflushed))
+    }
+
+    /// Flushes and ends the gzip stream; returns how many records reached the file.
+    pub fn close(self) -> io::Result<u64> {
+        match self.sink {
+            Sink::Plain(mut w) => w.flush()?,
+            Sink::Gzip(w) => w.finish()?.flush()?,
+        }
+        Ok(self.unflushed)
     }
 }

@@ -1,0 +1,168 @@
+//! Helpers shared by the integration tests: running the binary, writing and reading `.gor`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SEPARATOR: &[u8] = "\n\u{1F435}\u{1F648}\u{1F649}\n".as_bytes();
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_shadowtap")
+}
+
+/// Runs shadowtap with `args` to completion (killed after 60 s) and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    run_in(None, args)
+}
+
+/// Runs shadowtap in `dir` with `args` to completion.
+pub fn run_in(dir: Option<&Path>, args: &[&str]) -> Output {
+    let mut command = Command::new(binary());
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let child = command.spawn().expect("start shadowtap");
+    wait_output(child, Duration::from_secs(60))
+}
+
+/// Waits for `child` at most `limit` while collecting its output (killed after that, and
+/// the test fails).
+pub fn wait_output(mut child: std::process::Child, limit: Duration) -> Output {
+    let stdout = child.stdout.take().map(collect);
+    let stderr = child.stderr.take().map(collect);
+    let deadline = Instant::now() + limit;
+    let mut status = None;
+    while Instant::now() < deadline {
+        status = child.try_wait().expect("wait");
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let timed_out = status.is_none();
+    if timed_out {
+        let _ = child.kill();
+    }
+    let output = Output {
+        status: child.wait().expect("wait"),
+        stdout: stdout.map(|h| h.join().unwrap()).unwrap_or_default(),
+        stderr: stderr.map(|h| h.join().unwrap()).unwrap_or_default(),
+    };
+    assert!(!timed_out, "shadowtap did not finish in {limit:?}; stderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+fn collect(mut stream: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts a zero exit status, showing stderr otherwise.
+pub fn assert_success(output: &Output) {
+    assert!(output.status.success(), "status {:?}; stderr:\n{}", output.status, stderr(output));
+}
+
+/// One `.gor` record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub meta: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    pub fn request(id: &str, ts: i64, payload: &str) -> Record {
+        Record { meta: format!("1 {id} {ts} 0\n").into_bytes(), payload: payload.as_bytes().to_vec() }
+    }
+
+    pub fn response(id: &str, ts: i64, payload: &str) -> Record {
+        Record { meta: format!("2 {id} {ts} 100\n").into_bytes(), payload: payload.as_bytes().to_vec() }
+    }
+
+    pub fn id(&self) -> String {
+        String::from_utf8_lossy(&self.meta).split(' ').nth(1).unwrap().to_string()
+    }
+
+    pub fn kind(&self) -> u8 {
+        self.meta[0]
+    }
+
+    pub fn timestamp(&self) -> i64 {
+        String::from_utf8_lossy(&self.meta).split(' ').nth(2).unwrap().trim().parse().unwrap()
+    }
+
+    pub fn payload_text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}
+
+/// Serialises records in the `.gor` format.
+pub fn encode(records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in records {
+        out.extend_from_slice(&r.meta);
+        out.extend_from_slice(&r.payload);
+        out.extend_from_slice(SEPARATOR);
+    }
+    out
+}
+
+/// Parses `.gor` bytes with GoReplay's reader rules (independent of the crate under test).
+pub fn decode(bytes: &[u8]) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if line == &SEPARATOR[1..] {
+            current.pop();
+            let split = current.iter().position(|&b| b == b'\n').expect("header line");
+            records.push(Record { meta: current[..=split].to_vec(), payload: current[split + 1..].to_vec() });
+            current.clear();
+        } else {
+            current.extend_from_slice(line);
+        }
+    }
+    records
+}
+
+pub fn write_gor(path: &Path, records: &[Record]) {
+    std::fs::write(path, encode(records)).expect("write .gor");
+}
+
+pub fn read_gor(path: &Path) -> Vec<Record> {
+    decode(&std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())))
+}
+
+/// `count` GET requests, each followed by its response, 1 ms apart, starting at `start`.
+pub fn traffic(count: usize, start: i64) -> Vec<Record> {
+    (0..count)
+        .flat_map(|i| {
+            let id = format!("{:024x}", i + 1);
+            let ts = start + i as i64 * 1_000_000;
+            [
+                Record::request(&id, ts, &format!("GET /item/{i}?q=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: test\r\n\r\n")),
+                Record::response(&id, ts + 500_000, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            ]
+        })
+        .collect()
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

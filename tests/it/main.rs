@@ -1,0 +1,8 @@
+//! The integration test binary: every test drives the real `shadowtap` binary, with real
+//! files, real middleware processes and (where a module needs one) real servers on loopback.
+
+mod cli;
+mod common;
+mod files;
+mod middleware;
+mod pipeline;
