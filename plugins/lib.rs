@@ -10,6 +10,8 @@
 extern crate shadowtap_input_dummy;
 #[cfg(feature = "input-file")]
 extern crate shadowtap_input_file;
+#[cfg(feature = "input-pcap")]
+extern crate shadowtap_input_pcap;
 #[cfg(feature = "output-file")]
 extern crate shadowtap_output_file;
 #[cfg(feature = "output-null")]

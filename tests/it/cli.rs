@@ -14,7 +14,11 @@ fn every_plugin_folder_is_registered_and_every_plugin_has_a_folder() {
     folders.sort();
     let output = run(&["--list-plugins"]);
     assert_success(&output);
-    let listed: Vec<String> = String::from_utf8(output.stdout).unwrap().lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+    let listed: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
     assert_eq!(listed, folders);
 }
 
@@ -22,8 +26,15 @@ fn every_plugin_folder_is_registered_and_every_plugin_has_a_folder() {
 fn list_plugins_shows_role_and_description() {
     let text = String::from_utf8(run(&["--list-plugins"]).stdout).unwrap();
     let line = text.lines().find(|l| l.starts_with("input-file")).unwrap();
-    assert!(line.contains(" input ") && line.contains("Replays .gor files"), "{line}");
-    assert!(text.lines().any(|l| l.starts_with("output-stdout") && l.contains(" output ")), "{text}");
+    assert!(
+        line.contains(" input ") && line.contains("Replays .gor files"),
+        "{line}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("output-stdout") && l.contains(" output ")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -31,11 +42,23 @@ fn help_groups_flags_by_plugin() {
     let output = run(&["--help"]);
     assert_success(&output);
     let text = String::from_utf8(output.stdout).unwrap();
-    for heading in ["Core:", "input-file:", "output-file:", "output-stdout:", "input-dummy:", "output-null:"] {
+    for heading in [
+        "Core:",
+        "input-file:",
+        "output-file:",
+        "output-stdout:",
+        "input-dummy:",
+        "output-null:",
+    ] {
         assert!(text.contains(heading), "missing {heading} in\n{text}");
     }
     let file_section = text.split("input-file:").nth(1).unwrap();
-    assert!(file_section.trim_start().starts_with("--input-file <PATH_OR_GLOB>"), "{file_section}");
+    assert!(
+        file_section
+            .trim_start()
+            .starts_with("--input-file <PATH_OR_GLOB>"),
+        "{file_section}"
+    );
 }
 
 #[test]
@@ -47,7 +70,11 @@ fn goreplay_flag_syntax_is_accepted() {
     for args in [
         vec!["-input-file", &file, "-output-stdout"],
         vec!["--input-file", &file, "--output-stdout=true"],
-        vec![&format!("--input-file={file}"), "-output-stdout=1", "--split-output=false"],
+        vec![
+            &format!("--input-file={file}"),
+            "-output-stdout=1",
+            "--split-output=false",
+        ],
     ] {
         let output = run(&args);
         assert_success(&output);
@@ -58,16 +85,43 @@ fn goreplay_flag_syntax_is_accepted() {
 #[test]
 fn unknown_flags_and_bad_values_exit_2_naming_the_flag() {
     let cases: [(&[&str], &str); 5] = [
-        (&["--input-dummy", "x", "--output-null", "--no-such-flag"], "--no-such-flag"),
-        (&["--input-dummy", "x", "--output-null", "--copy-buffer-size", "lots"], "--copy-buffer-size"),
-        (&["--input-dummy", "x", "--output-null", "--exit-after", "5"], "--exit-after"),
-        (&["--input-dummy", "x", "--output-null", "--stats=maybe"], "--stats"),
+        (
+            &["--input-dummy", "x", "--output-null", "--no-such-flag"],
+            "--no-such-flag",
+        ),
+        (
+            &[
+                "--input-dummy",
+                "x",
+                "--output-null",
+                "--copy-buffer-size",
+                "lots",
+            ],
+            "--copy-buffer-size",
+        ),
+        (
+            &["--input-dummy", "x", "--output-null", "--exit-after", "5"],
+            "--exit-after",
+        ),
+        (
+            &["--input-dummy", "x", "--output-null", "--stats=maybe"],
+            "--stats",
+        ),
         (&["--input-dummy", "x|fast", "--output-null"], "rate limit"),
     ];
     for (args, expected) in cases {
         let output = run(args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains(expected), "{args:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
     }
 }
 
@@ -75,11 +129,21 @@ fn unknown_flags_and_bad_values_exit_2_naming_the_flag() {
 fn a_run_needs_an_input_and_an_output() {
     let output = run(&["--output-null"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("at least one input"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("at least one input"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn bool_flag_with_separate_value_is_rejected_instead_of_ignoring_the_rest() {
-    let output = run(&["--input-dummy", "x", "--split-output", "true", "--output-null"]);
+    let output = run(&[
+        "--input-dummy",
+        "x",
+        "--split-output",
+        "true",
+        "--output-null",
+    ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 }

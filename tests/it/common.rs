@@ -19,7 +19,11 @@ pub fn run(args: &[&str]) -> Output {
 /// Runs shadowtap in `dir` with `args` to completion.
 pub fn run_in(dir: Option<&Path>, args: &[&str]) -> Output {
     let mut command = Command::new(binary());
-    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
@@ -50,7 +54,11 @@ pub fn wait_output(mut child: std::process::Child, limit: Duration) -> Output {
         stdout: stdout.map(|h| h.join().unwrap()).unwrap_or_default(),
         stderr: stderr.map(|h| h.join().unwrap()).unwrap_or_default(),
     };
-    assert!(!timed_out, "shadowtap did not finish in {limit:?}; stderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !timed_out,
+        "shadowtap did not finish in {limit:?}; stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }
 
@@ -68,7 +76,12 @@ pub fn stderr(output: &Output) -> String {
 
 /// Asserts a zero exit status, showing stderr otherwise.
 pub fn assert_success(output: &Output) {
-    assert!(output.status.success(), "status {:?}; stderr:\n{}", output.status, stderr(output));
+    assert!(
+        output.status.success(),
+        "status {:?}; stderr:\n{}",
+        output.status,
+        stderr(output)
+    );
 }
 
 /// One `.gor` record.
@@ -80,15 +93,25 @@ pub struct Record {
 
 impl Record {
     pub fn request(id: &str, ts: i64, payload: &str) -> Record {
-        Record { meta: format!("1 {id} {ts} 0\n").into_bytes(), payload: payload.as_bytes().to_vec() }
+        Record {
+            meta: format!("1 {id} {ts} 0\n").into_bytes(),
+            payload: payload.as_bytes().to_vec(),
+        }
     }
 
     pub fn response(id: &str, ts: i64, payload: &str) -> Record {
-        Record { meta: format!("2 {id} {ts} 100\n").into_bytes(), payload: payload.as_bytes().to_vec() }
+        Record {
+            meta: format!("2 {id} {ts} 100\n").into_bytes(),
+            payload: payload.as_bytes().to_vec(),
+        }
     }
 
     pub fn id(&self) -> String {
-        String::from_utf8_lossy(&self.meta).split(' ').nth(1).unwrap().to_string()
+        String::from_utf8_lossy(&self.meta)
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .to_string()
     }
 
     pub fn kind(&self) -> u8 {
@@ -96,7 +119,13 @@ impl Record {
     }
 
     pub fn timestamp(&self) -> i64 {
-        String::from_utf8_lossy(&self.meta).split(' ').nth(2).unwrap().trim().parse().unwrap()
+        String::from_utf8_lossy(&self.meta)
+            .split(' ')
+            .nth(2)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     pub fn payload_text(&self) -> String {
@@ -122,8 +151,14 @@ pub fn decode(bytes: &[u8]) -> Vec<Record> {
     for line in bytes.split_inclusive(|&b| b == b'\n') {
         if line == &SEPARATOR[1..] {
             current.pop();
-            let split = current.iter().position(|&b| b == b'\n').expect("header line");
-            records.push(Record { meta: current[..=split].to_vec(), payload: current[split + 1..].to_vec() });
+            let split = current
+                .iter()
+                .position(|&b| b == b'\n')
+                .expect("header line");
+            records.push(Record {
+                meta: current[..=split].to_vec(),
+                payload: current[split + 1..].to_vec(),
+            });
             current.clear();
         } else {
             current.extend_from_slice(line);

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 fn odd_records() -> Vec<Record> {
     let big_body = "b".repeat(1 << 20);
     vec![
-        Record::request("0123456789abcdef01234567", 1_000, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Record::request(
+            "0123456789abcdef01234567",
+            1_000,
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ),
         Record {
             meta: b"2 da39a3ee5e6b4b0d3255bfef95601890afd80709 2000\n".to_vec(),
             payload: b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
@@ -16,8 +20,19 @@ fn odd_records() -> Vec<Record> {
             meta: b"3 abc 3000 17 extra trailing fields\n".to_vec(),
             payload: b"HTTP/1.1 200 OK\r\n\r\n\x00\xff binary \n\n".to_vec(),
         },
-        Record::request("ffffffffffffffffffffffff", 4_000, &format!("POST /big HTTP/1.1\r\nContent-Length: {}\r\n\r\n{big_body}", big_body.len())),
-        Record::request("feed", 5_000, "GET /monkeys HTTP/1.1\r\n\r\n🐵🙈🙉 inside\n🐵🙈🙉x\n"),
+        Record::request(
+            "ffffffffffffffffffffffff",
+            4_000,
+            &format!(
+                "POST /big HTTP/1.1\r\nContent-Length: {}\r\n\r\n{big_body}",
+                big_body.len()
+            ),
+        ),
+        Record::request(
+            "feed",
+            5_000,
+            "GET /monkeys HTTP/1.1\r\n\r\n🐵🙈🙉 inside\n🐵🙈🙉x\n",
+        ),
     ]
 }
 
@@ -27,7 +42,13 @@ fn gor_round_trip_is_byte_exact() {
     let input = dir.path().join("in.gor");
     write_gor(&input, &odd_records());
     let out = dir.path().join("out.gor");
-    let output = run(&["--input-file", &format!("{}|100000%", path_str(&input)), "--output-file", path_str(&out), "--output-file-append"]);
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&input)),
+        "--output-file",
+        path_str(&out),
+        "--output-file-append",
+    ]);
     assert_success(&output);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&input).unwrap());
 }
@@ -37,7 +58,11 @@ fn stdout_writes_the_same_records() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
     write_gor(&input, &odd_records());
-    let output = run(&["-input-file", &format!("{}|100000%", path_str(&input)), "-output-stdout"]);
+    let output = run(&[
+        "-input-file",
+        &format!("{}|100000%", path_str(&input)),
+        "-output-stdout",
+    ]);
     assert_success(&output);
     assert_eq!(output.stdout, std::fs::read(&input).unwrap());
 }
@@ -47,8 +72,19 @@ fn two_files_merge_by_timestamp() {
     let dir = tempdir();
     let all = traffic(50, 1_700_000_000_000_000_000);
     let (even, odd): (Vec<_>, Vec<_>) = all.chunks(2).enumerate().partition(|(i, _)| i % 2 == 0);
-    write_gor(&dir.path().join("a.gor"), &even.into_iter().flat_map(|(_, c)| c.to_vec()).collect::<Vec<_>>());
-    write_gor(&dir.path().join("b.gor"), &odd.into_iter().flat_map(|(_, c)| c.to_vec()).collect::<Vec<_>>());
+    write_gor(
+        &dir.path().join("a.gor"),
+        &even
+            .into_iter()
+            .flat_map(|(_, c)| c.to_vec())
+            .collect::<Vec<_>>(),
+    );
+    write_gor(
+        &dir.path().join("b.gor"),
+        &odd.into_iter()
+            .flat_map(|(_, c)| c.to_vec())
+            .collect::<Vec<_>>(),
+    );
     let pattern = format!("{}/*.gor|100000%", path_str(dir.path()));
     let output = run(&["--input-file", &pattern, "--output-stdout"]);
     assert_success(&output);
@@ -60,14 +96,27 @@ fn gzip_in_and_out() {
     let dir = tempdir();
     let records = traffic(20, 1);
     let gz_in = dir.path().join("in.gor.gz");
-    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz_in).unwrap(), flate2::Compression::default());
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz_in).unwrap(),
+        flate2::Compression::default(),
+    );
     encoder.write_all(&encode(&records)).unwrap();
     encoder.finish().unwrap();
     let gz_out = dir.path().join("out.gor.gz");
-    let output = run(&["--input-file", &format!("{}|100000%", path_str(&gz_in)), "--output-file", path_str(&gz_out), "--output-file-append"]);
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&gz_in)),
+        "--output-file",
+        path_str(&gz_out),
+        "--output-file-append",
+    ]);
     assert_success(&output);
     let mut plain = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&gz_out).unwrap()), &mut plain).unwrap();
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&gz_out).unwrap()),
+        &mut plain,
+    )
+    .unwrap();
     assert_eq!(decode(&plain), records);
 }
 
@@ -78,12 +127,33 @@ fn chunks_follow_goreplay_naming_and_a_restart_continues() {
     write_gor(&input, &traffic(5, 1));
     let template = dir.path().join("req.gor");
     for _ in 0..2 {
-        let output = run(&["--input-file", &format!("{}|100000%", path_str(&input)), "--output-file", path_str(&template), "--output-file-queue-limit", "4"]);
+        let output = run(&[
+            "--input-file",
+            &format!("{}|100000%", path_str(&input)),
+            "--output-file",
+            path_str(&template),
+            "--output-file-queue-limit",
+            "4",
+        ]);
         assert_success(&output);
     }
-    let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.starts_with("req_")).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("req_"))
+        .collect();
     names.sort();
-    assert_eq!(names, ["req_0.gor", "req_1.gor", "req_2.gor", "req_3.gor", "req_4.gor", "req_5.gor"]);
+    assert_eq!(
+        names,
+        [
+            "req_0.gor",
+            "req_1.gor",
+            "req_2.gor",
+            "req_3.gor",
+            "req_4.gor",
+            "req_5.gor"
+        ]
+    );
     assert_eq!(read_gor(&dir.path().join("req_0.gor")).len(), 4);
     assert_eq!(read_gor(&dir.path().join("req_2.gor")).len(), 2);
 }
@@ -92,27 +162,69 @@ fn chunks_follow_goreplay_naming_and_a_restart_continues() {
 fn replay_at_1000_percent_keeps_relative_timing_and_exits() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    let records: Vec<Record> = (0..11).map(|i| Record::request(&format!("{i:024x}"), i * 100_000_000, "GET / HTTP/1.1\r\n\r\n")).collect();
+    let records: Vec<Record> = (0..11)
+        .map(|i| {
+            Record::request(
+                &format!("{i:024x}"),
+                i * 100_000_000,
+                "GET / HTTP/1.1\r\n\r\n",
+            )
+        })
+        .collect();
     write_gor(&input, &records);
     let started = Instant::now();
-    let output = run(&["--input-file", &format!("{}|1000%", path_str(&input)), "--output-null"]);
+    let output = run(&[
+        "--input-file",
+        &format!("{}|1000%", path_str(&input)),
+        "--output-null",
+    ]);
     let elapsed = started.elapsed();
     assert_success(&output);
-    assert!(elapsed >= Duration::from_millis(90), "1 s of traffic at 10x took {elapsed:?}");
-    assert!(elapsed < Duration::from_millis(900), "1 s of traffic at 10x took {elapsed:?}");
-    assert!(stderr(&output).contains("output-null in 11 out 11"), "{}", stderr(&output));
+    assert!(
+        elapsed >= Duration::from_millis(90),
+        "1 s of traffic at 10x took {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(900),
+        "1 s of traffic at 10x took {elapsed:?}"
+    );
+    assert!(
+        stderr(&output).contains("output-null in 11 out 11"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn explicit_speed_and_max_wait() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    let records: Vec<Record> = (0..3).map(|i| Record::request(&format!("{i}"), i * 10_000_000_000, "GET / HTTP/1.1\r\n\r\n")).collect();
+    let records: Vec<Record> = (0..3)
+        .map(|i| {
+            Record::request(
+                &format!("{i}"),
+                i * 10_000_000_000,
+                "GET / HTTP/1.1\r\n\r\n",
+            )
+        })
+        .collect();
     write_gor(&input, &records);
     let started = Instant::now();
-    let output = run(&["--input-file", path_str(&input), "--input-file-speed", "2x", "--input-file-max-wait", "100ms", "--output-null"]);
+    let output = run(&[
+        "--input-file",
+        path_str(&input),
+        "--input-file-speed",
+        "2x",
+        "--input-file-max-wait",
+        "100ms",
+        "--output-null",
+    ]);
     assert_success(&output);
-    assert!(started.elapsed() < Duration::from_secs(3), "max-wait not applied: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "max-wait not applied: {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -120,12 +232,26 @@ fn dry_run_prints_a_summary_and_exits() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
     write_gor(&input, &traffic(10, 0));
-    let output = run(&["--input-file", path_str(&input), "--input-file-dry-run", "--output-null"]);
+    let output = run(&[
+        "--input-file",
+        path_str(&input),
+        "--input-file-dry-run",
+        "--output-null",
+    ]);
     assert_success(&output);
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.starts_with("Records found: 20\nFiles processed: 1\n"), "{text}");
-    assert!(text.contains("It will take `9.5ms` to replay at current speed."), "{text}");
-    assert!(text.contains("Found 0 records with out of order timestamp"), "{text}");
+    assert!(
+        text.starts_with("Records found: 20\nFiles processed: 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("It will take `9.5ms` to replay at current speed."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Found 0 records with out of order timestamp"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -133,10 +259,25 @@ fn loop_replays_again_until_stopped() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
     write_gor(&input, &traffic(2, 0));
-    let output = run(&["--input-file", &format!("{}|100000%", path_str(&input)), "--input-file-loop", "--exit-after", "300ms", "--output-null"]);
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&input)),
+        "--input-file-loop",
+        "--exit-after",
+        "300ms",
+        "--output-null",
+    ]);
     assert_success(&output);
     let text = stderr(&output);
-    let count: u64 = text.split("output-null in ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let count: u64 = text
+        .split("output-null in ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(count > 4, "looped only {count} messages: {text}");
 }
 
@@ -149,17 +290,32 @@ fn bad_records_are_named_and_good_ones_still_flow() {
     bytes.extend_from_slice(SEPARATOR);
     bytes.extend_from_slice(&[0, 1, 2, 255, 254, b'\n', 7, 7]);
     bytes.extend_from_slice(SEPARATOR);
-    bytes.extend_from_slice(&encode(&[Record::request("good2", 2, "GET /2 HTTP/1.1\r\n\r\n")]));
+    bytes.extend_from_slice(&encode(&[Record::request(
+        "good2",
+        2,
+        "GET /2 HTTP/1.1\r\n\r\n",
+    )]));
     bytes.extend_from_slice(b"1 cut 3 0\nGET /cut-off-mid-rec");
     std::fs::write(&input, bytes).unwrap();
-    let output = run(&["--input-file", &format!("{}|100000%", path_str(&input)), "--output-stdout"]);
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&input)),
+        "--output-stdout",
+    ]);
     assert_success(&output);
     let ids: Vec<String> = decode(&output.stdout).iter().map(Record::id).collect();
     assert_eq!(ids, ["good1", "good2"]);
     let text = stderr(&output);
-    assert!(text.contains("bad.gor: record 2: header has 1 field(s)") || text.contains("bad.gor: record 2: header has 2 field(s)"), "{text}");
+    assert!(
+        text.contains("bad.gor: record 2: header has 1 field(s)")
+            || text.contains("bad.gor: record 2: header has 2 field(s)"),
+        "{text}"
+    );
     assert!(text.contains("record 3"), "{text}");
-    assert!(text.contains("record 5: stream ends without a record separator"), "{text}");
+    assert!(
+        text.contains("record 5: stream ends without a record separator"),
+        "{text}"
+    );
     assert!(text.contains("malformed 3"), "{text}");
 }
 
@@ -170,7 +326,11 @@ fn empty_file_is_reported_and_the_run_ends() {
     std::fs::write(&input, b"").unwrap();
     let output = run(&["--input-file", path_str(&input), "--output-null"]);
     assert_success(&output);
-    assert!(stderr(&output).contains("file is empty"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("file is empty"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -185,7 +345,12 @@ fn missing_paths_directories_and_empty_globs_exit_2_naming_them() {
         let output = run(&["--input-file", path_str(&path), "--output-null"]);
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         let text = stderr(&output);
-        assert!(text.contains("--input-file") && text.contains(expected) && text.contains(path_str(&path)), "{text}");
+        assert!(
+            text.contains("--input-file")
+                && text.contains(expected)
+                && text.contains(path_str(&path)),
+            "{text}"
+        );
     }
 }
 
@@ -196,7 +361,11 @@ fn gzip_that_is_not_gzip_is_reported() {
     std::fs::write(&input, b"this is not gzip at all\n").unwrap();
     let output = run(&["--input-file", path_str(&input), "--output-null"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("fake.gor.gz"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("fake.gor.gz"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -207,10 +376,18 @@ fn unwritable_output_is_named_counted_and_fails_the_run() {
     let blocker = dir.path().join("plainfile");
     std::fs::write(&blocker, b"x").unwrap();
     let template = format!("{}/%Y/out.gor", path_str(&blocker));
-    let output = run(&["--input-file", &format!("{}|100000%", path_str(&input)), "--output-file", &template]);
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&input)),
+        "--output-file",
+        &template,
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let text = stderr(&output);
-    assert!(text.contains(path_str(&blocker)) && text.contains("output error 6"), "{text}");
+    assert!(
+        text.contains(path_str(&blocker)) && text.contains("output error 6"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -218,21 +395,46 @@ fn disk_full_is_counted_and_fails_the_run() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
     write_gor(&input, &traffic(2000, 0));
-    let output = run(&["--input-file", &format!("{}|100000%", path_str(&input)), "--output-file", "/dev/full", "--output-file-append"]);
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&input)),
+        "--output-file",
+        "/dev/full",
+        "--output-file-append",
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let text = stderr(&output);
-    assert!(text.contains("/dev/full") && text.contains("output error"), "{text}");
+    assert!(
+        text.contains("/dev/full") && text.contains("output error"),
+        "{text}"
+    );
 }
 
 #[test]
 fn copy_buffer_size_truncates_and_counts() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    write_gor(&input, &[Record::request("big", 1, &"x".repeat(5000)), Record::request("small", 2, "y")]);
-    let output = run(&["--input-file", path_str(&input), "--copy-buffer-size", "1kb", "--output-stdout"]);
+    write_gor(
+        &input,
+        &[
+            Record::request("big", 1, &"x".repeat(5000)),
+            Record::request("small", 2, "y"),
+        ],
+    );
+    let output = run(&[
+        "--input-file",
+        path_str(&input),
+        "--copy-buffer-size",
+        "1kb",
+        "--output-stdout",
+    ]);
     assert_success(&output);
     let records = decode(&output.stdout);
     assert_eq!(records[0].payload.len(), 1024);
     assert_eq!(records[1].payload, b"y");
-    assert!(stderr(&output).contains("truncated 1"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("truncated 1"),
+        "{}",
+        stderr(&output)
+    );
 }

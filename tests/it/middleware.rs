@@ -7,9 +7,21 @@ use std::sync::OnceLock;
 
 fn requests() -> Vec<Record> {
     vec![
-        Record::request("000000000000000000000001", 1, "GET /a HTTP/1.1\r\nHost: shop\r\nX-Env: prod\r\n\r\n"),
-        Record::response("000000000000000000000001", 2, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
-        Record::request("000000000000000000000002", 3, "POST /b HTTP/1.1\r\nHost: shop\r\nContent-Length: 4\r\n\r\nbody"),
+        Record::request(
+            "000000000000000000000001",
+            1,
+            "GET /a HTTP/1.1\r\nHost: shop\r\nX-Env: prod\r\n\r\n",
+        ),
+        Record::response(
+            "000000000000000000000001",
+            2,
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ),
+        Record::request(
+            "000000000000000000000002",
+            3,
+            "POST /b HTTP/1.1\r\nHost: shop\r\nContent-Length: 4\r\n\r\nbody",
+        ),
     ]
 }
 
@@ -18,35 +30,56 @@ fn through(command: &str) -> Vec<Record> {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
     write_gor(&input, &requests());
-    let output = run_in(Some(&repo()), &["--input-file", &format!("{}|100000%", path_str(&input)), "--middleware", command, "--output-stdout"]);
+    let output = run_in(
+        Some(&repo()),
+        &[
+            "--input-file",
+            &format!("{}|100000%", path_str(&input)),
+            "--middleware",
+            command,
+            "--output-stdout",
+        ],
+    );
     assert_success(&output);
     decode(&output.stdout)
 }
 
 fn assert_header_rewritten(records: &[Record]) {
     assert_eq!(records.len(), 3, "{records:?}");
-    assert_eq!(records[0].payload_text(), "GET /a HTTP/1.1\r\nHost: shop\r\nX-Env: staging\r\n\r\n");
+    assert_eq!(
+        records[0].payload_text(),
+        "GET /a HTTP/1.1\r\nHost: shop\r\nX-Env: staging\r\n\r\n"
+    );
     assert_eq!(records[1], requests()[1], "responses pass unchanged");
-    assert_eq!(records[2].payload_text(), "POST /b HTTP/1.1\r\nX-Env: staging\r\nHost: shop\r\nContent-Length: 4\r\n\r\nbody");
+    assert_eq!(
+        records[2].payload_text(),
+        "POST /b HTTP/1.1\r\nX-Env: staging\r\nHost: shop\r\nContent-Length: 4\r\n\r\nbody"
+    );
     assert_eq!(records[2].meta, requests()[2].meta);
 }
 
 #[test]
 fn python_helper_rewrites_a_header() {
     assert_eq!(through("python3 middleware/python/echo.py"), requests());
-    assert_header_rewritten(&through("python3 middleware/python/rewrite_header.py X-Env staging"));
+    assert_header_rewritten(&through(
+        "python3 middleware/python/rewrite_header.py X-Env staging",
+    ));
 }
 
 #[test]
 fn node_helper_rewrites_a_header() {
     assert_eq!(through("node middleware/node/echo.js"), requests());
-    assert_header_rewritten(&through("node middleware/node/rewrite-header.js X-Env staging"));
+    assert_header_rewritten(&through(
+        "node middleware/node/rewrite-header.js X-Env staging",
+    ));
 }
 
 #[test]
 fn shell_helper_rewrites_a_header() {
     assert_eq!(through("bash middleware/shell/echo.sh"), requests());
-    assert_header_rewritten(&through("bash middleware/shell/rewrite_header.sh X-Env staging"));
+    assert_header_rewritten(&through(
+        "bash middleware/shell/rewrite_header.sh X-Env staging",
+    ));
 }
 
 /// Builds the Rust helper's examples next to the binary under test, once.
@@ -57,12 +90,22 @@ fn rust_examples() -> &'static PathBuf {
         let target_dir = profile_dir.parent().unwrap();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "shadowtap-middleware", "--examples", "--target-dir"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "shadowtap-middleware",
+                "--examples",
+                "--target-dir",
+            ])
             .arg(target_dir)
             .current_dir(repo())
             .status()
             .expect("run cargo");
-        assert!(status.success(), "building the Rust middleware examples failed");
+        assert!(
+            status.success(),
+            "building the Rust middleware examples failed"
+        );
         profile_dir.join("examples")
     })
 }
@@ -92,8 +135,14 @@ fn script(dir: &std::path::Path, name: &str, text: &str) -> String {
 }
 
 fn counter(text: &str, label_prefix: &str, field: &str) -> u64 {
-    let part = text.split(" | ").find(|p| p.contains(label_prefix)).unwrap_or_else(|| panic!("{label_prefix} in {text}"));
-    let after = part.split(&format!("{field} ")).nth(1).map_or("0", |s| s.split([' ', ')', ',']).next().unwrap());
+    let part = text
+        .split(" | ")
+        .find(|p| p.contains(label_prefix))
+        .unwrap_or_else(|| panic!("{label_prefix} in {text}"));
+    let after = part
+        .split(&format!("{field} "))
+        .nth(1)
+        .map_or("0", |s| s.split([' ', ')', ',']).next().unwrap());
     after.parse().unwrap()
 }
 
@@ -101,12 +150,30 @@ fn counter(text: &str, label_prefix: &str, field: &str) -> u64 {
 fn crashing_middleware_is_restarted_and_losses_are_counted() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    let records: Vec<Record> = (0..30).map(|i| Record::request(&format!("{i:024x}"), i * 20_000_000, "GET / HTTP/1.1\r\n\r\n")).collect();
+    let records: Vec<Record> = (0..30)
+        .map(|i| {
+            Record::request(
+                &format!("{i:024x}"),
+                i * 20_000_000,
+                "GET / HTTP/1.1\r\n\r\n",
+            )
+        })
+        .collect();
     write_gor(&input, &records);
     let crasher = script(dir.path(), "crash.py", CRASHER);
-    let output = run(&["--input-file", path_str(&input), "--middleware", &format!("{crasher} 4"), "--output-stdout"]);
+    let output = run(&[
+        "--input-file",
+        path_str(&input),
+        "--middleware",
+        &format!("{crasher} 4"),
+        "--output-stdout",
+    ]);
     let text = stderr(&output);
-    assert_eq!(output.status.code(), Some(1), "losses must fail the run: {text}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "losses must fail the run: {text}"
+    );
     assert!(text.contains("[middleware] crashing on purpose"), "{text}");
     assert!(text.matches("restarting").count() >= 2, "{text}");
     let summary = text.lines().find(|l| l.starts_with("shadowtap: ")).unwrap();
@@ -120,12 +187,25 @@ fn crashing_middleware_is_restarted_and_losses_are_counted() {
 fn restart_disabled_exits_1() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    let records: Vec<Record> = (0..10).map(|i| Record::request(&format!("{i}"), i * 100_000_000, "GET / HTTP/1.1\r\n\r\n")).collect();
+    let records: Vec<Record> = (0..10)
+        .map(|i| Record::request(&format!("{i}"), i * 100_000_000, "GET / HTTP/1.1\r\n\r\n"))
+        .collect();
     write_gor(&input, &records);
     let crasher = script(dir.path(), "crash.py", CRASHER);
-    let output = run(&["--input-file", path_str(&input), "--middleware", &format!("{crasher} 2"), "--middleware-restart=false", "--output-null"]);
+    let output = run(&[
+        "--input-file",
+        path_str(&input),
+        "--middleware",
+        &format!("{crasher} 2"),
+        "--middleware-restart=false",
+        "--output-null",
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("--middleware-restart=false"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--middleware-restart=false"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 const GARBAGE: &str = r#"
@@ -146,21 +226,44 @@ fn garbage_lines_are_named_and_skipped_and_unechoed_messages_counted() {
     let input = dir.path().join("in.gor");
     write_gor(&input, &traffic(5, 0));
     let middleware = script(dir.path(), "garbage.py", GARBAGE);
-    let output = run(&["--input-file", &format!("{}|100000%", path_str(&input)), "--middleware", &middleware, "--output-stdout"]);
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&input)),
+        "--middleware",
+        &middleware,
+        "--output-stdout",
+    ]);
     assert_success(&output);
     let text = stderr(&output);
-    assert!(text.contains("output line 1: byte 0x74 at column 1 is not a hex digit"), "{text}");
+    assert!(
+        text.contains("output line 1: byte 0x74 at column 1 is not a hex digit"),
+        "{text}"
+    );
     assert!(text.contains("malformed lines"), "{text}");
     let passed = decode(&output.stdout);
     assert_eq!(passed.len(), 5, "only requests were echoed");
     assert!(passed.iter().all(|r| r.kind() == b'1'));
     let summary = text.lines().find(|l| l.starts_with("shadowtap: ")).unwrap();
-    assert_eq!(counter(summary, "middleware[", "dropped by middleware"), 5, "{summary}");
+    assert_eq!(
+        counter(summary, "middleware[", "dropped by middleware"),
+        5,
+        "{summary}"
+    );
 }
 
 #[test]
 fn missing_middleware_program_exits_2() {
-    let output = run(&["--input-dummy", "x", "--middleware", "/no/such/program --flag", "--output-null"]);
+    let output = run(&[
+        "--input-dummy",
+        "x",
+        "--middleware",
+        "/no/such/program --flag",
+        "--output-null",
+    ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("--middleware: cannot start"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--middleware: cannot start"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -18,7 +18,15 @@ fn every_output_gets_every_message() {
     let (dir, input) = input_with(&records);
     let a = dir.path().join("a.gor");
     let b = dir.path().join("b.gor");
-    let output = run(&["--input-file", &input, "--output-file", path_str(&a), "--output-file", path_str(&b), "--output-file-append"]);
+    let output = run(&[
+        "--input-file",
+        &input,
+        "--output-file",
+        path_str(&a),
+        "--output-file",
+        path_str(&b),
+        "--output-file-append",
+    ]);
     assert_success(&output);
     assert_eq!(read_gor(&a), records);
     assert_eq!(read_gor(&b), records);
@@ -30,7 +38,16 @@ fn split_output_round_robins_requests_and_responses_follow() {
     let (dir, input) = input_with(&records);
     let a = dir.path().join("a.gor");
     let b = dir.path().join("b.gor");
-    let output = run(&["--input-file", &input, "--split-output", "--output-file", path_str(&a), "--output-file", path_str(&b), "--output-file-append"]);
+    let output = run(&[
+        "--input-file",
+        &input,
+        "--split-output",
+        "--output-file",
+        path_str(&a),
+        "--output-file",
+        path_str(&b),
+        "--output-file-append",
+    ]);
     assert_success(&output);
     let (a, b) = (read_gor(&a), read_gor(&b));
     assert_eq!(a.len(), 100);
@@ -49,13 +66,27 @@ fn absolute_input_limit_drops_beyond_n_per_second() {
     let input = dir.path().join("in.gor");
     write_gor(&input, &records);
     let value = format!("{}|10", path_str(&input));
-    let output = run(&["--input-file", &value, "--input-file-speed", "100000x", "--output-stdout"]);
+    let output = run(&[
+        "--input-file",
+        &value,
+        "--input-file-speed",
+        "100000x",
+        "--output-stdout",
+    ]);
     assert_success(&output);
     let passed = decode(&output.stdout);
     let requests = passed.iter().filter(|r| r.kind() == b'1').count();
     assert!((10..=20).contains(&requests), "{requests} requests passed");
-    assert_eq!(passed.len(), requests * 2, "responses must follow their requests' fate");
-    assert!(stderr(&output).contains("rate limited"), "{}", stderr(&output));
+    assert_eq!(
+        passed.len(),
+        requests * 2,
+        "responses must follow their requests' fate"
+    );
+    assert!(
+        stderr(&output).contains("rate limited"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -65,15 +96,22 @@ fn percent_output_limit_samples_requests_with_their_responses() {
     let none = dir.path().join("none.gor");
     let half = dir.path().join("half.gor");
     let output = run(&[
-        "--input-file", &input,
-        "--output-file", &format!("{}|0%", path_str(&none)),
-        "--output-file", &format!("{}|50%", path_str(&half)),
+        "--input-file",
+        &input,
+        "--output-file",
+        &format!("{}|0%", path_str(&none)),
+        "--output-file",
+        &format!("{}|50%", path_str(&half)),
         "--output-file-append",
     ]);
     assert_success(&output);
     assert!(!none.exists() || read_gor(&none).is_empty());
     let half = read_gor(&half);
-    assert!((120..=280).contains(&half.len()), "{} of 400 passed at 50%", half.len());
+    assert!(
+        (120..=280).contains(&half.len()),
+        "{} of 400 passed at 50%",
+        half.len()
+    );
     for pair in half.chunks(2) {
         assert_eq!(pair[0].id(), pair[1].id());
     }
@@ -82,17 +120,39 @@ fn percent_output_limit_samples_requests_with_their_responses() {
 #[test]
 fn exit_after_stops_an_endless_input_with_status_0() {
     let started = Instant::now();
-    let output = run(&["--input-dummy", "x", "--output-null", "--exit-after", "1500ms"]);
+    let output = run(&[
+        "--input-dummy",
+        "x",
+        "--output-null",
+        "--exit-after",
+        "1500ms",
+    ]);
     assert_success(&output);
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(stderr(&output).contains("input-dummy[x] in 2 out 2"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("input-dummy[x] in 2 out 2"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn stats_prints_periodically() {
-    let output = run(&["--input-dummy", "x", "--output-null", "--exit-after", "1200ms", "--stats", "--stats-interval", "300ms"]);
+    let output = run(&[
+        "--input-dummy",
+        "x",
+        "--output-null",
+        "--exit-after",
+        "1200ms",
+        "--stats",
+        "--stats-interval",
+        "300ms",
+    ]);
     assert_success(&output);
-    let lines = stderr(&output).lines().filter(|l| l.starts_with("[stats] ")).count();
+    let lines = stderr(&output)
+        .lines()
+        .filter(|l| l.starts_with("[stats] "))
+        .count();
     assert!(lines >= 2, "{}", stderr(&output));
 }
 
@@ -101,7 +161,15 @@ fn sigint_drains_and_flushes_then_exits_0() {
     let dir = tempdir();
     let out = dir.path().join("out.gor");
     let child = Command::new(binary())
-        .args(["--input-dummy", "x", "--output-file", path_str(&out), "--output-file-append", "--output-file-flush-interval", "1h"])
+        .args([
+            "--input-dummy",
+            "x",
+            "--output-file",
+            path_str(&out),
+            "--output-file-append",
+            "--output-file-flush-interval",
+            "1h",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -111,12 +179,28 @@ fn sigint_drains_and_flushes_then_exits_0() {
     let output = wait_output(child, Duration::from_secs(10));
     assert_success(&output);
     let records = read_gor(&out);
-    assert!(records.len() >= 2, "flushed {} records; {}", records.len(), stderr(&output));
-    assert!(stderr(&output).contains(&format!("output-file[{}] in {n} out {n}", path_str(&out), n = records.len())), "{}", stderr(&output));
+    assert!(
+        records.len() >= 2,
+        "flushed {} records; {}",
+        records.len(),
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains(&format!(
+            "output-file[{}] in {n} out {n}",
+            path_str(&out),
+            n = records.len()
+        )),
+        "{}",
+        stderr(&output)
+    );
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
-    let status = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 

@@ -32,11 +32,35 @@ pub enum Reason {
     SizeLimit,
     /// Still queued when the run ended and the output could not take it.
     Shutdown,
+    /// A packet that is not IP.
+    NotIp,
+    /// A packet that is not TCP.
+    NotTcp,
+    /// A TCP segment outside the configured ports.
+    OutsidePorts,
+    /// An IP fragment (not reassembled).
+    Fragment,
+    /// A packet with inconsistent headers (lengths, versions).
+    FormatError,
+    /// A packet cut short by the capture's snapshot length.
+    TruncatedPacket,
+    /// A capture link type the decoder does not know.
+    UnsupportedLinkType,
+    /// An in-progress message of a flow evicted from a full flow table.
+    FlowTableFull,
+    /// Bytes on an HTTP port that never formed an HTTP message.
+    NotHttp,
+    /// Out-of-order data beyond the reassembly memory budget.
+    BufferFull,
+    /// Capture paused by a load guard.
+    Paused,
+    /// Dropped by the kernel or the capture ring before we saw it.
+    KernelDrop,
 }
 
 impl Reason {
     /// Every reason, in display order.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 22] = [
         Reason::QueueFull,
         Reason::RateLimited,
         Reason::Filtered,
@@ -47,6 +71,18 @@ impl Reason {
         Reason::OutputError,
         Reason::SizeLimit,
         Reason::Shutdown,
+        Reason::NotIp,
+        Reason::NotTcp,
+        Reason::OutsidePorts,
+        Reason::Fragment,
+        Reason::FormatError,
+        Reason::TruncatedPacket,
+        Reason::UnsupportedLinkType,
+        Reason::FlowTableFull,
+        Reason::NotHttp,
+        Reason::BufferFull,
+        Reason::Paused,
+        Reason::KernelDrop,
     ];
 
     /// A short human label (also the Prometheus `reason` label).
@@ -62,6 +98,18 @@ impl Reason {
             Reason::OutputError => "output error",
             Reason::SizeLimit => "size limit reached",
             Reason::Shutdown => "unsent at shutdown",
+            Reason::NotIp => "not ip",
+            Reason::NotTcp => "not tcp",
+            Reason::OutsidePorts => "outside ports",
+            Reason::Fragment => "fragment",
+            Reason::FormatError => "format error",
+            Reason::TruncatedPacket => "truncated packet",
+            Reason::UnsupportedLinkType => "unsupported link type",
+            Reason::FlowTableFull => "flow table full",
+            Reason::NotHttp => "not http",
+            Reason::BufferFull => "reassembly buffer full",
+            Reason::Paused => "paused",
+            Reason::KernelDrop => "kernel drop",
         }
     }
 
@@ -318,7 +366,9 @@ impl Throttle {
     pub fn allow(&self) -> Option<u64> {
         let mut window = self.window.lock().expect("throttle lock");
         let now = Instant::now();
-        let expired = window.0.is_none_or(|start| now.duration_since(start) >= self.interval);
+        let expired = window
+            .0
+            .is_none_or(|start| now.duration_since(start) >= self.interval);
         if expired {
             *window = (Some(now), 0);
         }

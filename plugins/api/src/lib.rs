@@ -29,7 +29,7 @@ pub mod values;
 pub mod wire;
 
 pub use ledger::{Counters, Ledger, Reason, Role, Throttle};
-pub use message::Message;
+pub use message::{Endpoints, Message};
 pub use meta::{Kind, Meta, MetaError};
 pub use plugin::{
     instance_label, CoreSettings, Gate, Inbox, Input, InputContext, InputSpec, Next, Output,

@@ -2,6 +2,16 @@
 
 use crate::meta::{Kind, Meta, MetaError};
 use bytes::Bytes;
+use std::net::SocketAddr;
+
+/// Where a captured message travelled: its sender and its receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Endpoints {
+    /// The sender's address and port.
+    pub src: SocketAddr,
+    /// The receiver's address and port.
+    pub dst: SocketAddr,
+}
 
 /// One request or response: GoReplay's header line plus the raw payload.
 ///
@@ -12,6 +22,8 @@ pub struct Message {
     pub meta: Meta,
     /// The payload, usually an HTTP/1.x message exactly as it was on the wire.
     pub payload: Bytes,
+    /// Addresses, for messages from packet capture (not part of the `.gor` format).
+    pub endpoints: Option<Endpoints>,
 }
 
 impl Message {
@@ -20,7 +32,14 @@ impl Message {
         Message {
             meta,
             payload: payload.into(),
+            endpoints: None,
         }
+    }
+
+    /// The same message with the addresses it was captured between.
+    pub fn with_endpoints(mut self, endpoints: Endpoints) -> Message {
+        self.endpoints = Some(endpoints);
+        self
     }
 
     /// Splits `header line \n payload` as GoReplay stores messages (the line up to the first `\n`).
@@ -30,6 +49,7 @@ impl Message {
         Ok(Message {
             meta,
             payload: bytes.slice(end + 1..),
+            endpoints: None,
         })
     }
 

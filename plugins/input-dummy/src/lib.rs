@@ -5,11 +5,11 @@
 //! Example: `shadowtap --input-dummy x --output-stdout`.
 #![deny(missing_docs)]
 
+use shadowtap_api::values::split_limit;
 use shadowtap_api::{
     instance_label, now_ns, random_id, register_input, CoreSettings, Input, InputContext,
     InputSpec, Kind, Message, Meta, PluginError,
 };
-use shadowtap_api::values::split_limit;
 use std::time::Duration;
 
 /// Flags of `input-dummy`.

@@ -1,14 +1,17 @@
 //! `output-stdout`: writes every message to standard output as a `.gor` record (header line,
 //! payload, `\n🐵🙈🙉\n`), byte-identical to what `output-file` writes.
 //!
-//! Flags: `--output-stdout`. Example: `shadowtap --input-file requests.gor --output-stdout | less`.
+//! Flags: `--output-stdout`, `--output-stdout-format gor|json` (json: one structured record per
+//! line, see `shadowtap-record`). Example: `shadowtap --input-pcap web.pcap:80 --output-stdout`.
 //! When the reader of stdout goes away (`| head`), the run ends quietly with status 0.
 #![deny(missing_docs)]
 
+use shadowtap_api::Message;
 use shadowtap_api::{
     register_output, wire, CoreSettings, Inbox, Next, Output, OutputContext, OutputSpec,
     PluginError, Reason,
 };
+use shadowtap_record::Record;
 use std::io::{self, BufWriter, Write};
 use std::time::Duration;
 
@@ -18,9 +21,33 @@ pub struct OutputStdoutArgs {
     /// Write every message to stdout in the .gor record format
     #[arg(id = "output-stdout", long = "output-stdout")]
     pub output_stdout: bool,
+    /// gor: .gor records (default, as GoReplay); json: one structured JSON record per line
+    #[arg(id = "output-stdout-format", long = "output-stdout-format", value_parser = ["gor", "json"], default_value = "gor")]
+    pub output_stdout_format: String,
 }
 
-struct StdoutOutput;
+/// How each message is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Gor,
+    Json,
+}
+
+impl Format {
+    fn write(self, out: &mut impl Write, msg: &Message) -> io::Result<()> {
+        match self {
+            Format::Gor => wire::write_record(out, msg),
+            Format::Json => {
+                out.write_all(Record::from_message(msg).to_json().as_bytes())?;
+                out.write_all(b"\n")
+            }
+        }
+    }
+}
+
+struct StdoutOutput {
+    format: Format,
+}
 
 const IDLE_FLUSH: Duration = Duration::from_millis(100);
 
@@ -29,7 +56,7 @@ impl Output for StdoutOutput {
         let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
         loop {
             let (written, count) = match inbox.recv_timeout(IDLE_FLUSH) {
-                Next::Message(msg) => (wire::write_record(&mut out, &msg), 1),
+                Next::Message(msg) => (self.format.write(&mut out, &msg), 1),
                 Next::Timeout => (out.flush(), 0),
                 Next::Closed => break,
             };
@@ -60,8 +87,16 @@ fn discard_after_broken_pipe(inbox: Inbox, cx: &OutputContext) -> Result<(), Plu
 }
 
 fn build(args: OutputStdoutArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, PluginError> {
+    let format = if args.output_stdout_format == "json" {
+        Format::Json
+    } else {
+        Format::Gor
+    };
     Ok(if args.output_stdout {
-        vec![OutputSpec::new("output-stdout", Box::new(StdoutOutput))]
+        vec![OutputSpec::new(
+            "output-stdout",
+            Box::new(StdoutOutput { format }),
+        )]
     } else {
         Vec::new()
     })

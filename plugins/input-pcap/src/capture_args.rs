@@ -1,0 +1,61 @@
+//! Capture settings GoReplay names `--input-raw-*` and applies to every capture input.
+
+use shadowtap_api::values::{duration_value, size_value};
+use shadowtap_api::CoreSettings;
+use shadowtap_capture::{Protocol, TrackerConfig};
+use std::time::Duration;
+
+/// Flags shared by the capture inputs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RawCaptureArgs {
+    /// Also emit the server's responses (kind 2), paired with their requests
+    #[arg(id = "input-raw-track-response", long = "input-raw-track-response")]
+    pub input_raw_track_response: bool,
+    /// Idle time after which an unfinished message is finished (capture time for files)
+    #[arg(id = "input-raw-expire", long = "input-raw-expire", value_parser = duration_value, default_value = "2s", value_name = "DURATION")]
+    pub input_raw_expire: Duration,
+    /// Emit messages that expired incomplete instead of dropping them
+    #[arg(id = "input-raw-allow-incomplete", long = "input-raw-allow-incomplete")]
+    pub input_raw_allow_incomplete: bool,
+    /// http (messages end where HTTP framing says) or binary (messages end when idle)
+    #[arg(id = "input-raw-protocol", long = "input-raw-protocol", value_parser = ["http", "binary"], default_value = "http")]
+    pub input_raw_protocol: String,
+    /// Connections tracked at once per capture thread; the least recently active is evicted
+    #[arg(
+        id = "input-raw-max-flows",
+        long = "input-raw-max-flows",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
+    pub input_raw_max_flows: usize,
+    /// Reassembly memory per capture thread (out-of-order and unfinished data)
+    #[arg(id = "input-raw-max-buffer", long = "input-raw-max-buffer", value_parser = size_value, default_value = "512mb", value_name = "SIZE")]
+    pub input_raw_max_buffer: u64,
+}
+
+impl RawCaptureArgs {
+    /// The tracker configuration for one capture with these settings.
+    pub fn tracker_config(
+        &self,
+        ports: Vec<u16>,
+        track_responses: bool,
+        settings: &CoreSettings,
+    ) -> TrackerConfig {
+        TrackerConfig {
+            ports,
+            track_responses,
+            expire_ns: i64::try_from(self.input_raw_expire.as_nanos())
+                .unwrap_or(i64::MAX)
+                .max(1),
+            allow_incomplete: self.input_raw_allow_incomplete,
+            max_message_bytes: settings.copy_buffer_size,
+            max_flows: self.input_raw_max_flows.max(1),
+            max_buffered_bytes: usize::try_from(self.input_raw_max_buffer).unwrap_or(usize::MAX),
+            protocol: if self.input_raw_protocol == "binary" {
+                Protocol::Binary
+            } else {
+                Protocol::Http
+            },
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! `input-pcap`: reads capture files (`.pcap`, nanosecond pcap, `.pcapng`, any of them
+//! gzip'd) and turns their packets into complete HTTP requests and responses with the
+//! capture core (`shadowtap-capture`: TCP reassembly by sequence number, HTTP/1.x framing,
+//! request/response pairing).
+//!
+//! Flags: `--input-pcap FILE[:PORT[,PORT]]` (repeatable; ports say which side is the server,
+//! without them direction is inferred from request and status lines), `--input-pcap-bpf-filter
+//! EXPR`, `--input-pcap-speed SPEED` (default: as fast as possible; `1x` original timing),
+//! `--input-pcap-track-response`, and the capture flags shared with `input-raw`:
+//! `--input-raw-track-response`, `--input-raw-expire`, `--input-raw-allow-incomplete`,
+//! `--input-raw-protocol`, `--input-raw-max-flows`, `--input-raw-max-buffer`.
+//!
+//! Example: `shadowtap --input-pcap capture.pcap:80 --input-raw-track-response --output-stdout`.
+#![deny(missing_docs)]
+
+mod capture_args;
+mod reader;
+
+pub use capture_args::RawCaptureArgs;
+use reader::{open_capture, CaptureFile, Frame};
+use shadowtap_api::values::split_limit;
+use shadowtap_api::{
+    instance_label, register_input, CoreSettings, Counters, Endpoints, Input, InputContext,
+    InputSpec, Kind, Message, Meta, PluginError, Reason,
+};
+use shadowtap_capture::{
+    decode, DecodeError, Event, HttpMessage, MessageKind, Tracker, TrackerConfig,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Flags of `input-pcap`.
+#[derive(clap::Args, Debug)]
+pub struct InputPcapArgs {
+    /// Read HTTP traffic from a capture file (.pcap, .pcapng, .gz); :PORT[,PORT] marks the server side
+    #[arg(id = "input-pcap", long = "input-pcap", value_name = "FILE[:PORTS]")]
+    pub input_pcap: Vec<String>,
+    /// Only packets matching this BPF expression (libpcap syntax, e.g. "tcp port 80")
+    #[arg(
+        id = "input-pcap-bpf-filter",
+        long = "input-pcap-bpf-filter",
+        value_name = "EXPR"
+    )]
+    pub input_pcap_bpf_filter: Option<String>,
+    /// Replay speed: max (default, as fast as possible), 1x (original timing), 2x, 50%
+    #[arg(id = "input-pcap-speed", long = "input-pcap-speed", value_name = "SPEED", value_parser = parse_speed, default_value = "max")]
+    pub input_pcap_speed: Speed,
+    /// Also emit responses (same as --input-raw-track-response)
+    #[arg(id = "input-pcap-track-response", long = "input-pcap-track-response")]
+    pub input_pcap_track_response: bool,
+    /// Capture settings shared with input-raw.
+    #[command(flatten)]
+    pub raw: RawCaptureArgs,
+}
+
+/// A replay speed factor; `None` is as fast as possible.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Speed(pub Option<f64>);
+
+fn parse_speed(text: &str) -> Result<Speed, String> {
+    let trimmed = text.trim().to_ascii_lowercase();
+    if trimmed == "max" || trimmed == "0" {
+        return Ok(Speed(None));
+    }
+    let (number, scale) = match trimmed.strip_suffix('%') {
+        Some(n) => (n, 0.01),
+        None => (trimmed.strip_suffix('x').unwrap_or(&trimmed), 1.0),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * scale)
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| Speed(Some(s)))
+        .ok_or_else(|| format!("invalid speed {text:?} (examples: max, 1x, 2x, 50%)"))
+}
+
+/// One `--input-pcap` value.
+struct PcapInput {
+    path: PathBuf,
+    tracker: TrackerConfig,
+    bpf: Option<String>,
+    speed: Option<f64>,
+}
+
+/// How often (in capture time) idle messages are expired.
+const EXPIRE_EVERY_NS: i64 = 100_000_000;
+
+impl Input for PcapInput {
+    fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
+        let mut capture = match open_capture(&self.path) {
+            Ok(Some(capture)) => capture,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                cx.counters().add_error();
+                return Err(e);
+            }
+        };
+        let mut session = Session::new(&self, cx.counters().clone());
+        let outcome = session.read_all(&mut capture, &mut cx);
+        session.finish(&mut cx);
+        outcome
+    }
+}
+
+/// The state of reading one file: tracker, filters, counters, pacing.
+struct Session {
+    path: PathBuf,
+    tracker: Tracker,
+    filters: Filters,
+    counters: Arc<Counters>,
+    packets: Arc<AtomicU64>,
+    speed: Option<f64>,
+    started: Option<(Instant, i64)>,
+    next_expiry_ns: i64,
+    stopped: bool,
+}
+
+impl Session {
+    fn new(input: &PcapInput, counters: Arc<Counters>) -> Self {
+        Session {
+            path: input.path.clone(),
+            tracker: Tracker::new(input.tracker.clone()),
+            filters: Filters::new(input.bpf.clone()),
+            packets: counters.extra("packets"),
+            counters,
+            speed: input.speed,
+            started: None,
+            next_expiry_ns: i64::MIN,
+            stopped: false,
+        }
+    }
+
+    fn read_all(
+        &mut self,
+        capture: &mut CaptureFile,
+        cx: &mut InputContext,
+    ) -> Result<(), PluginError> {
+        let mut number = 0u64;
+        while !self.stopped && !cx.is_stopping() {
+            number += 1;
+            match capture.next_frame() {
+                Ok(Some(frame)) => self.packet(&frame, number, cx),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: packet {number}: {e}; the rest of the file is unreadable",
+                        self.path.display()
+                    );
+                    self.counters.add_drop(Reason::FormatError, 1);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn packet(&mut self, frame: &Frame<'_>, number: u64, cx: &mut InputContext) {
+        self.packets.fetch_add(1, Relaxed);
+        if !self.filters.pass(frame.linktype, frame.data, &self.path) {
+            return;
+        }
+        self.pace(frame.ts_ns, cx);
+        match decode(frame.linktype, frame.data, frame.wire_len) {
+            Ok(packet) => {
+                let (tracker, mut emitter) = self.split(cx);
+                tracker.push(&packet, frame.ts_ns, &mut |event| emitter.handle(event));
+            }
+            Err(error) => self.decode_failed(&error, frame.linktype, number),
+        }
+        if frame.ts_ns >= self.next_expiry_ns {
+            self.next_expiry_ns = frame.ts_ns.saturating_add(EXPIRE_EVERY_NS);
+            let (tracker, mut emitter) = self.split(cx);
+            tracker.expire(frame.ts_ns, &mut |event| emitter.handle(event));
+        }
+    }
+
+    fn split<'a>(&'a mut self, cx: &'a mut InputContext) -> (&'a mut Tracker, Emitter<'a>) {
+        (
+            &mut self.tracker,
+            Emitter {
+                cx,
+                counters: &self.counters,
+                stopped: &mut self.stopped,
+            },
+        )
+    }
+
+    fn decode_failed(&mut self, error: &DecodeError, linktype: u32, number: u64) {
+        let reason = match error {
+            DecodeError::NotIp => Reason::NotIp,
+            DecodeError::NotTcp => Reason::NotTcp,
+            DecodeError::Fragment => Reason::Fragment,
+            DecodeError::Truncated => Reason::TruncatedPacket,
+            DecodeError::UnsupportedLinkType(_) => Reason::UnsupportedLinkType,
+            DecodeError::Format(_) => Reason::FormatError,
+        };
+        self.counters.add_drop(reason, 1);
+        if reason == Reason::UnsupportedLinkType && self.filters.first_unsupported(linktype) {
+            tracing::warn!("{}: packet {number}: link type {linktype} is not supported; its packets are skipped", self.path.display());
+        }
+    }
+
+    /// With a speed, waits until the packet is due relative to the first packet.
+    fn pace(&mut self, ts_ns: i64, cx: &InputContext) {
+        let Some(speed) = self.speed else { return };
+        let (wall_start, capture_start) = *self.started.get_or_insert((Instant::now(), ts_ns));
+        let offset = (ts_ns.saturating_sub(capture_start)).max(0) as f64 / speed;
+        let due = wall_start + Duration::from_nanos(offset as u64);
+        if !cx.shutdown().sleep_until(due) {
+            self.stopped = true;
+        }
+    }
+
+    fn finish(&mut self, cx: &mut InputContext) {
+        let (tracker, mut emitter) = self.split(cx);
+        tracker.finish(&mut |event| emitter.handle(event));
+    }
+}
+
+/// Turns tracker events into messages and ledger entries.
+struct Emitter<'a> {
+    cx: &'a mut InputContext,
+    counters: &'a Arc<Counters>,
+    stopped: &'a mut bool,
+}
+
+impl Emitter<'_> {
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Message(message) => {
+                if message.truncated {
+                    self.counters.add_truncated(1);
+                }
+                if self.cx.emit(to_message(message)).is_err() {
+                    *self.stopped = true;
+                }
+            }
+            Event::Dropped { reason, count } => {
+                if let Some(reason) = ledger_reason(reason) {
+                    self.counters.add_drop(reason, count);
+                }
+            }
+        }
+    }
+}
+
+/// The ledger reason for a tracker drop; `None` for what is not a loss.
+fn ledger_reason(reason: &str) -> Option<Reason> {
+    use shadowtap_capture::reason as r;
+    Some(match reason {
+        r::OUTSIDE_PORTS => Reason::OutsidePorts,
+        r::INCOMPLETE => Reason::Incomplete,
+        r::FLOW_TABLE_FULL => Reason::FlowTableFull,
+        r::GARBAGE => Reason::NotHttp,
+        r::BUFFER_FULL => Reason::BufferFull,
+        _ => return None,
+    })
+}
+
+/// A captured HTTP message as a pipeline message.
+pub fn to_message(message: HttpMessage) -> Message {
+    let kind = match message.kind {
+        MessageKind::Request => Kind::Request,
+        MessageKind::Response => Kind::Response,
+    };
+    let meta = Meta::new(kind, &message.id, message.start_ns, message.latency_ns);
+    Message::new(meta, message.payload).with_endpoints(Endpoints {
+        src: message.src,
+        dst: message.dst,
+    })
+}
+
+/// The BPF filter, compiled once per link type, and link types already warned about.
+struct Filters {
+    expression: Option<String>,
+    compiled: HashMap<u32, Option<pcap::BpfProgram>>,
+    warned: Vec<u32>,
+}
+
+impl Filters {
+    fn new(expression: Option<String>) -> Self {
+        Filters {
+            expression,
+            compiled: HashMap::new(),
+            warned: Vec::new(),
+        }
+    }
+
+    fn pass(&mut self, linktype: u32, data: &[u8], path: &std::path::Path) -> bool {
+        let Some(expression) = &self.expression else {
+            return true;
+        };
+        let program = self.compiled.entry(linktype).or_insert_with(|| {
+            match compile_bpf(expression, linktype) {
+                Ok(program) => Some(program),
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: the BPF filter does not apply to link type {linktype}: {e}",
+                        path.display()
+                    );
+                    None
+                }
+            }
+        });
+        program.as_ref().is_none_or(|p| p.filter(data))
+    }
+
+    fn first_unsupported(&mut self, linktype: u32) -> bool {
+        if self.warned.contains(&linktype) {
+            return false;
+        }
+        self.warned.push(linktype);
+        true
+    }
+}
+
+fn compile_bpf(expression: &str, linktype: u32) -> Result<pcap::BpfProgram, pcap::Error> {
+    pcap::Capture::dead(pcap::Linktype(linktype as i32))?.compile(expression, true)
+}
+
+/// `FILE`, `FILE:80` or `FILE:80,8080`.
+fn split_ports(value: &str) -> Result<(PathBuf, Vec<u16>), String> {
+    let Some((file, ports)) = value.rsplit_once(':') else {
+        return Ok((PathBuf::from(value), Vec::new()));
+    };
+    if ports.is_empty() || !ports.chars().all(|c| c.is_ascii_digit() || c == ',') {
+        return Ok((PathBuf::from(value), Vec::new()));
+    }
+    let ports = ports
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid port {p:?} in {value:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((PathBuf::from(file), ports))
+}
+
+fn build(args: InputPcapArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
+    let usage = |message: String| PluginError::usage("--input-pcap", message);
+    if let Some(expression) = &args.input_pcap_bpf_filter {
+        compile_bpf(expression, 1).map_err(|e| {
+            PluginError::usage("--input-pcap-bpf-filter", format!("{expression:?}: {e}"))
+        })?;
+    }
+    let track_responses = args.input_pcap_track_response || args.raw.input_raw_track_response;
+    args.input_pcap
+        .iter()
+        .map(|value| {
+            let (value, limit) = split_limit(value).map_err(usage)?;
+            let (path, ports) = split_ports(&value).map_err(usage)?;
+            reader::check(&path).map_err(usage)?;
+            let tracker = args.raw.tracker_config(ports, track_responses, settings);
+            Ok(InputSpec {
+                label: instance_label("input-pcap", &value),
+                plugin: Box::new(PcapInput {
+                    path,
+                    tracker,
+                    bpf: args.input_pcap_bpf_filter.clone(),
+                    speed: args.input_pcap_speed.0,
+                }),
+                live: false,
+                limit,
+            })
+        })
+        .collect()
+}
+
+register_input! {
+    name: "input-pcap",
+    about: "Reads HTTP requests and responses from pcap/pcapng files (reassembled by TCP sequence)",
+    args: InputPcapArgs,
+    build: build,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shadowtap_api::testkit;
+    use shadowtap_capture::testutil::{write_pcap, Conversation};
+
+    #[test]
+    fn conformance() {
+        testkit::check_conformance("input-pcap", &["input-raw"]);
+    }
+
+    #[test]
+    fn ports_split() {
+        assert_eq!(
+            split_ports("a.pcap").unwrap(),
+            (PathBuf::from("a.pcap"), vec![])
+        );
+        assert_eq!(
+            split_ports("a.pcap:80,8080").unwrap(),
+            (PathBuf::from("a.pcap"), vec![80, 8080])
+        );
+        assert_eq!(
+            split_ports("dir:x/a.pcap").unwrap(),
+            (PathBuf::from("dir:x/a.pcap"), vec![])
+        );
+        assert!(split_ports("a.pcap:99999").is_err());
+    }
+
+    #[test]
+    fn speeds() {
+        assert_eq!(parse_speed("max"), Ok(Speed(None)));
+        assert_eq!(parse_speed("1x"), Ok(Speed(Some(1.0))));
+        assert_eq!(parse_speed("50%"), Ok(Speed(Some(0.5))));
+        assert!(parse_speed("fast").is_err());
+    }
+
+    fn conversation_pcap(dir: &std::path::Path) -> PathBuf {
+        let mut talk = Conversation::new("10.0.0.1:40000", "10.0.0.2:80");
+        let mut frames: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut push = |segments: Vec<shadowtap_capture::testutil::Segment>| {
+            for s in segments {
+                let ts = 1_000_000_000 + frames.len() as i64 * 1000;
+                frames.push((ts, s.ethernet()));
+            }
+        };
+        push(talk.handshake());
+        push(vec![talk.client(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")]);
+        push(vec![
+            talk.server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        ]);
+        push(vec![
+            talk.client(b"POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\n"),
+            talk.client(b"abc"),
+        ]);
+        push(vec![talk.server(
+            b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        )]);
+        let path = dir.join("talk.pcap");
+        std::fs::write(&path, write_pcap(1, &frames)).unwrap();
+        path
+    }
+
+    #[test]
+    fn requests_and_responses_from_a_pcap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = conversation_pcap(dir.path());
+        let value = format!("{}:80", path.display());
+        let spec = testkit::build_inputs(
+            "input-pcap",
+            &["--input-pcap", &value, "--input-raw-track-response"],
+        )
+        .unwrap()
+        .remove(0);
+        let (messages, snapshot, result) = testkit::run_input(spec);
+        result.unwrap();
+        let kinds: Vec<Kind> = messages.iter().map(|m| m.kind()).collect();
+        assert_eq!(
+            kinds,
+            [Kind::Request, Kind::Response, Kind::Request, Kind::Response]
+        );
+        assert_eq!(messages[0].id(), messages[1].id());
+        assert_ne!(messages[0].id(), messages[2].id());
+        assert_eq!(
+            &messages[2].payload[..],
+            b"POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+        );
+        assert_eq!(messages[0].endpoints.unwrap().dst.port(), 80);
+        assert_eq!(snapshot.passed, 4);
+    }
+
+    #[test]
+    fn requests_only_without_track_response_and_bpf_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = conversation_pcap(dir.path());
+        let spec = testkit::build_inputs("input-pcap", &["--input-pcap", path.to_str().unwrap()])
+            .unwrap()
+            .remove(0);
+        let (messages, _, _) = testkit::run_input(spec);
+        assert_eq!(messages.len(), 2);
+        let spec = testkit::build_inputs(
+            "input-pcap",
+            &[
+                "--input-pcap",
+                path.to_str().unwrap(),
+                "--input-pcap-bpf-filter",
+                "tcp port 8080",
+            ],
+        )
+        .unwrap()
+        .remove(0);
+        let (messages, _, _) = testkit::run_input(spec);
+        assert!(messages.is_empty());
+        assert!(testkit::build_inputs(
+            "input-pcap",
+            &[
+                "--input-pcap",
+                path.to_str().unwrap(),
+                "--input-pcap-bpf-filter",
+                "tcp port"
+            ]
+        )
+        .is_err());
+    }
+}
