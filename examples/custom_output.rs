@@ -31,7 +31,9 @@ impl Output for MethodCount {
                 continue;
             }
             let method = msg.payload.split(|&b| b == b' ').next().unwrap_or_default();
-            *counts.entry(String::from_utf8_lossy(method).into_owned()).or_default() += 1;
+            *counts
+                .entry(String::from_utf8_lossy(method).into_owned())
+                .or_default() += 1;
         }
         for (method, count) in counts {
             println!("{method:<8} {count}");
@@ -42,7 +44,10 @@ impl Output for MethodCount {
 
 fn build(args: OutputMethodCountArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, PluginError> {
     Ok(if args.output_method_count {
-        vec![OutputSpec::new("output-method-count", Box::new(MethodCount))]
+        vec![OutputSpec::new(
+            "output-method-count",
+            Box::new(MethodCount),
+        )]
     } else {
         Vec::new()
     })

@@ -10,10 +10,14 @@
 extern crate shadowtap_input_dummy;
 #[cfg(feature = "input-file")]
 extern crate shadowtap_input_file;
+#[cfg(feature = "input-http")]
+extern crate shadowtap_input_http;
 #[cfg(feature = "input-pcap")]
 extern crate shadowtap_input_pcap;
 #[cfg(feature = "output-file")]
 extern crate shadowtap_output_file;
+#[cfg(feature = "output-http")]
+extern crate shadowtap_output_http;
 #[cfg(feature = "output-null")]
 extern crate shadowtap_output_null;
 #[cfg(feature = "output-stdout")]

@@ -1,8 +1,11 @@
 //! The integration test binary: every test drives the real `shadowtap` binary, with real
 //! files, real middleware processes and (where a module needs one) real servers on loopback.
 
+mod capture;
 mod cli;
 mod common;
 mod files;
 mod middleware;
+mod nginx;
+mod output_http;
 mod pipeline;

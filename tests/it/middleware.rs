@@ -271,15 +271,30 @@ fn missing_middleware_program_exits_2() {
 #[test]
 fn helper_library_unit_tests_pass() {
     let python = std::process::Command::new("python3")
-        .args(["-m", "unittest", "discover", "-s", "middleware/python", "-q"])
+        .args([
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            "middleware/python",
+            "-q",
+        ])
         .current_dir(repo())
         .output()
         .expect("python3");
-    assert!(python.status.success(), "{}", String::from_utf8_lossy(&python.stderr));
+    assert!(
+        python.status.success(),
+        "{}",
+        String::from_utf8_lossy(&python.stderr)
+    );
     let node = std::process::Command::new("node")
         .args(["--test", "middleware/node/"])
         .current_dir(repo())
         .output()
         .expect("node");
-    assert!(node.status.success(), "{}", String::from_utf8_lossy(&node.stdout));
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stdout)
+    );
 }

@@ -1,6 +1,9 @@
 //! Reading capture files: classic pcap (micro- or nanosecond), pcapng, either gzip'd.
 
 use flate2::read::MultiGzDecoder;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
 use pcap_file::pcapng::{Block, PcapNgReader};
 use shadowtap_api::PluginError;
 use std::fs::File;
@@ -28,7 +31,7 @@ pub enum CaptureFile {
     /// pcapng, with the link type of each interface seen so far and a copy of the last packet.
     PcapNg {
         reader: PcapNgReader<Stream>,
-        linktypes: Vec<u32>,
+        interfaces: Vec<Interface>,
         packet: Vec<u8>,
     },
 }
@@ -88,14 +91,10 @@ pub fn open_capture(path: &Path) -> Result<Option<CaptureFile>, PluginError> {
     let bad = |e: pcap_file::PcapError| PluginError::Runtime(format!("{}: {e}", path.display()));
     if head[..] == PCAPNG_MAGIC {
         let reader = PcapNgReader::new(stream).map_err(bad)?;
-        let linktypes = reader
-            .interfaces()
-            .iter()
-            .map(|i| u32::from(i.linktype))
-            .collect();
+        let interfaces = reader.interfaces().iter().map(Interface::of).collect();
         return Ok(Some(CaptureFile::PcapNg {
             reader,
-            linktypes,
+            interfaces,
             packet: Vec::new(),
         }));
     }
@@ -111,9 +110,9 @@ impl CaptureFile {
             CaptureFile::Pcap(reader) => reader.next_frame(),
             CaptureFile::PcapNg {
                 reader,
-                linktypes,
+                interfaces,
                 packet,
-            } => Ok(next_pcapng_packet(reader, linktypes, packet)?.map(
+            } => Ok(next_pcapng_packet(reader, interfaces, packet)?.map(
                 |(ts_ns, linktype, wire_len)| Frame {
                     ts_ns,
                     linktype,
@@ -129,7 +128,7 @@ impl CaptureFile {
 /// and wire length.
 fn next_pcapng_packet(
     reader: &mut PcapNgReader<Stream>,
-    linktypes: &mut Vec<u32>,
+    interfaces: &mut Vec<Interface>,
     packet: &mut Vec<u8>,
 ) -> Result<Option<(i64, u32, usize)>, String> {
     loop {
@@ -138,13 +137,13 @@ fn next_pcapng_packet(
             Some(Err(e)) => return Err(e.to_string()),
             Some(Ok(block)) => block,
         };
-        let (ts_ns, interface, wire_len, data) = match block {
+        let (ticks, index, wire_len, data) = match block {
             Block::InterfaceDescription(interface) => {
-                linktypes.push(u32::from(interface.linktype));
+                interfaces.push(Interface::of(&interface));
                 continue;
             }
             Block::EnhancedPacket(p) => (
-                duration_ns(p.timestamp),
+                p.timestamp.as_nanos() as u64,
                 p.interface_id as usize,
                 p.original_len,
                 p.data,
@@ -154,13 +153,50 @@ fn next_pcapng_packet(
         };
         packet.clear();
         packet.extend_from_slice(&data);
-        let linktype = linktypes.get(interface).copied().unwrap_or(u32::MAX);
-        return Ok(Some((ts_ns, linktype, wire_len as usize)));
+        let interface = interfaces.get(index).copied().unwrap_or(Interface::UNKNOWN);
+        return Ok(Some((interface.nanoseconds(ticks), interface.linktype, wire_len as usize)));
     }
 }
 
-fn duration_ns(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+/// A pcapng interface: its link type and timestamp resolution.
+#[derive(Clone, Copy, Debug)]
+pub struct Interface {
+    linktype: u32,
+    ticks_per_second: u64,
+}
+
+impl Interface {
+    const UNKNOWN: Interface = Interface {
+        linktype: u32::MAX,
+        ticks_per_second: 1_000_000,
+    };
+
+    fn of(block: &InterfaceDescriptionBlock<'_>) -> Self {
+        let resolution = block.options.iter().find_map(|option| match option {
+            InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+            _ => None,
+        });
+        Interface {
+            linktype: u32::from(block.linktype),
+            ticks_per_second: ticks_per_second(resolution.unwrap_or(6)),
+        }
+    }
+
+    /// pcap-file hands the raw timestamp ticks over as if they were nanoseconds; scale them.
+    fn nanoseconds(self, ticks: u64) -> i64 {
+        let ns = u128::from(ticks) * 1_000_000_000 / u128::from(self.ticks_per_second.max(1));
+        i64::try_from(ns).unwrap_or(i64::MAX)
+    }
+}
+
+/// `if_tsresol`: a power of ten, or of two when the high bit is set.
+fn ticks_per_second(resolution: u8) -> u64 {
+    let exponent = u32::from(resolution & 0x7f);
+    if resolution & 0x80 != 0 {
+        1u64.checked_shl(exponent).unwrap_or(u64::MAX)
+    } else {
+        10u64.checked_pow(exponent).unwrap_or(u64::MAX)
+    }
 }
 
 /// A classic pcap reader as tolerant as libpcap: records longer than the header's snapshot

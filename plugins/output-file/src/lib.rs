@@ -123,7 +123,9 @@ impl FileOutput {
             return name;
         }
         match (&self.current, &self.current_name) {
-            (Some(file), Some(current)) if *current == name && !self.chunk_full(file) => file.path().to_path_buf(),
+            (Some(file), Some(current)) if *current == name && !self.chunk_full(file) => {
+                file.path().to_path_buf()
+            }
             (Some(file), Some(current)) if *current == name => next_chunk(&name, Some(file.path())),
             _ => next_chunk(&name, None),
         }
@@ -137,7 +139,9 @@ impl FileOutput {
 
     /// Flushes buffered records; they count as written only once they reached the file.
     fn flush(&mut self, cx: &OutputContext) {
-        let Some(file) = &mut self.current else { return };
+        let Some(file) = &mut self.current else {
+            return;
+        };
         match file.flush() {
             Ok(written) => cx.counters().add_out(written),
             Err(e) => {
@@ -148,7 +152,9 @@ impl FileOutput {
     }
 
     fn close(&mut self, cx: &OutputContext) {
-        let Some(file) = self.current.take() else { return };
+        let Some(file) = self.current.take() else {
+            return;
+        };
         let path = file.path().to_path_buf();
         let unflushed = file.unflushed();
         match file.close() {

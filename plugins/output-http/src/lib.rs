@@ -1,0 +1,713 @@
+//! `output-http`: replays captured requests to an HTTP or HTTPS target, byte for byte.
+//!
+//! Unlike GoReplay, which re-serialises every request through Go's HTTP client (canonical
+//! header case, added `User-Agent`/`Accept-Encoding`, transparent gzip), the request is sent
+//! **as captured** — method, target, header order and case, body bytes — over pooled
+//! keep-alive connections. Only these change (see `request.rs`): the `Host` value (the
+//! target's `host[:port]`, unless `--http-original-host`), the request-target gets the output
+//! URL's base path as a prefix (`http://staging/api` + `/users?x=1` → `/api/users?x=1`;
+//! GoReplay replaces the whole URL), `Connection: close`/`keep-alive` and `Proxy-Connection`
+//! are removed so the pooled connection stays up, and `Expect: 100-continue` is removed (the
+//! body follows the head at once; an interim `100 Continue` is skipped anyway). `CONNECT`
+//! requests are not replayed (counted as malformed with `error: connect request`).
+//!
+//! Flags: `--output-http URL` (repeatable, each with its own workers and connections;
+//! `http://`, `https://` or scheme-less `host:port` = http; `URL|N` limits to N requests/s and
+//! `URL|N%` samples N % — above 100 % every request is sent N/100 times, rounded, the copies
+//! under the ids `<id>-1`, `<id>-2`…), `--output-http-workers N` (max, default 16),
+//! `--output-http-workers-min N` (default 1; the pool grows when all workers are busy and
+//! shrinks after 2 s idle), `--output-http-queue-len N` (default 1000),
+//! `--output-http-timeout D` (whole exchange incl. connect and one retry, default 5s),
+//! `--output-http-redirects N` (follow up to N same-origin redirects, default 0),
+//! `--output-http-skip-verify`, `--http-original-host`, `--output-http-track-response`
+//! (replayed responses re-enter the pipeline as kind 3 messages with the request's id, start
+//! time and round-trip time), `--output-http-stats` (a line on stderr every 5 s),
+//! `--output-http-rate N` (pace to N requests/s without dropping; the queue absorbs bursts),
+//! `--output-http-elasticsearch URL` (rejected: that is `--output-es`).
+//!
+//! Connections: one keep-alive connection per worker (so the pool is sized by the worker
+//! count). A request that fails before any byte of its response arrived (a stale pooled
+//! connection closed by the server) is retried once on a fresh connection — this may repeat a
+//! non-idempotent request that the server received but never answered. Failures are counted
+//! per reason as `error: refused|timeout|reset|closed|tls|bad response|dns|connect` plus an
+//! `output error` drop, and logged at most once a second. Responses and kind 2/3 messages
+//! are not sent (counted as `ignored responses`).
+//!
+//! Example: `shadowtap --input-file 'requests.gor|200%' --output-http 'https://staging:8443/api'
+//! --output-http-workers 32 --output-http-track-response --output-file replies.gor`.
+#![deny(missing_docs)]
+
+mod conn;
+mod request;
+mod response;
+mod target;
+mod tls;
+
+use conn::{Client, SendError, Session};
+use crossbeam_channel::{bounded, RecvTimeoutError};
+
+use request::RequestError;
+use shadowtap_api::values::{duration_value, split_limit};
+use shadowtap_api::{
+    instance_label, now_ns, register_output, CoreSettings, Counters, Inbox, Kind, Limit, Message,
+    Meta, Next, Output, OutputContext, OutputSpec, PluginError, Reason, Throttle,
+};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use target::{Scheme, Target};
+
+/// Default maximum workers (GoReplay's default is unlimited).
+const DEFAULT_WORKERS: i64 = 16;
+/// Hard cap on workers per output.
+const MAX_WORKERS: i64 = 4096;
+/// Idle time after which surplus workers (above the minimum) exit.
+const WORKER_IDLE: Duration = Duration::from_secs(2);
+/// How often the pool is checked for growth.
+const SUPERVISE: Duration = Duration::from_millis(5);
+/// Period of `--output-http-stats` lines.
+const STATS_PERIOD: Duration = Duration::from_secs(5);
+/// Latency samples kept per stats period.
+const MAX_SAMPLES: usize = 1 << 20;
+
+/// Flags of `output-http`.
+#[derive(clap::Args, Debug)]
+pub struct OutputHttpArgs {
+    /// Replay requests to this URL (http://, https:// or host:port); URL|N or URL|N% limits, N% > 100 sends copies
+    #[arg(id = "output-http", long = "output-http", value_name = "URL")]
+    pub output_http: Vec<String>,
+    /// Maximum workers (= keep-alive connections) per target; 0 = default
+    #[arg(
+        id = "output-http-workers",
+        long = "output-http-workers",
+        default_value_t = DEFAULT_WORKERS,
+        allow_negative_numbers = true,
+        value_name = "N"
+    )]
+    pub output_http_workers: i64,
+    /// Minimum (and initial) workers per target; more start when all are busy
+    #[arg(
+        id = "output-http-workers-min",
+        long = "output-http-workers-min",
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        value_name = "N"
+    )]
+    pub output_http_workers_min: i64,
+    /// Requests queued per target before back-pressure (or drops for live inputs)
+    #[arg(
+        id = "output-http-queue-len",
+        long = "output-http-queue-len",
+        default_value_t = 1000,
+        value_name = "N"
+    )]
+    pub output_http_queue_len: usize,
+    /// Time limit of one request: connect, send, response (and one retry)
+    #[arg(id = "output-http-timeout", long = "output-http-timeout", value_parser = duration_value, default_value = "5s", value_name = "DURATION")]
+    pub output_http_timeout: Duration,
+    /// Follow up to N redirects to the same target (0 = return the 3xx as is)
+    #[arg(
+        id = "output-http-redirects",
+        long = "output-http-redirects",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub output_http_redirects: u32,
+    /// Do not verify the TLS certificate of https targets
+    #[arg(id = "output-http-skip-verify", long = "output-http-skip-verify")]
+    pub output_http_skip_verify: bool,
+    /// Keep the captured Host header instead of the target's host:port
+    #[arg(id = "http-original-host", long = "http-original-host")]
+    pub http_original_host: bool,
+    /// Send replayed responses back into the pipeline as kind 3 messages
+    #[arg(id = "output-http-track-response", long = "output-http-track-response")]
+    pub output_http_track_response: bool,
+    /// Print queue length, requests/s and latency percentiles to stderr every 5s
+    #[arg(id = "output-http-stats", long = "output-http-stats")]
+    pub output_http_stats: bool,
+    /// Pace requests to N per second without dropping (0 = as fast as possible)
+    #[arg(
+        id = "output-http-rate",
+        long = "output-http-rate",
+        default_value_t = 0.0,
+        value_name = "N"
+    )]
+    pub output_http_rate: f64,
+    /// GoReplay's Elasticsearch export; not part of output-http: use --output-es
+    #[arg(
+        id = "output-http-elasticsearch",
+        long = "output-http-elasticsearch",
+        value_name = "URL"
+    )]
+    pub output_http_elasticsearch: Option<String>,
+}
+
+/// Settings shared by every target of one command line.
+#[derive(Clone, Debug)]
+struct Settings {
+    workers_min: usize,
+    workers_max: usize,
+    track: bool,
+    keep: usize,
+    stats: bool,
+    rate: Option<f64>,
+}
+
+struct HttpOutput {
+    client: Arc<Client>,
+    settings: Settings,
+    copies: u32,
+    label: String,
+}
+
+fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, PluginError> {
+    if args.output_http_elasticsearch.is_some() {
+        return Err(PluginError::usage(
+            "--output-http-elasticsearch",
+            "the Elasticsearch export is the output-es plugin: use --output-es URL",
+        ));
+    }
+    if args.output_http.is_empty() {
+        return Ok(Vec::new());
+    }
+    let workers_max = match args.output_http_workers {
+        n if n <= 0 => DEFAULT_WORKERS,
+        n if n > MAX_WORKERS => {
+            return Err(PluginError::usage(
+                "--output-http-workers",
+                format!("at most {MAX_WORKERS} workers per target"),
+            ))
+        }
+        n => n,
+    } as usize;
+    let workers_min = args.output_http_workers_min.max(1) as usize;
+    if workers_min > workers_max {
+        return Err(PluginError::usage(
+            "--output-http-workers-min",
+            format!("{workers_min} is more than --output-http-workers {workers_max}"),
+        ));
+    }
+    if args.output_http_timeout.is_zero() {
+        return Err(PluginError::usage(
+            "--output-http-timeout",
+            "must be more than 0",
+        ));
+    }
+    if args.output_http_queue_len == 0 {
+        return Err(PluginError::usage(
+            "--output-http-queue-len",
+            "must be at least 1",
+        ));
+    }
+    let rate = args.output_http_rate;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(PluginError::usage(
+            "--output-http-rate",
+            "must be a number of requests per second ≥ 0",
+        ));
+    }
+    let settings = Settings {
+        workers_min,
+        workers_max,
+        track: args.output_http_track_response,
+        keep: if args.output_http_track_response {
+            core.copy_buffer_size
+        } else {
+            0
+        },
+        stats: args.output_http_stats,
+        rate: (rate > 0.0).then_some(rate),
+    };
+    let mut tls_config = None;
+    args.output_http
+        .iter()
+        .map(|value| {
+            let (url, limit) =
+                split_limit(value).map_err(|e| PluginError::usage("--output-http", e))?;
+            let target = Target::parse(&url).map_err(|e| PluginError::usage("--output-http", e))?;
+            let tls = match target.scheme {
+                Scheme::Http => None,
+                Scheme::Https => {
+                    if tls_config.is_none() {
+                        tls_config = Some(
+                            tls::client_config(args.output_http_skip_verify)
+                                .map_err(PluginError::Runtime)?,
+                        );
+                    }
+                    let name = tls::server_name(&target.host)
+                        .map_err(|e| PluginError::usage("--output-http", e))?;
+                    Some((tls_config.clone().expect("just set"), name))
+                }
+            };
+            let (limit, copies) = match limit {
+                Some(Limit::Percent(p)) if p > 100.0 => (None, (p / 100.0).round() as u32),
+                other => (other, 1),
+            };
+            let client = Client::new(
+                target,
+                tls,
+                args.output_http_timeout,
+                args.output_http_redirects,
+                args.http_original_host,
+            );
+            let label = instance_label("output-http", &url);
+            let output = HttpOutput {
+                client: Arc::new(client),
+                settings: settings.clone(),
+                copies,
+                label: label.clone(),
+            };
+            let mut spec = OutputSpec::new(label, Box::new(output));
+            spec.limit = limit;
+            spec.queue_len = args.output_http_queue_len;
+            spec.feedback = settings.track;
+            Ok(spec)
+        })
+        .collect()
+}
+
+register_output! {
+    name: "output-http",
+    about: "Replays requests byte for byte to an HTTP(S) target over keep-alive connections",
+    args: OutputHttpArgs,
+    build: build,
+}
+
+/// State shared by the dispatcher, the workers and the stats printer of one output.
+struct Shared<'a> {
+    cx: &'a OutputContext,
+    client: Arc<Client>,
+    settings: &'a Settings,
+    label: &'a str,
+    active: AtomicUsize,
+    idle: AtomicUsize,
+    sent: AtomicU64,
+    failed: AtomicU64,
+    samples: Mutex<Vec<u32>>,
+    warnings: Throttle,
+    ignored: Arc<AtomicU64>,
+    amplified: Option<Arc<AtomicU64>>,
+    copies: u32,
+    pacer: Option<Mutex<Pacer>>,
+}
+
+impl Output for HttpOutput {
+    fn run(self: Box<Self>, inbox: Inbox, cx: OutputContext) -> Result<(), PluginError> {
+        let shared = Shared {
+            cx: &cx,
+            client: self.client.clone(),
+            settings: &self.settings,
+            label: &self.label,
+            active: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            samples: Mutex::new(Vec::new()),
+            warnings: Throttle::default(),
+            ignored: cx.counters().extra("ignored responses"),
+            amplified: (self.copies > 1).then(|| cx.counters().extra("amplified copies")),
+            copies: self.copies,
+            pacer: self.settings.rate.map(|rate| Mutex::new(Pacer::new(rate))),
+        };
+        let (stop_stats, stats_stop_rx) = bounded::<()>(0);
+        // Workers take requests straight from the inbox (one channel hop less); this thread
+        // only grows the pool while every worker is busy and requests are waiting.
+        std::thread::scope(|scope| {
+            let spawn_worker = || {
+                shared.active.fetch_add(1, Relaxed);
+                shared.idle.fetch_add(1, Relaxed);
+                let (shared, inbox) = (&shared, &inbox);
+                std::thread::Builder::new()
+                    .name(format!("{}-worker", self.label))
+                    .spawn_scoped(scope, move || worker(shared, inbox))
+                    .expect("spawn output-http worker");
+            };
+            for _ in 0..self.settings.workers_min {
+                spawn_worker();
+            }
+            if self.settings.stats {
+                let (shared, inbox) = (&shared, &inbox);
+                scope.spawn(move || print_stats(shared, inbox, stats_stop_rx));
+            }
+            while shared.active.load(Relaxed) > 0 {
+                std::thread::sleep(SUPERVISE);
+                if shared.idle.load(Relaxed) == 0
+                    && !inbox.is_empty()
+                    && shared.active.load(Relaxed) < self.settings.workers_max
+                {
+                    spawn_worker();
+                }
+            }
+            drop(stop_stats);
+        });
+        Ok(())
+    }
+}
+
+/// Spaces requests `1/rate` seconds apart.
+struct Pacer {
+    interval: Duration,
+    next: Instant,
+}
+
+impl Pacer {
+    fn new(rate: f64) -> Self {
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next: Instant::now(),
+        }
+    }
+
+    /// Reserves the next slot; returns how long to wait for it.
+    fn reserve(&mut self) -> Duration {
+        let now = Instant::now();
+        if self.next < now {
+            self.next = now;
+        }
+        let wait = self.next - now;
+        self.next += self.interval;
+        wait
+    }
+}
+
+fn worker(shared: &Shared, inbox: &Inbox) {
+    let mut session = Session::new(shared.client.clone());
+    let counters = shared.cx.counters();
+    let mut status_counters: [Option<Arc<AtomicU64>>; 6] = Default::default();
+    loop {
+        let msg = match inbox.recv_timeout(WORKER_IDLE) {
+            Next::Message(msg) => msg,
+            Next::Timeout => {
+                let min = shared.settings.workers_min;
+                let retire = shared
+                    .active
+                    .fetch_update(Relaxed, Relaxed, |n| (n > min).then(|| n - 1))
+                    .is_ok();
+                if retire {
+                    shared.idle.fetch_sub(1, Relaxed);
+                    break;
+                }
+                continue;
+            }
+            Next::Closed => {
+                shared.active.fetch_sub(1, Relaxed);
+                shared.idle.fetch_sub(1, Relaxed);
+                break;
+            }
+        };
+        if msg.kind() != Kind::Request {
+            shared.ignored.fetch_add(1, Relaxed);
+            continue;
+        }
+        shared.idle.fetch_sub(1, Relaxed);
+        for copy in 0..shared.copies {
+            let copied;
+            let job = if copy == 0 {
+                &msg
+            } else {
+                if let Some(counter) = &shared.amplified {
+                    counter.fetch_add(1, Relaxed);
+                }
+                let id = format!("{}-{copy}", msg.id());
+                copied = Message::new(msg.meta.with_id(&id), msg.payload.clone());
+                &copied
+            };
+            if let Some(pacer) = &shared.pacer {
+                let wait = pacer.lock().expect("pacer lock").reserve();
+                std::thread::sleep(wait);
+            }
+            replay(shared, &mut session, job, counters, &mut status_counters);
+        }
+        shared.idle.fetch_add(1, Relaxed);
+    }
+    if session.foreign_redirects > 0 {
+        counters
+            .extra("redirects to other hosts not followed")
+            .fetch_add(session.foreign_redirects, Relaxed);
+    }
+}
+
+fn replay(
+    shared: &Shared,
+    session: &mut Session,
+    msg: &Message,
+    counters: &Arc<Counters>,
+    status_counters: &mut [Option<Arc<AtomicU64>>; 6],
+) {
+    let started = Instant::now();
+    let start_ns = now_ns();
+    match session.send(&msg.payload, shared.settings.keep) {
+        Ok(response) => {
+            let rtt = started.elapsed();
+            counters.add_out(1);
+            shared.sent.fetch_add(1, Relaxed);
+            let class = (response.status / 100).min(5) as usize;
+            status_counters[class]
+                .get_or_insert_with(|| counters.extra(&format!("status {class}xx")))
+                .fetch_add(1, Relaxed);
+            if shared.settings.stats {
+                let mut samples = shared.samples.lock().expect("samples lock");
+                if samples.len() < MAX_SAMPLES {
+                    samples.push(rtt.as_micros().min(u32::MAX as u128) as u32);
+                }
+            }
+            if shared.settings.track {
+                let meta = Meta::new(
+                    Kind::ReplayedResponse,
+                    msg.id(),
+                    start_ns,
+                    rtt.as_nanos() as i64,
+                );
+                // Err only once the pipeline has stopped: nothing left to feed.
+                let _ = shared.cx.feed_back(Message::new(meta, response.raw));
+            }
+        }
+        Err(SendError::Request(error)) => {
+            counters.add_drop(Reason::Malformed, 1);
+            let name = match error {
+                RequestError::Connect => "error: connect request",
+                RequestError::Unparsable(_) => "error: unparsable request",
+            };
+            counters.extra(name).fetch_add(1, Relaxed);
+            warn(shared, msg, &error.to_string());
+        }
+        Err(SendError::Exchange(error)) => {
+            counters.add_drop(Reason::OutputError, 1);
+            shared.failed.fetch_add(1, Relaxed);
+            counters
+                .extra(error.failure.counter())
+                .fetch_add(1, Relaxed);
+            warn(shared, msg, &error.to_string());
+        }
+    }
+}
+
+fn warn(shared: &Shared, msg: &Message, what: &str) {
+    if let Some(held_back) = shared.warnings.allow() {
+        tracing::warn!(
+            output = shared.label,
+            id = msg.id(),
+            held_back,
+            "request not replayed: {what}"
+        );
+    }
+}
+
+fn print_stats(shared: &Shared, inbox: &Inbox, stop: crossbeam_channel::Receiver<()>) {
+    let mut last = Instant::now();
+    let mut last_sent = 0;
+    let mut last_failed = 0;
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(STATS_PERIOD) {
+        let now = Instant::now();
+        let sent = shared.sent.load(Relaxed);
+        let failed = shared.failed.load(Relaxed);
+        let seconds = now.duration_since(last).as_secs_f64().max(1e-3);
+        let mut samples = std::mem::take(&mut *shared.samples.lock().expect("samples lock"));
+        samples.sort_unstable();
+        let pick = |q: f64| -> f64 {
+            if samples.is_empty() {
+                return 0.0;
+            }
+            let index = ((samples.len() - 1) as f64 * q).round() as usize;
+            samples[index] as f64 / 1000.0
+        };
+        eprintln!(
+            "shadowtap: {} queue {} workers {} rps {:.1} failed/s {:.1} latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+            shared.label,
+            inbox.len(),
+            shared.active.load(Relaxed),
+            (sent - last_sent) as f64 / seconds,
+            (failed - last_failed) as f64 / seconds,
+            pick(0.5),
+            pick(0.9),
+            pick(0.99),
+            pick(1.0),
+        );
+        last = now;
+        last_sent = sent;
+        last_failed = failed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shadowtap_api::testkit;
+    use std::io::{BufRead, BufReader, Read as _, Write as _};
+    use std::net::TcpListener;
+
+    #[test]
+    fn conformance() {
+        testkit::check_conformance("output-http", &["http-"]);
+    }
+
+    fn build_err(flags: &[&str]) -> String {
+        testkit::build_outputs("output-http", flags)
+            .err()
+            .expect("usage error")
+            .to_string()
+    }
+
+    #[test]
+    fn usage_errors_name_the_flag() {
+        assert!(build_err(&["--output-http", "ftp://x"]).contains("--output-http"));
+        assert!(build_err(&["--output-http", "http://x|abc"]).contains("--output-http"));
+        assert!(build_err(&[
+            "--output-http",
+            "x:1",
+            "--output-http-workers",
+            "2",
+            "--output-http-workers-min",
+            "3"
+        ])
+        .contains("--output-http-workers-min"));
+        assert!(
+            build_err(&["--output-http", "x:1", "--output-http-timeout", "0"])
+                .contains("--output-http-timeout")
+        );
+        assert!(
+            build_err(&["--output-http-elasticsearch", "http://es:9200/idx"])
+                .contains("--output-es")
+        );
+    }
+
+    #[test]
+    fn limits_and_amplification() {
+        let specs = testkit::build_outputs(
+            "output-http",
+            &[
+                "--output-http",
+                "http://a:1|50%",
+                "--output-http",
+                "b:2|300%",
+                "--output-http",
+                "b:3|10",
+                "--output-http-track-response",
+                "--output-http-queue-len",
+                "7",
+            ],
+        )
+        .unwrap();
+        assert_eq!(specs.len(), 3);
+        assert_eq!(specs[0].limit, Some(Limit::Percent(50.0)));
+        assert_eq!(specs[1].limit, None);
+        assert_eq!(specs[2].limit, Some(Limit::PerSecond(10)));
+        assert!(specs.iter().all(|s| s.feedback && s.queue_len == 7));
+        assert_eq!(specs[0].label, "output-http[http://a:1]");
+    }
+
+    /// A tiny server that answers `n` requests on one connection and returns what it read.
+    fn echo_server(n: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let mut seen = Vec::new();
+            for _ in 0..n {
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    head.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                head.push_str(&String::from_utf8(body).unwrap());
+                seen.push(head);
+                writer
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .unwrap();
+            }
+            seen
+        });
+        (address, handle)
+    }
+
+    #[test]
+    fn replays_on_one_keep_alive_connection_and_counts() {
+        let (address, server) = echo_server(3);
+        let spec = testkit::build_outputs(
+            "output-http",
+            &[
+                "--output-http",
+                &format!("{address}/base"),
+                "--output-http-workers",
+                "1",
+            ],
+        )
+        .unwrap()
+        .remove(0);
+        let request = |i: usize| {
+            Message::new(
+                Meta::new(Kind::Request, &format!("id{i}"), 0, 0),
+                format!("POST /p{i}?q HTTP/1.1\r\nhost: prod\r\nConnection: close\r\nContent-Length: 3\r\nX-Odd: A\r\n\r\nb{i:02}"),
+            )
+        };
+        let response = Message::new(
+            Meta::new(Kind::Response, "id0", 0, 0),
+            "HTTP/1.1 200 OK\r\n\r\n",
+        );
+        let messages = vec![request(0), response, request(1), request(2)];
+        let (snapshot, result) = testkit::run_output(spec, messages);
+        result.unwrap();
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen[1],
+            format!("POST /base/p1?q HTTP/1.1\r\nhost: {address}\r\nContent-Length: 3\r\nX-Odd: A\r\n\r\nb01")
+        );
+        assert_eq!(snapshot.passed, 3);
+        assert!(snapshot
+            .extra
+            .contains(&("ignored responses".to_string(), 1)));
+    }
+
+    #[test]
+    fn refused_target_counts_failures_quickly() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let spec = testkit::build_outputs(
+            "output-http",
+            &["--output-http", &format!("127.0.0.1:{port}")],
+        )
+        .unwrap()
+        .remove(0);
+        let messages = (0..5)
+            .map(|i| {
+                Message::new(
+                    Meta::new(Kind::Request, &format!("id{i}"), 0, 0),
+                    "GET / HTTP/1.1\r\n\r\n",
+                )
+            })
+            .collect();
+        let started = Instant::now();
+        let (snapshot, result) = testkit::run_output(spec, messages);
+        result.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(snapshot.dropped(), 5);
+        assert!(snapshot.extra.contains(&("error: refused".to_string(), 5)));
+    }
+
+    #[test]
+    fn pacer_spaces_requests() {
+        let mut pacer = Pacer::new(100.0);
+        let started = Instant::now();
+        for _ in 0..11 {
+            std::thread::sleep(pacer.reserve());
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(95), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
+    }
+}
