@@ -66,10 +66,7 @@ pub struct Config {
 
 /// The whole command: core flags, then each plugin's flags under a heading of its own.
 pub fn command() -> clap::Command {
-    let mut cmd = CoreArgs::command();
-    for plugin in registry::registered() {
-        cmd = (plugin.augment)(cmd);
-    }
+    let cmd = registry::augment_all(CoreArgs::command());
     let cmd = cmd.about(ABOUT).next_help_heading(None::<&str>);
     shadowtap_api::args::go_style_bools(cmd)
 }
@@ -85,7 +82,8 @@ pub fn parse_matches(argv: Vec<String>) -> Result<clap::ArgMatches, clap::Error>
 pub fn configure(matches: &clap::ArgMatches) -> Result<Config, PluginError> {
     let core = CoreArgs::from_arg_matches(matches)
         .map_err(|e| PluginError::usage("shadowtap", e.to_string()))?;
-    let settings = CoreSettings::new(usize::try_from(core.copy_buffer_size).unwrap_or(usize::MAX));
+    let settings = CoreSettings::new(usize::try_from(core.copy_buffer_size).unwrap_or(usize::MAX))
+        .with_matches(matches.clone());
     let mut inputs = Vec::new();
     let mut outputs = Vec::new();
     for plugin in registry::registered() {

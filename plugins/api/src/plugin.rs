@@ -359,12 +359,30 @@ impl OutputContext {
 pub struct CoreSettings {
     /// Largest payload passed on, in bytes (`--copy-buffer-size`).
     pub copy_buffer_size: usize,
+    matches: Option<std::sync::Arc<clap::ArgMatches>>,
 }
 
 impl CoreSettings {
     /// Settings with the given copy-buffer size.
     pub fn new(copy_buffer_size: usize) -> Self {
-        CoreSettings { copy_buffer_size }
+        CoreSettings {
+            copy_buffer_size,
+            matches: None,
+        }
+    }
+
+    /// The same settings, able to answer [`CoreSettings::shared_args`] from `matches`.
+    pub fn with_matches(mut self, matches: clap::ArgMatches) -> Self {
+        self.matches = Some(std::sync::Arc::new(matches));
+        self
+    }
+
+    /// A group of flags shared by several plugins (registered with
+    /// [`register_shared_args!`](crate::register_shared_args)), parsed from the command line.
+    pub fn shared_args<T: clap::FromArgMatches>(&self) -> Result<T, PluginError> {
+        let empty = clap::ArgMatches::default();
+        let matches = self.matches.as_deref().unwrap_or(&empty);
+        T::from_arg_matches(matches).map_err(|e| PluginError::usage("shadowtap", e.to_string()))
     }
 }
 

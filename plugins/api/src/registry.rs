@@ -37,6 +37,53 @@ impl PluginDescriptor {
 
 inventory::collect!(PluginDescriptor);
 
+/// A group of flags that several plugins read (e.g. `--input-raw-*` for every capture input):
+/// added to the command line once, read by each plugin with
+/// [`CoreSettings::shared_args`](crate::CoreSettings::shared_args).
+pub struct SharedArgsDescriptor {
+    /// The help heading.
+    pub heading: &'static str,
+    /// Adds the flags to the command.
+    pub augment: fn(clap::Command) -> clap::Command,
+}
+
+inventory::collect!(SharedArgsDescriptor);
+
+/// Every registered shared flag group, sorted by heading.
+pub fn shared_groups() -> Vec<&'static SharedArgsDescriptor> {
+    let mut all: Vec<_> = inventory::iter::<SharedArgsDescriptor>
+        .into_iter()
+        .collect();
+    all.sort_by_key(|d| d.heading);
+    all
+}
+
+/// Adds every plugin's and every shared group's flags to `cmd`, each under its heading.
+pub fn augment_all(mut cmd: clap::Command) -> clap::Command {
+    for group in shared_groups() {
+        cmd = (group.augment)(cmd);
+    }
+    for plugin in registered() {
+        cmd = (plugin.augment)(cmd);
+    }
+    cmd
+}
+
+/// Registers a `clap::Args` struct of flags shared by several plugins, under `heading`.
+#[macro_export]
+macro_rules! register_shared_args {
+    (heading: $heading:literal, args: $args:ty $(,)?) => {
+        const _: () = {
+            fn augment(cmd: $crate::clap::Command) -> $crate::clap::Command {
+                <$args as $crate::clap::Args>::augment_args(cmd.next_help_heading($heading))
+            }
+            $crate::inventory::submit! {
+                $crate::registry::SharedArgsDescriptor { heading: $heading, augment }
+            }
+        };
+    };
+}
+
 /// Every registered plugin, sorted by name.
 pub fn registered() -> Vec<&'static PluginDescriptor> {
     let mut all: Vec<_> = inventory::iter::<PluginDescriptor>.into_iter().collect();

@@ -14,8 +14,22 @@ fn descriptor(name: &str) -> &'static PluginDescriptor {
 
 /// The command line of one plugin alone (with GoReplay-style booleans).
 pub fn command(name: &str) -> clap::Command {
-    let cmd = (descriptor(name).augment)(clap::Command::new("shadowtap").no_binary_name(false));
-    crate::args::go_style_bools(cmd)
+    let mut cmd = clap::Command::new("shadowtap");
+    for group in registry::shared_groups() {
+        cmd = (group.augment)(cmd);
+    }
+    crate::args::go_style_bools((descriptor(name).augment)(cmd))
+}
+
+/// The ids of every flag in a shared group (not the plugin's own).
+fn shared_ids() -> Vec<String> {
+    let mut cmd = clap::Command::new("shadowtap");
+    for group in registry::shared_groups() {
+        cmd = (group.augment)(cmd);
+    }
+    cmd.get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect()
 }
 
 fn matches(name: &str, flags: &[&str]) -> Result<clap::ArgMatches, PluginError> {
@@ -32,7 +46,11 @@ pub fn build_inputs(name: &str, flags: &[&str]) -> Result<Vec<InputSpec>, Plugin
     let Factory::Input(factory) = descriptor(name).factory else {
         panic!("{name} is not an input");
     };
-    factory(&matches(name, flags)?, &CoreSettings::default())
+    let matches = matches(name, flags)?;
+    factory(
+        &matches,
+        &CoreSettings::default().with_matches(matches.clone()),
+    )
 }
 
 /// Builds output instances of plugin `name` from `flags`.
@@ -40,7 +58,11 @@ pub fn build_outputs(name: &str, flags: &[&str]) -> Result<Vec<OutputSpec>, Plug
     let Factory::Output(factory) = descriptor(name).factory else {
         panic!("{name} is not an output");
     };
-    factory(&matches(name, flags)?, &CoreSettings::default())
+    let matches = matches(name, flags)?;
+    factory(
+        &matches,
+        &CoreSettings::default().with_matches(matches.clone()),
+    )
 }
 
 /// Runs an input to completion; returns what it emitted, its counters and its result.
@@ -87,9 +109,10 @@ pub fn check_conformance(name: &str, shared_stems: &[&str]) {
         "{name}: description must be one line"
     );
     let cmd = command(name);
+    let shared = shared_ids();
     for arg in cmd.get_arguments() {
         let id = arg.get_id().as_str();
-        if id == "help" || id == "version" {
+        if id == "help" || id == "version" || shared.iter().any(|s| s == id) {
             continue;
         }
         let long = arg

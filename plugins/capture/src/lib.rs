@@ -30,19 +30,25 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod args;
 pub mod decode;
 mod fxhash;
+pub mod headers;
 mod http;
 mod reassembly;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 pub mod tracker;
+pub mod worker;
 
+pub use args::RawCaptureArgs;
 pub use decode::{decode, linktype, DecodeError, Packet, TcpFlags};
+pub use headers::HeaderTracker;
 pub use tracker::{
     reason, request_id, Event, HttpMessage, MessageKind, Protocol, Tracker, TrackerConfig,
     TrackerStats,
 };
+pub use worker::{Delivery, Worker};
 
 #[cfg(test)]
 mod tests {

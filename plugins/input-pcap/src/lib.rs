@@ -13,23 +13,17 @@
 //! Example: `shadowtap --input-pcap capture.pcap:80 --input-raw-track-response --output-stdout`.
 #![deny(missing_docs)]
 
-mod capture_args;
 mod reader;
 
-pub use capture_args::RawCaptureArgs;
 use reader::{open_capture, CaptureFile, Frame};
 use shadowtap_api::values::split_limit;
 use shadowtap_api::{
-    instance_label, register_input, CoreSettings, Counters, Endpoints, Input, InputContext,
-    InputSpec, Kind, Message, Meta, PluginError, Reason,
+    instance_label, register_input, CoreSettings, Input, InputContext, InputSpec, PluginError,
+    Reason,
 };
-use shadowtap_capture::{
-    decode, DecodeError, Event, HttpMessage, MessageKind, Tracker, TrackerConfig,
-};
+use shadowtap_capture::{DecodeError, Delivery, RawCaptureArgs, TrackerConfig, Worker};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Flags of `input-pcap`.
@@ -51,9 +45,6 @@ pub struct InputPcapArgs {
     /// Also emit responses (same as --input-raw-track-response)
     #[arg(id = "input-pcap-track-response", long = "input-pcap-track-response")]
     pub input_pcap_track_response: bool,
-    /// Capture settings shared with input-raw.
-    #[command(flatten)]
-    pub raw: RawCaptureArgs,
 }
 
 /// A replay speed factor; `None` is as fast as possible.
@@ -82,12 +73,10 @@ fn parse_speed(text: &str) -> Result<Speed, String> {
 struct PcapInput {
     path: PathBuf,
     tracker: TrackerConfig,
+    headers_only: bool,
     bpf: Option<String>,
     speed: Option<f64>,
 }
-
-/// How often (in capture time) idle messages are expired.
-const EXPIRE_EVERY_NS: i64 = 100_000_000;
 
 impl Input for PcapInput {
     fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
@@ -99,48 +88,36 @@ impl Input for PcapInput {
                 return Err(e);
             }
         };
-        let mut session = Session::new(&self, cx.counters().clone());
-        let outcome = session.read_all(&mut capture, &mut cx);
-        session.finish(&mut cx);
-        outcome
+        let worker = Worker::new(
+            self.tracker.clone(),
+            self.headers_only,
+            cx.counters().clone(),
+            Delivery::Wait,
+        );
+        let mut reading = Reading {
+            path: self.path.clone(),
+            worker,
+            filters: Filters::new(self.bpf.clone()),
+            pacer: Pacer::new(self.speed),
+        };
+        reading.read_all(&mut capture, &mut cx);
+        reading.worker.finish(&mut cx);
+        Ok(())
     }
 }
 
-/// The state of reading one file: tracker, filters, counters, pacing.
-struct Session {
+/// Reading one file: filter, pace, hand frames to the capture worker.
+struct Reading {
     path: PathBuf,
-    tracker: Tracker,
+    worker: Worker,
     filters: Filters,
-    counters: Arc<Counters>,
-    packets: Arc<AtomicU64>,
-    speed: Option<f64>,
-    started: Option<(Instant, i64)>,
-    next_expiry_ns: i64,
-    stopped: bool,
+    pacer: Pacer,
 }
 
-impl Session {
-    fn new(input: &PcapInput, counters: Arc<Counters>) -> Self {
-        Session {
-            path: input.path.clone(),
-            tracker: Tracker::new(input.tracker.clone()),
-            filters: Filters::new(input.bpf.clone()),
-            packets: counters.extra("packets"),
-            counters,
-            speed: input.speed,
-            started: None,
-            next_expiry_ns: i64::MIN,
-            stopped: false,
-        }
-    }
-
-    fn read_all(
-        &mut self,
-        capture: &mut CaptureFile,
-        cx: &mut InputContext,
-    ) -> Result<(), PluginError> {
+impl Reading {
+    fn read_all(&mut self, capture: &mut CaptureFile, cx: &mut InputContext) {
         let mut number = 0u64;
-        while !self.stopped && !cx.is_stopping() {
+        while !self.worker.is_stopped() && !cx.is_stopping() {
             number += 1;
             match capture.next_frame() {
                 Ok(Some(frame)) => self.packet(&frame, number, cx),
@@ -150,128 +127,56 @@ impl Session {
                         "{}: packet {number}: {e}; the rest of the file is unreadable",
                         self.path.display()
                     );
-                    self.counters.add_drop(Reason::FormatError, 1);
+                    cx.counters().add_drop(Reason::FormatError, 1);
                     break;
                 }
             }
         }
-        Ok(())
     }
 
     fn packet(&mut self, frame: &Frame<'_>, number: u64, cx: &mut InputContext) {
-        self.packets.fetch_add(1, Relaxed);
         if !self.filters.pass(frame.linktype, frame.data, &self.path) {
+            cx.counters()
+                .extra("packets filtered by bpf")
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        self.pace(frame.ts_ns, cx);
-        match decode(frame.linktype, frame.data, frame.wire_len) {
-            Ok(packet) => {
-                let (tracker, mut emitter) = self.split(cx);
-                tracker.push(&packet, frame.ts_ns, &mut |event| emitter.handle(event));
+        if !self.pacer.wait_for(frame.ts_ns, cx) {
+            return;
+        }
+        let result = self
+            .worker
+            .frame(frame.linktype, frame.data, frame.wire_len, frame.ts_ns, cx);
+        if let Err(DecodeError::UnsupportedLinkType(linktype)) = result {
+            if self.filters.first_unsupported(linktype) {
+                tracing::warn!("{}: packet {number}: link type {linktype} is not supported; its packets are skipped", self.path.display());
             }
-            Err(error) => self.decode_failed(&error, frame.linktype, number),
-        }
-        if frame.ts_ns >= self.next_expiry_ns {
-            self.next_expiry_ns = frame.ts_ns.saturating_add(EXPIRE_EVERY_NS);
-            let (tracker, mut emitter) = self.split(cx);
-            tracker.expire(frame.ts_ns, &mut |event| emitter.handle(event));
         }
     }
+}
 
-    fn split<'a>(&'a mut self, cx: &'a mut InputContext) -> (&'a mut Tracker, Emitter<'a>) {
-        (
-            &mut self.tracker,
-            Emitter {
-                cx,
-                counters: &self.counters,
-                stopped: &mut self.stopped,
-            },
-        )
-    }
+/// With a speed, waits until each packet is due relative to the first one.
+struct Pacer {
+    speed: Option<f64>,
+    started: Option<(Instant, i64)>,
+}
 
-    fn decode_failed(&mut self, error: &DecodeError, linktype: u32, number: u64) {
-        let reason = match error {
-            DecodeError::NotIp => Reason::NotIp,
-            DecodeError::NotTcp => Reason::NotTcp,
-            DecodeError::Fragment => Reason::Fragment,
-            DecodeError::Truncated => Reason::TruncatedPacket,
-            DecodeError::UnsupportedLinkType(_) => Reason::UnsupportedLinkType,
-            DecodeError::Format(_) => Reason::FormatError,
-        };
-        self.counters.add_drop(reason, 1);
-        if reason == Reason::UnsupportedLinkType && self.filters.first_unsupported(linktype) {
-            tracing::warn!("{}: packet {number}: link type {linktype} is not supported; its packets are skipped", self.path.display());
+impl Pacer {
+    fn new(speed: Option<f64>) -> Self {
+        Pacer {
+            speed,
+            started: None,
         }
     }
 
-    /// With a speed, waits until the packet is due relative to the first packet.
-    fn pace(&mut self, ts_ns: i64, cx: &InputContext) {
-        let Some(speed) = self.speed else { return };
+    /// False if shutdown began while waiting.
+    fn wait_for(&mut self, ts_ns: i64, cx: &InputContext) -> bool {
+        let Some(speed) = self.speed else { return true };
         let (wall_start, capture_start) = *self.started.get_or_insert((Instant::now(), ts_ns));
-        let offset = (ts_ns.saturating_sub(capture_start)).max(0) as f64 / speed;
-        let due = wall_start + Duration::from_nanos(offset as u64);
-        if !cx.shutdown().sleep_until(due) {
-            self.stopped = true;
-        }
+        let offset = ts_ns.saturating_sub(capture_start).max(0) as f64 / speed;
+        cx.shutdown()
+            .sleep_until(wall_start + Duration::from_nanos(offset as u64))
     }
-
-    fn finish(&mut self, cx: &mut InputContext) {
-        let (tracker, mut emitter) = self.split(cx);
-        tracker.finish(&mut |event| emitter.handle(event));
-    }
-}
-
-/// Turns tracker events into messages and ledger entries.
-struct Emitter<'a> {
-    cx: &'a mut InputContext,
-    counters: &'a Arc<Counters>,
-    stopped: &'a mut bool,
-}
-
-impl Emitter<'_> {
-    fn handle(&mut self, event: Event) {
-        match event {
-            Event::Message(message) => {
-                if message.truncated {
-                    self.counters.add_truncated(1);
-                }
-                if self.cx.emit(to_message(message)).is_err() {
-                    *self.stopped = true;
-                }
-            }
-            Event::Dropped { reason, count } => {
-                if let Some(reason) = ledger_reason(reason) {
-                    self.counters.add_drop(reason, count);
-                }
-            }
-        }
-    }
-}
-
-/// The ledger reason for a tracker drop; `None` for what is not a loss.
-fn ledger_reason(reason: &str) -> Option<Reason> {
-    use shadowtap_capture::reason as r;
-    Some(match reason {
-        r::OUTSIDE_PORTS => Reason::OutsidePorts,
-        r::INCOMPLETE => Reason::Incomplete,
-        r::FLOW_TABLE_FULL => Reason::FlowTableFull,
-        r::GARBAGE => Reason::NotHttp,
-        r::BUFFER_FULL => Reason::BufferFull,
-        _ => return None,
-    })
-}
-
-/// A captured HTTP message as a pipeline message.
-pub fn to_message(message: HttpMessage) -> Message {
-    let kind = match message.kind {
-        MessageKind::Request => Kind::Request,
-        MessageKind::Response => Kind::Response,
-    };
-    let meta = Meta::new(kind, &message.id, message.start_ns, message.latency_ns);
-    Message::new(meta, message.payload).with_endpoints(Endpoints {
-        src: message.src,
-        dst: message.dst,
-    })
 }
 
 /// The BPF filter, compiled once per link type, and link types already warned about.
@@ -348,19 +253,21 @@ fn build(args: InputPcapArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>,
             PluginError::usage("--input-pcap-bpf-filter", format!("{expression:?}: {e}"))
         })?;
     }
-    let track_responses = args.input_pcap_track_response || args.raw.input_raw_track_response;
+    let raw: RawCaptureArgs = settings.shared_args()?;
+    let track_responses = args.input_pcap_track_response || raw.input_raw_track_response;
     args.input_pcap
         .iter()
         .map(|value| {
             let (value, limit) = split_limit(value).map_err(usage)?;
             let (path, ports) = split_ports(&value).map_err(usage)?;
             reader::check(&path).map_err(usage)?;
-            let tracker = args.raw.tracker_config(ports, track_responses, settings);
+            let tracker = raw.tracker_config(ports, track_responses, settings);
             Ok(InputSpec {
                 label: instance_label("input-pcap", &value),
                 plugin: Box::new(PcapInput {
                     path,
                     tracker,
+                    headers_only: raw.headers_only(),
                     bpf: args.input_pcap_bpf_filter.clone(),
                     speed: args.input_pcap_speed.0,
                 }),
@@ -381,12 +288,12 @@ register_input! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shadowtap_api::testkit;
+    use shadowtap_api::{testkit, Kind};
     use shadowtap_capture::testutil::{write_pcap, Conversation};
 
     #[test]
     fn conformance() {
-        testkit::check_conformance("input-pcap", &["input-raw"]);
+        testkit::check_conformance("input-pcap", &[]);
     }
 
     #[test]

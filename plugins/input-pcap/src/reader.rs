@@ -154,7 +154,11 @@ fn next_pcapng_packet(
         packet.clear();
         packet.extend_from_slice(&data);
         let interface = interfaces.get(index).copied().unwrap_or(Interface::UNKNOWN);
-        return Ok(Some((interface.nanoseconds(ticks), interface.linktype, wire_len as usize)));
+        return Ok(Some((
+            interface.nanoseconds(ticks),
+            interface.linktype,
+            wire_len as usize,
+        )));
     }
 }
 

@@ -1,9 +1,15 @@
-//! Capture settings GoReplay names `--input-raw-*` and applies to every capture input.
+//! Capture settings GoReplay names `--input-raw-*` and applies to every capture input
+//! (`input-raw`, `input-pcap`, `input-pfring`): registered once as a shared flag group.
 
+use crate::{Protocol, TrackerConfig};
 use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::CoreSettings;
-use shadowtap_capture::{Protocol, TrackerConfig};
 use std::time::Duration;
+
+shadowtap_api::register_shared_args! {
+    heading: "input-raw (every capture input)",
+    args: RawCaptureArgs,
+}
 
 /// Flags shared by the capture inputs.
 #[derive(clap::Args, Debug, Clone)]
@@ -17,8 +23,9 @@ pub struct RawCaptureArgs {
     /// Emit messages that expired incomplete instead of dropping them
     #[arg(id = "input-raw-allow-incomplete", long = "input-raw-allow-incomplete")]
     pub input_raw_allow_incomplete: bool,
-    /// http (messages end where HTTP framing says) or binary (messages end when idle)
-    #[arg(id = "input-raw-protocol", long = "input-raw-protocol", value_parser = ["http", "binary"], default_value = "http")]
+    /// http (reassembled HTTP/1.x), http-headers (no reassembly: the header block of every
+    /// segment that starts a message) or binary (messages end when idle)
+    #[arg(id = "input-raw-protocol", long = "input-raw-protocol", value_parser = ["http", "http-headers", "binary"], default_value = "http")]
     pub input_raw_protocol: String,
     /// Connections tracked at once per capture thread; the least recently active is evicted
     #[arg(
@@ -34,6 +41,11 @@ pub struct RawCaptureArgs {
 }
 
 impl RawCaptureArgs {
+    /// True for `--input-raw-protocol http-headers`.
+    pub fn headers_only(&self) -> bool {
+        self.input_raw_protocol == "http-headers"
+    }
+
     /// The tracker configuration for one capture with these settings.
     pub fn tracker_config(
         &self,

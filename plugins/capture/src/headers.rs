@@ -1,0 +1,302 @@
+//! The header-only fast path (`--input-raw-protocol http-headers`): no reassembly. Every TCP
+//! segment whose payload starts with a request or status line becomes a message holding just
+//! its header block, cut at the end of the segment when the block spans segments (and marked
+//! truncated). Responses still get their request's id: requests are queued per connection and
+//! answered in order.
+
+use crate::decode::Packet;
+use crate::http::{find_head_end, request_line, status_line, Verdict};
+use crate::tracker::{reason, request_id, Event, HttpMessage, MessageKind};
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+/// Requests remembered per connection awaiting their response.
+const MAX_PENDING_PER_CONNECTION: usize = 64;
+
+/// A request waiting for its response.
+struct Pending {
+    id: String,
+    start_ns: i64,
+}
+
+/// What is remembered of one connection.
+#[derive(Default)]
+struct ConnState {
+    queue: VecDeque<Pending>,
+    /// The Ack part of the last request id, so pipelined requests sharing an Ack stay unique.
+    last_word: Option<u32>,
+}
+
+/// One direction-less connection key: (client, server).
+type Connection = (SocketAddr, SocketAddr);
+
+/// Header-only tracking of requests and responses.
+pub struct HeaderTracker {
+    ports: Vec<u16>,
+    track_responses: bool,
+    max_message_bytes: usize,
+    max_flows: usize,
+    pending: HashMap<Connection, ConnState>,
+    order: VecDeque<Connection>,
+}
+
+impl HeaderTracker {
+    /// A tracker for `ports` (empty: infer direction from start lines).
+    pub fn new(
+        ports: Vec<u16>,
+        track_responses: bool,
+        max_message_bytes: usize,
+        max_flows: usize,
+    ) -> Self {
+        HeaderTracker {
+            ports,
+            track_responses,
+            max_message_bytes: max_message_bytes.max(1),
+            max_flows: max_flows.max(1),
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Connections with requests awaiting a response.
+    pub fn flows(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Looks at one segment.
+    pub fn push(&mut self, pkt: &Packet<'_>, ts_ns: i64, out: &mut impl FnMut(Event)) {
+        let src = SocketAddr::new(pkt.src, pkt.src_port);
+        let dst = SocketAddr::new(pkt.dst, pkt.dst_port);
+        if pkt.flags.fin() || pkt.flags.rst() {
+            self.forget(&(src, dst));
+            self.forget(&(dst, src));
+        }
+        if pkt.payload.is_empty() {
+            return;
+        }
+        let from_client = if self.ports.is_empty() {
+            match (request_line(pkt.payload), status_line(pkt.payload)) {
+                (Verdict::Yes, _) => true,
+                (_, Verdict::Yes) => false,
+                _ => return,
+            }
+        } else if self.ports.contains(&pkt.dst_port) {
+            true
+        } else if self.ports.contains(&pkt.src_port) {
+            false
+        } else {
+            out(Event::Dropped {
+                reason: reason::OUTSIDE_PORTS,
+                count: 1,
+            });
+            return;
+        };
+        if from_client {
+            self.request(pkt, src, dst, ts_ns, out);
+        } else {
+            self.response(pkt, src, dst, ts_ns, out);
+        }
+    }
+
+    fn request(
+        &mut self,
+        pkt: &Packet<'_>,
+        client: SocketAddr,
+        server: SocketAddr,
+        ts_ns: i64,
+        out: &mut impl FnMut(Event),
+    ) {
+        if request_line(pkt.payload) != Verdict::Yes {
+            return;
+        }
+        let state = self.state(client, server);
+        let word = match state.last_word {
+            Some(last) if pkt.ack.wrapping_sub(last) as i32 <= 0 => last.wrapping_add(1),
+            _ => pkt.ack,
+        };
+        state.last_word = Some(word);
+        let id = request_id(client, server.port(), word);
+        if state.queue.len() >= MAX_PENDING_PER_CONNECTION {
+            state.queue.pop_front();
+        }
+        state.queue.push_back(Pending {
+            id: id.clone(),
+            start_ns: ts_ns,
+        });
+        out(Event::Message(self.message(
+            MessageKind::Request,
+            id,
+            pkt.payload,
+            client,
+            server,
+            ts_ns,
+            0,
+        )));
+    }
+
+    fn response(
+        &mut self,
+        pkt: &Packet<'_>,
+        server: SocketAddr,
+        client: SocketAddr,
+        ts_ns: i64,
+        out: &mut impl FnMut(Event),
+    ) {
+        if status_line(pkt.payload) != Verdict::Yes {
+            return;
+        }
+        let interim = pkt.payload.get(9) == Some(&b'1');
+        let key = (client, server);
+        let answered = match self.pending.get_mut(&key) {
+            Some(state) if interim => state.queue.front().map(|p| (p.id.clone(), p.start_ns)),
+            Some(state) => state.queue.pop_front().map(|p| (p.id, p.start_ns)),
+            None => None,
+        };
+
+        if !self.track_responses {
+            return;
+        }
+        let (id, latency) = match answered {
+            Some((id, start_ns)) => (id, ts_ns - start_ns),
+            None => (request_id(client, server.port(), pkt.seq), 0),
+        };
+        out(Event::Message(self.message(
+            MessageKind::Response,
+            id,
+            pkt.payload,
+            server,
+            client,
+            ts_ns,
+            latency,
+        )));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn message(
+        &self,
+        kind: MessageKind,
+        id: String,
+        payload: &[u8],
+        src: SocketAddr,
+        dst: SocketAddr,
+        ts_ns: i64,
+        latency_ns: i64,
+    ) -> HttpMessage {
+        let (head, complete) = match find_head_end(payload, 0) {
+            Ok(end) => (&payload[..end], true),
+            Err(_) => (payload, false),
+        };
+        let kept = &head[..head.len().min(self.max_message_bytes)];
+        HttpMessage {
+            kind,
+            id,
+            start_ns: ts_ns,
+            end_ns: ts_ns,
+            latency_ns,
+            src,
+            dst,
+            payload: Bytes::copy_from_slice(kept),
+            truncated: !complete || kept.len() < head.len(),
+            incomplete: false,
+        }
+    }
+
+    fn state(&mut self, client: SocketAddr, server: SocketAddr) -> &mut ConnState {
+        let key = (client, server);
+        if !self.pending.contains_key(&key) {
+            while self.pending.len() >= self.max_flows {
+                match self.order.pop_front() {
+                    Some(oldest) => {
+                        self.pending.remove(&oldest);
+                    }
+                    None => break,
+                }
+            }
+            self.order.push_back(key);
+        }
+        self.pending.entry(key).or_default()
+    }
+
+    fn forget(&mut self, key: &Connection) {
+        if self.pending.remove(key).is_some() {
+            self.order.retain(|k| k != key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Conversation;
+
+    fn run(tracker: &mut HeaderTracker, segments: &[crate::testutil::Segment]) -> Vec<HttpMessage> {
+        let mut out = Vec::new();
+        for (i, s) in segments.iter().enumerate() {
+            tracker.push(&s.packet(), i as i64 * 1000, &mut |e| {
+                if let Event::Message(m) = e {
+                    out.push(m);
+                }
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn header_blocks_paired_fifo() {
+        let mut talk = Conversation::new("10.0.0.1:40000", "10.0.0.2:80");
+        let segments = vec![
+            talk.client(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"),
+            talk.client(b"POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"),
+            talk.server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            talk.server(b"HTTP/1.1 201 Created\r\nContent-Le"),
+        ];
+        let mut tracker = HeaderTracker::new(vec![80], true, 1 << 20, 10);
+        let messages = run(&mut tracker, &segments);
+        assert_eq!(messages.len(), 4);
+        assert_eq!(
+            &messages[1].payload[..],
+            b"POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\n"
+        );
+        assert_eq!(messages[2].id, messages[0].id);
+        assert_eq!(messages[3].id, messages[1].id);
+        assert_ne!(messages[0].id, messages[1].id);
+        assert!(messages[3].truncated);
+        assert!(!messages[2].truncated);
+        assert_eq!(messages[2].latency_ns, 2000);
+    }
+
+    #[test]
+    fn continuation_segments_and_other_ports_are_skipped() {
+        let mut talk = Conversation::new("10.0.0.1:40000", "10.0.0.2:80");
+        let segments = vec![talk.client(b"body bytes that are not a start line")];
+        let mut tracker = HeaderTracker::new(vec![80], true, 1 << 20, 10);
+        assert!(run(&mut tracker, &segments).is_empty());
+        let mut other = Conversation::new("10.0.0.1:40000", "10.0.0.2:8080");
+        let mut dropped = 0;
+        tracker.push(
+            &other.client(b"GET / HTTP/1.1\r\n\r\n").packet(),
+            0,
+            &mut |e| {
+                if let Event::Dropped { count, .. } = e {
+                    dropped += count;
+                }
+            },
+        );
+        assert_eq!(dropped, 1);
+    }
+
+    #[test]
+    fn direction_is_inferred_without_ports() {
+        let mut talk = Conversation::new("10.0.0.1:40000", "10.0.0.2:8000");
+        let segments = vec![
+            talk.client(b"GET / HTTP/1.0\r\n\r\n"),
+            talk.server(b"HTTP/1.0 204 No Content\r\n\r\n"),
+        ];
+        let mut tracker = HeaderTracker::new(vec![], true, 1 << 20, 10);
+        let messages = run(&mut tracker, &segments);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].id, messages[1].id);
+        assert_eq!(messages[1].kind, MessageKind::Response);
+    }
+}

@@ -1,0 +1,218 @@
+//! A capture worker: frames in, messages out. It decodes each frame, feeds the tracker (full
+//! reassembly or the header-only path), expires idle messages on the frames' clock, and hands
+//! messages to the engine, counting every packet or message it cannot pass on.
+
+use crate::decode::{decode, DecodeError};
+use crate::headers::HeaderTracker;
+use crate::tracker::{reason, Event, HttpMessage, MessageKind, Tracker, TrackerConfig};
+use shadowtap_api::{Counters, Endpoints, InputContext, Kind, Message, Meta, Reason};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// How often (on the frames' clock) idle messages are expired.
+const EXPIRE_EVERY_NS: i64 = 100_000_000;
+
+/// What to do when the pipeline is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Wait (replayable sources such as files).
+    Wait,
+    /// Drop and count (live capture must never block).
+    DropWhenFull,
+}
+
+enum Engine {
+    Full(Box<Tracker>),
+    Headers(HeaderTracker),
+}
+
+/// One capture thread's state.
+pub struct Worker {
+    engine: Engine,
+    counters: Arc<Counters>,
+    packets: Arc<AtomicU64>,
+    delivery: Delivery,
+    next_expiry_ns: i64,
+    stopped: bool,
+}
+
+impl Worker {
+    /// A worker with its own flow table.
+    pub fn new(
+        config: TrackerConfig,
+        headers_only: bool,
+        counters: Arc<Counters>,
+        delivery: Delivery,
+    ) -> Self {
+        let engine = if headers_only {
+            Engine::Headers(HeaderTracker::new(
+                config.ports.clone(),
+                config.track_responses,
+                config.max_message_bytes,
+                config.max_flows,
+            ))
+        } else {
+            Engine::Full(Box::new(Tracker::new(config)))
+        };
+        Worker {
+            engine,
+            packets: counters.extra("packets"),
+            counters,
+            delivery,
+            next_expiry_ns: i64::MIN,
+            stopped: false,
+        }
+    }
+
+    /// True once the pipeline stopped accepting messages.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Connections being tracked.
+    pub fn flows(&self) -> usize {
+        match &self.engine {
+            Engine::Full(tracker) => tracker.flows(),
+            Engine::Headers(tracker) => tracker.flows(),
+        }
+    }
+
+    /// Processes one captured frame; a frame that is not usable is counted and its decoding
+    /// error returned (for the caller's own reporting).
+    pub fn frame(
+        &mut self,
+        linktype: u32,
+        data: &[u8],
+        wire_len: usize,
+        ts_ns: i64,
+        cx: &mut InputContext,
+    ) -> Result<(), DecodeError> {
+        self.packets.fetch_add(1, Relaxed);
+        let result = match decode(linktype, data, wire_len) {
+            Ok(packet) => {
+                let mut sink = Sink::new(&self.counters, self.delivery, &mut self.stopped, cx);
+                match &mut self.engine {
+                    Engine::Full(tracker) => tracker.push(&packet, ts_ns, &mut |e| sink.handle(e)),
+                    Engine::Headers(tracker) => {
+                        tracker.push(&packet, ts_ns, &mut |e| sink.handle(e))
+                    }
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.counters.add_drop(decode_reason(&error), 1);
+                Err(error)
+            }
+        };
+        self.tick(ts_ns, cx);
+        result
+    }
+
+    /// Expires idle messages when `now_ns` (the frames' clock) is past the next check; live
+    /// capture calls it while no frames arrive.
+    pub fn tick(&mut self, now_ns: i64, cx: &mut InputContext) {
+        if now_ns < self.next_expiry_ns {
+            return;
+        }
+        self.next_expiry_ns = now_ns.saturating_add(EXPIRE_EVERY_NS);
+        if let Engine::Full(tracker) = &mut self.engine {
+            let mut sink = Sink::new(&self.counters, self.delivery, &mut self.stopped, cx);
+            tracker.expire(now_ns, &mut |e| sink.handle(e));
+        }
+    }
+
+    /// End of input: everything still pending is finished (emitted, or counted incomplete).
+    pub fn finish(&mut self, cx: &mut InputContext) {
+        if let Engine::Full(tracker) = &mut self.engine {
+            let mut sink = Sink::new(&self.counters, self.delivery, &mut self.stopped, cx);
+            tracker.finish(&mut |e| sink.handle(e));
+        }
+    }
+}
+
+/// Where tracker events go.
+struct Sink<'a> {
+    counters: &'a Counters,
+    delivery: Delivery,
+    stopped: &'a mut bool,
+    cx: &'a mut InputContext,
+}
+
+impl<'a> Sink<'a> {
+    fn new(
+        counters: &'a Counters,
+        delivery: Delivery,
+        stopped: &'a mut bool,
+        cx: &'a mut InputContext,
+    ) -> Self {
+        Sink {
+            counters,
+            delivery,
+            stopped,
+            cx,
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Message(message) => {
+                if message.truncated {
+                    self.counters.add_truncated(1);
+                }
+                let msg = to_message(message);
+                match self.delivery {
+                    Delivery::Wait => {
+                        if self.cx.emit(msg).is_err() {
+                            *self.stopped = true;
+                        }
+                    }
+                    Delivery::DropWhenFull => {
+                        self.cx.offer(msg);
+                    }
+                }
+            }
+            Event::Dropped { reason, count } => {
+                if let Some(reason) = tracker_reason(reason) {
+                    self.counters.add_drop(reason, count);
+                }
+            }
+        }
+    }
+}
+
+/// A captured HTTP message as a pipeline message (GoReplay header, payload, addresses).
+pub fn to_message(message: HttpMessage) -> Message {
+    let kind = match message.kind {
+        MessageKind::Request => Kind::Request,
+        MessageKind::Response => Kind::Response,
+    };
+    let meta = Meta::new(kind, &message.id, message.start_ns, message.latency_ns);
+    Message::new(meta, message.payload).with_endpoints(Endpoints {
+        src: message.src,
+        dst: message.dst,
+    })
+}
+
+/// The ledger reason for a frame that could not be decoded.
+pub fn decode_reason(error: &DecodeError) -> Reason {
+    match error {
+        DecodeError::NotIp => Reason::NotIp,
+        DecodeError::NotTcp => Reason::NotTcp,
+        DecodeError::Fragment => Reason::Fragment,
+        DecodeError::Truncated => Reason::TruncatedPacket,
+        DecodeError::UnsupportedLinkType(_) => Reason::UnsupportedLinkType,
+        DecodeError::Format(_) => Reason::FormatError,
+    }
+}
+
+/// The ledger reason for a tracker drop; `None` for what is not a loss.
+fn tracker_reason(name: &str) -> Option<Reason> {
+    Some(match name {
+        reason::OUTSIDE_PORTS => Reason::OutsidePorts,
+        reason::INCOMPLETE => Reason::Incomplete,
+        reason::FLOW_TABLE_FULL => Reason::FlowTableFull,
+        reason::GARBAGE => Reason::NotHttp,
+        reason::BUFFER_FULL => Reason::BufferFull,
+        _ => return None,
+    })
+}
