@@ -14,6 +14,8 @@ extern crate shadowtap_input_file;
 extern crate shadowtap_input_http;
 #[cfg(feature = "input-pcap")]
 extern crate shadowtap_input_pcap;
+#[cfg(feature = "input-raw")]
+extern crate shadowtap_input_raw;
 #[cfg(feature = "output-file")]
 extern crate shadowtap_output_file;
 #[cfg(feature = "output-http")]

@@ -35,12 +35,30 @@ pub struct RawCaptureArgs {
         value_name = "N"
     )]
     pub input_raw_max_flows: usize,
+    /// Pause capture while the process uses more than this percent of one core
+    #[arg(id = "capture-max-cpu", long = "capture-max-cpu", value_name = "PCT")]
+    pub capture_max_cpu: Option<f64>,
+    /// Pause capture while the process's resident memory is above this size
+    #[arg(id = "capture-max-rss", long = "capture-max-rss", value_parser = size_value, value_name = "SIZE")]
+    pub capture_max_rss: Option<u64>,
+    /// Capture only during sampling windows: INTERVAL/DURATION, e.g. 60s/10s
+    #[arg(id = "capture-sample", long = "capture-sample", value_parser = crate::guard::parse_sample, value_name = "INTERVAL/DURATION")]
+    pub capture_sample: Option<(Duration, Duration)>,
     /// Reassembly memory per capture thread (out-of-order and unfinished data)
     #[arg(id = "input-raw-max-buffer", long = "input-raw-max-buffer", value_parser = size_value, default_value = "512mb", value_name = "SIZE")]
     pub input_raw_max_buffer: u64,
 }
 
 impl RawCaptureArgs {
+    /// The load guard these flags ask for.
+    pub fn guard(&self) -> crate::guard::GuardConfig {
+        crate::guard::GuardConfig {
+            max_cpu_percent: self.capture_max_cpu,
+            max_rss_bytes: self.capture_max_rss,
+            sample: self.capture_sample,
+        }
+    }
+
     /// True for `--input-raw-protocol http-headers`.
     pub fn headers_only(&self) -> bool {
         self.input_raw_protocol == "http-headers"

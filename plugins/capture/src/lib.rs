@@ -33,6 +33,7 @@
 pub mod args;
 pub mod decode;
 mod fxhash;
+pub mod guard;
 pub mod headers;
 mod http;
 mod reassembly;

@@ -34,6 +34,7 @@ pub struct Worker {
     delivery: Delivery,
     next_expiry_ns: i64,
     stopped: bool,
+    realip_header: Option<String>,
 }
 
 impl Worker {
@@ -61,7 +62,13 @@ impl Worker {
             delivery,
             next_expiry_ns: i64::MIN,
             stopped: false,
+            realip_header: None,
         }
+    }
+
+    /// Sets header `name` of every request to its source address (`--input-raw-realip-header`).
+    pub fn set_realip_header(&mut self, name: String) {
+        self.realip_header = Some(name);
     }
 
     /// True once the pipeline stopped accepting messages.
@@ -90,7 +97,13 @@ impl Worker {
         self.packets.fetch_add(1, Relaxed);
         let result = match decode(linktype, data, wire_len) {
             Ok(packet) => {
-                let mut sink = Sink::new(&self.counters, self.delivery, &mut self.stopped, cx);
+                let mut sink = Sink::new(
+                    &self.counters,
+                    self.delivery,
+                    &mut self.stopped,
+                    self.realip_header.as_deref(),
+                    cx,
+                );
                 match &mut self.engine {
                     Engine::Full(tracker) => tracker.push(&packet, ts_ns, &mut |e| sink.handle(e)),
                     Engine::Headers(tracker) => {
@@ -116,7 +129,13 @@ impl Worker {
         }
         self.next_expiry_ns = now_ns.saturating_add(EXPIRE_EVERY_NS);
         if let Engine::Full(tracker) = &mut self.engine {
-            let mut sink = Sink::new(&self.counters, self.delivery, &mut self.stopped, cx);
+            let mut sink = Sink::new(
+                &self.counters,
+                self.delivery,
+                &mut self.stopped,
+                self.realip_header.as_deref(),
+                cx,
+            );
             tracker.expire(now_ns, &mut |e| sink.handle(e));
         }
     }
@@ -124,7 +143,13 @@ impl Worker {
     /// End of input: everything still pending is finished (emitted, or counted incomplete).
     pub fn finish(&mut self, cx: &mut InputContext) {
         if let Engine::Full(tracker) = &mut self.engine {
-            let mut sink = Sink::new(&self.counters, self.delivery, &mut self.stopped, cx);
+            let mut sink = Sink::new(
+                &self.counters,
+                self.delivery,
+                &mut self.stopped,
+                self.realip_header.as_deref(),
+                cx,
+            );
             tracker.finish(&mut |e| sink.handle(e));
         }
     }
@@ -135,6 +160,7 @@ struct Sink<'a> {
     counters: &'a Counters,
     delivery: Delivery,
     stopped: &'a mut bool,
+    realip_header: Option<&'a str>,
     cx: &'a mut InputContext,
 }
 
@@ -143,12 +169,14 @@ impl<'a> Sink<'a> {
         counters: &'a Counters,
         delivery: Delivery,
         stopped: &'a mut bool,
+        realip_header: Option<&'a str>,
         cx: &'a mut InputContext,
     ) -> Self {
         Sink {
             counters,
             delivery,
             stopped,
+            realip_header,
             cx,
         }
     }
@@ -159,7 +187,13 @@ impl<'a> Sink<'a> {
                 if message.truncated {
                     self.counters.add_truncated(1);
                 }
-                let msg = to_message(message);
+                let mut msg = to_message(message);
+                if let (Some(name), Some(ends)) = (self.realip_header, msg.endpoints) {
+                    if msg.kind() == Kind::Request {
+                        let ip = ends.src.ip().to_string();
+                        msg.payload = set_header(&msg.payload, name, &ip).into();
+                    }
+                }
                 match self.delivery {
                     Delivery::Wait => {
                         if self.cx.emit(msg).is_err() {
@@ -215,4 +249,52 @@ fn tracker_reason(name: &str) -> Option<Reason> {
         reason::BUFFER_FULL => Reason::BufferFull,
         _ => return None,
     })
+}
+
+/// `payload` with header `name` set to `value`: the first line with that name (any case) is
+/// replaced, otherwise the header is inserted right after the start line.
+pub fn set_header(payload: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let head_end = memchr::memmem::find(payload, b"\r\n\r\n").map_or(payload.len(), |i| i + 2);
+    let line = format!("{name}: {value}\r\n");
+    let mut at = match memchr::memchr(b'\n', payload) {
+        Some(i) if i < head_end => i + 1,
+        _ => return payload.to_vec(),
+    };
+    let insert_at = at;
+    while at < head_end {
+        let end = memchr::memchr(b'\n', &payload[at..head_end]).map_or(head_end, |i| at + i + 1);
+        let current = &payload[at..end];
+        let matches = current.len() > name.len()
+            && current[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+            && current[name.len()] == b':';
+        if matches {
+            return [&payload[..at], line.as_bytes(), &payload[end..]].concat();
+        }
+        at = end;
+    }
+    [
+        &payload[..insert_at],
+        line.as_bytes(),
+        &payload[insert_at..],
+    ]
+    .concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_header;
+
+    #[test]
+    fn realip_header_is_replaced_or_inserted() {
+        let request = b"GET / HTTP/1.1\r\nHost: a\r\nx-real-ip: 9.9.9.9\r\n\r\nbody";
+        assert_eq!(
+            set_header(request, "X-Real-IP", "1.2.3.4"),
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 1.2.3.4\r\n\r\nbody".to_vec()
+        );
+        let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(
+            set_header(request, "X-Real-IP", "1.2.3.4"),
+            b"GET / HTTP/1.1\r\nX-Real-IP: 1.2.3.4\r\nHost: a\r\n\r\n".to_vec()
+        );
+    }
 }

@@ -106,6 +106,27 @@ impl Input for PcapInput {
     }
 }
 
+/// A capture-file input for other plugins (GoReplay's `--input-raw file.pcap:80
+/// --input-raw-engine pcap_file`), read as fast as possible.
+pub fn file_input(
+    path: PathBuf,
+    tracker: TrackerConfig,
+    headers_only: bool,
+    bpf: Option<String>,
+) -> Result<Box<dyn Input>, String> {
+    reader::check(&path)?;
+    if let Some(expression) = &bpf {
+        compile_bpf(expression, 1).map_err(|e| format!("BPF filter {expression:?}: {e}"))?;
+    }
+    Ok(Box::new(PcapInput {
+        path,
+        tracker,
+        headers_only,
+        bpf,
+        speed: None,
+    }))
+}
+
 /// Reading one file: filter, pace, hand frames to the capture worker.
 struct Reading {
     path: PathBuf,
