@@ -5,6 +5,7 @@ mod capture;
 mod cli;
 mod common;
 mod files;
+mod live;
 mod middleware;
 mod nginx;
 mod output_http;
