@@ -24,5 +24,11 @@ extern crate shadowtap_output_http;
 extern crate shadowtap_output_null;
 #[cfg(feature = "output-stdout")]
 extern crate shadowtap_output_stdout;
+#[cfg(feature = "input-pfring")]
+extern crate shadowtap_input_pfring;
+#[cfg(feature = "output-tcp")]
+extern crate shadowtap_output_tcp;
+#[cfg(feature = "input-tcp")]
+extern crate shadowtap_input_tcp;
 
 pub use shadowtap_api as api;

@@ -2,6 +2,7 @@
 //! (`-flag` or `--flag`, `--flag=value` or `--flag value`, booleans as `--flag[=true|false]`).
 
 use crate::middleware::MiddlewareConfig;
+use crate::modifier::{Modifier, ModifierArgs};
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use shadowtap_api::registry::{self, Factory};
@@ -50,6 +51,15 @@ pub struct CoreArgs {
     /// List every plugin with its role and a one-line description, then exit
     #[arg(id = "list-plugins", long = "list-plugins")]
     pub list_plugins: bool,
+    /// De-chunk and gunzip HTTP messages (Content-Length fixed) before middleware and modifiers
+    #[arg(id = "prettify-http", long = "prettify-http")]
+    pub prettify_http: bool,
+    /// Serve the counters as Prometheus text at http://ADDR/metrics (e.g. :9090)
+    #[arg(id = "metrics", long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// The --http-* filters and rewrites.
+    #[command(flatten)]
+    pub modifiers: ModifierArgs,
 }
 
 /// A parsed command line: core settings and every configured plugin instance.
@@ -62,6 +72,8 @@ pub struct Config {
     pub outputs: Vec<OutputSpec>,
     /// The middleware, if any.
     pub middleware: Option<MiddlewareConfig>,
+    /// The `--http-*` filters and rewrites, if any.
+    pub modifier: Option<Modifier>,
 }
 
 /// The whole command: core flags, then each plugin's flags under a heading of its own.
@@ -72,10 +84,47 @@ pub fn command() -> clap::Command {
 }
 
 /// Parses `argv` (clap errors, including `--help`, come back as `clap::Error`).
+///
+/// `--http-set-header "Host: …"` implies output-http's `--http-original-host` (as in
+/// GoReplay): otherwise output-http would replace the Host that was just set with the
+/// target's. The flag is added to the command line here, before parsing.
 pub fn parse_matches(argv: Vec<String>) -> Result<clap::ArgMatches, clap::Error> {
     let cmd = command();
-    let argv = shadowtap_api::args::normalize_argv(&cmd, argv);
+    let mut argv = shadowtap_api::args::normalize_argv(&cmd, argv);
+    if sets_host_header(&argv)
+        && cmd
+            .get_arguments()
+            .any(|a| a.get_id() == ORIGINAL_HOST_FLAG)
+        && !argv
+            .iter()
+            .any(|w| w.split('=').next() == Some(&format!("--{ORIGINAL_HOST_FLAG}")))
+    {
+        argv.insert(1.min(argv.len()), format!("--{ORIGINAL_HOST_FLAG}"));
+    }
     cmd.try_get_matches_from(argv)
+}
+
+/// output-http's flag that keeps the captured Host header.
+const ORIGINAL_HOST_FLAG: &str = "http-original-host";
+
+/// True if a `--http-set-header` value (normalised argv) names the Host header.
+fn sets_host_header(argv: &[String]) -> bool {
+    let names_host = |value: &str| {
+        value
+            .split_once(':')
+            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
+    };
+    let mut words = argv.iter().skip(1).take_while(|w| *w != "--");
+    while let Some(word) = words.next() {
+        if let Some(value) = word.strip_prefix("--http-set-header=") {
+            if names_host(value) {
+                return true;
+            }
+        } else if word == "--http-set-header" && words.next().is_some_and(|v| names_host(v)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Builds the configuration from parsed flags.
@@ -97,14 +146,20 @@ pub fn configure(matches: &clap::ArgMatches) -> Result<Config, PluginError> {
         .as_deref()
         .map(|command| {
             MiddlewareConfig::parse(command, core.middleware_restart, settings.copy_buffer_size)
+                .map(|config| MiddlewareConfig {
+                    prettify: core.prettify_http,
+                    ..config
+                })
         })
         .transpose()
         .map_err(|e| PluginError::usage("--middleware", e))?;
+    let modifier = Modifier::new(core.modifiers.clone());
     Ok(Config {
         core,
         inputs,
         outputs,
         middleware,
+        modifier,
     })
 }
 

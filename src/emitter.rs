@@ -5,9 +5,15 @@
 //! message to every output's queue (or one, round-robin, with `--split-output`). When every
 //! input is live, dispatch never waits on a full output queue: it drops into the ledger, so a
 //! dead output stalls nothing. When all inputs have ended, queues drain and the run ends.
+//!
+//! Dispatch applies, in order: the copy-buffer cut, `--prettify-http`, the `--http-*`
+//! modifiers (a filtered request is dropped as `filtered`, and so are later responses with its
+//! id), then each output's rate limit. Replayed responses fed back by outputs go through the
+//! middleware when there is one (see `middleware.rs`), else straight into dispatch.
 
-use crate::limiter::Limiter;
-use crate::middleware::{Middleware, MiddlewareConfig};
+use crate::limiter::{Limiter, RecentIds};
+use crate::middleware::{FeedbackRoute, Middleware, MiddlewareConfig};
+use crate::modifier::Modifier;
 use crossbeam_channel::{bounded, never, select, Receiver, SendTimeoutError, Sender, TrySendError};
 use shadowtap_api::{
     CoreSettings, Counters, Gate, Inbox, InputContext, InputSpec, Ledger, Message, OutputContext,
@@ -33,6 +39,10 @@ pub struct Pipeline {
     pub split_output: bool,
     /// Settings plugins see.
     pub settings: CoreSettings,
+    /// The `--http-*` filters and rewrites.
+    pub modifier: Option<Modifier>,
+    /// `--prettify-http`.
+    pub prettify: bool,
 }
 
 /// How a run ended.
@@ -65,18 +75,40 @@ pub fn run(
         FullQueue::Wait
     };
     let (ingress_tx, ingress_rx) = bounded::<Message>(INGRESS_CAPACITY);
-    let (messages, middleware) = match pipeline.middleware {
-        Some(config) => match start_middleware(config, ingress_rx, ledger, shutdown) {
-            Ok((rx, mw)) => (rx, Some(mw)),
-            Err(e) => {
-                outcome.usage_error = Some(e);
-                return outcome;
-            }
-        },
-        None => (ingress_rx, None),
-    };
     let (feedback_tx, feedback_rx) = bounded::<Message>(INGRESS_CAPACITY);
     let any_feedback = pipeline.outputs.iter().any(|o| o.feedback);
+    // With a middleware, replayed responses go through it: a forwarder hands them on without
+    // ever waiting, and the middleware says when the inputs' messages are all back out.
+    let mut feedback_done = never::<()>();
+    let mut route_ends = None;
+    let mut forwarder: Option<JoinHandle<()>> = None;
+    let (messages, middleware) = match pipeline.middleware {
+        Some(config) => {
+            let route = any_feedback.then(|| {
+                let (route_tx, route_rx) = bounded::<Message>(INGRESS_CAPACITY);
+                let (done_tx, done_rx) = bounded::<()>(0);
+                feedback_done = done_rx;
+                route_ends = Some((route_tx, feedback_rx.clone()));
+                FeedbackRoute {
+                    messages: route_rx,
+                    ingress_done: done_tx,
+                }
+            });
+            match start_middleware(config, ingress_rx, route, ledger, shutdown) {
+                Ok((rx, mw, counters)) => {
+                    if let Some((route_tx, from_outputs)) = route_ends.take() {
+                        forwarder = Some(forward_feedback(from_outputs, route_tx, counters));
+                    }
+                    (rx, Some(mw))
+                }
+                Err(e) => {
+                    outcome.usage_error = Some(e);
+                    return outcome;
+                }
+            }
+        }
+        None => (ingress_rx, None),
+    };
     let outputs: Vec<RunningOutput> = pipeline
         .outputs
         .into_iter()
@@ -116,8 +148,15 @@ pub fn run(
         pipeline.settings.copy_buffer_size,
         emitter_counters,
     );
-    let feedback_rx = if any_feedback { feedback_rx } else { never() };
-    dispatch.run(&messages, &feedback_rx);
+    dispatch.modifier = pipeline.modifier;
+    dispatch.prettify = pipeline.prettify;
+    let feedback_rx = match (any_feedback, &forwarder) {
+        (false, _) => never(),
+        (true, None) => feedback_rx,
+        // Replayed responses reach dispatch through the middleware: nothing comes here.
+        (true, Some(_)) => bounded(0).1,
+    };
+    dispatch.run(&messages, &feedback_rx, &feedback_done);
 
     if let Some(mw) = middleware {
         if let Err(e) = mw.join() {
@@ -131,21 +170,56 @@ pub fn run(
             .filter_map(|h| h.join().unwrap_or(Some("an input panicked".into()))),
     );
     outcome.failures.extend(dispatch.finish(&feedback_rx));
+    if let Some(handle) = forwarder {
+        let _ = handle.join();
+    }
     outcome
 }
 
 fn start_middleware(
     config: MiddlewareConfig,
     ingress: Receiver<Message>,
+    feedback: Option<FeedbackRoute>,
     ledger: &Arc<Ledger>,
     shutdown: &Shutdown,
-) -> Result<(Receiver<Message>, Middleware), String> {
+) -> Result<(Receiver<Message>, Middleware, Arc<Counters>), String> {
     let counters = ledger.register(format!("middleware[{}]", config.command), Role::Engine);
     let (egress_tx, egress_rx) = bounded(INGRESS_CAPACITY);
     let command = config.command.clone();
-    Middleware::start(config, ingress, egress_tx, counters, shutdown.clone())
-        .map(|mw| (egress_rx, mw))
-        .map_err(|e| format!("--middleware: cannot start {command:?}: {e}"))
+    Middleware::start(
+        config,
+        ingress,
+        feedback,
+        egress_tx,
+        counters.clone(),
+        shutdown.clone(),
+    )
+    .map(|mw| (egress_rx, mw, counters))
+    .map_err(|e| format!("--middleware: cannot start {command:?}: {e}"))
+}
+
+/// Hands replayed responses from outputs to the middleware without ever waiting: when its
+/// route is full they are dropped (`queue full` on the middleware's counters), so an output
+/// feeding back never blocks on the middleware, which may be waiting on dispatch.
+fn forward_feedback(
+    from_outputs: Receiver<Message>,
+    to_middleware: Sender<Message>,
+    counters: Arc<Counters>,
+) -> JoinHandle<()> {
+    thread::Builder::new()
+        .name("feedback".into())
+        .spawn(move || {
+            for msg in from_outputs.iter() {
+                match to_middleware.try_send(msg) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => counters.add_drop(Reason::QueueFull, 1),
+                    Err(TrySendError::Disconnected(_)) => {
+                        counters.add_drop(Reason::MiddlewareLost, 1)
+                    }
+                }
+            }
+        })
+        .expect("spawn feedback thread")
 }
 
 fn start_input(
@@ -250,6 +324,9 @@ struct Dispatch {
     copy_buffer_size: usize,
     counters: Arc<Counters>,
     pending_feedback: VecDeque<Message>,
+    modifier: Option<Modifier>,
+    prettify: bool,
+    filtered: RecentIds,
 }
 
 impl Dispatch {
@@ -269,11 +346,23 @@ impl Dispatch {
             copy_buffer_size,
             counters,
             pending_feedback: VecDeque::new(),
+            modifier: None,
+            prettify: false,
+            filtered: RecentIds::default(),
         }
     }
 
     /// Dispatches until `messages` closes, serving replayed responses from `feedback` too.
-    fn run(&mut self, messages: &Receiver<Message>, feedback: &Receiver<Message>) {
+    /// When `feedback_done` disconnects (the middleware has passed on everything the inputs
+    /// sent), the queues of outputs that feed back are closed so that they can finish.
+    fn run(
+        &mut self,
+        messages: &Receiver<Message>,
+        feedback: &Receiver<Message>,
+        feedback_done: &Receiver<()>,
+    ) {
+        let waiting = never();
+        let mut feedback_done = feedback_done;
         loop {
             while let Some(msg) = self.pending_feedback.pop_front() {
                 self.dispatch(msg, FullQueue::Drop, feedback);
@@ -285,6 +374,12 @@ impl Dispatch {
                 },
                 recv(feedback) -> msg => if let Ok(msg) = msg {
                     self.dispatch(msg, FullQueue::Drop, feedback);
+                },
+                recv(feedback_done) -> _ => {
+                    for output in self.outputs.iter_mut().filter(|o| o.feedback) {
+                        output.queue = None;
+                    }
+                    feedback_done = &waiting;
                 },
             }
         }
@@ -322,6 +417,24 @@ impl Dispatch {
         self.counters.add_in(1);
         if msg.truncate_payload(self.copy_buffer_size) {
             self.counters.add_truncated(1);
+        }
+        if self.prettify {
+            crate::prettify::apply(&mut msg, self.copy_buffer_size, &self.counters);
+        }
+        if let Some(modifier) = &self.modifier {
+            if msg.kind().is_request() {
+                match modifier.rewrite(&msg.payload) {
+                    Some(payload) => msg.payload = payload,
+                    None => {
+                        self.filtered.insert(msg.id());
+                        self.counters.add_drop(Reason::Filtered, 1);
+                        return;
+                    }
+                }
+            } else if self.filtered.contains(msg.id()) {
+                self.counters.add_drop(Reason::Filtered, 1);
+                return;
+            }
         }
         let targets = self.targets(&msg);
         let mut delivered = false;

@@ -9,7 +9,10 @@ pub mod cli;
 pub mod emitter;
 pub mod ledger;
 pub mod limiter;
+pub mod metrics;
 pub mod middleware;
+pub mod modifier;
+pub mod prettify;
 
 extern crate shadowtap_plugins;
 
@@ -65,6 +68,12 @@ fn run(config: cli::Config) -> i32 {
     if let Some(after) = config.core.exit_after {
         stop_after(trigger.clone(), after);
     }
+    if let Some(address) = &config.core.metrics {
+        if let Err(e) = metrics::serve(address, ledger.clone()) {
+            eprintln!("shadowtap: --metrics: cannot listen on {address}: {e}");
+            return EXIT_FAILURE;
+        }
+    }
     let stats = config
         .core
         .stats
@@ -75,6 +84,8 @@ fn run(config: cli::Config) -> i32 {
         middleware: config.middleware,
         split_output: config.core.split_output,
         settings: shadowtap_api::CoreSettings::new(config.core.copy_buffer_size as usize),
+        modifier: config.modifier,
+        prettify: config.core.prettify_http,
     };
     let outcome = emitter::run(pipeline, &ledger, &trigger, &shutdown);
     if let Some((stop, handle)) = stats {

@@ -2,10 +2,20 @@
 //! stdin; every valid hex line it prints comes back as a message. Its stderr is passed
 //! through prefixed with `[middleware]`. If it exits, in-flight messages are counted as lost
 //! and it is restarted with backoff (or the run fails, with `--middleware-restart=false`).
+//!
+//! Replayed responses (kind 3, fed back by outputs such as output-http with
+//! `--output-http-track-response`) go through the middleware too, on a second input
+//! ([`FeedbackRoute`]) that is served first. The engine hands them over without ever waiting
+//! (a full route drops and counts), so the cycle outputs → middleware → dispatch → outputs
+//! cannot deadlock as GoReplay's can. Shutdown: when the inputs have ended and every message
+//! they produced has come back out of the child (or the child has been silent for
+//! [`QUIET`]), the route's `ingress_done` is signalled so that the engine can let the
+//! feeding-back outputs finish; the child's stdin is closed once their responses are in.
 
-use crossbeam_channel::{select, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
 use shadowtap_api::wire::{decode_hex_line, encode_hex_line};
 use shadowtap_api::{Counters, Message, Reason, Shutdown, Throttle};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -24,7 +34,21 @@ pub struct MiddlewareConfig {
     pub restart: bool,
     /// Largest payload passed on (`--copy-buffer-size`).
     pub copy_buffer_size: usize,
+    /// De-chunk and gunzip messages before they reach the child (`--prettify-http`).
+    pub prettify: bool,
 }
+
+/// The second input of the middleware: replayed responses from outputs.
+pub struct FeedbackRoute {
+    /// Replayed responses to pass through the child.
+    pub messages: Receiver<Message>,
+    /// Dropped (disconnected) once the inputs have ended and what they sent has come back.
+    pub ingress_done: Sender<()>,
+}
+
+/// After the inputs end, how long a child may stay silent before the messages it still
+/// holds are taken as dropped (so that the run can end).
+pub const QUIET: Duration = Duration::from_secs(1);
 
 impl MiddlewareConfig {
     /// Splits `command` with shell quoting rules (no shell is run).
@@ -39,6 +63,7 @@ impl MiddlewareConfig {
             argv,
             restart,
             copy_buffer_size,
+            prettify: false,
         })
     }
 
@@ -54,6 +79,37 @@ impl MiddlewareConfig {
     /// Longest line accepted back: a full payload and header in hex, with room to spare.
     fn max_line(&self) -> usize {
         (self.copy_buffer_size + (64 << 10)) * 2 + 2
+    }
+}
+
+/// Messages written to the child and not yet seen again: from the inputs and fed back.
+struct Tracking {
+    ingress: InFlight,
+    feedback: InFlight,
+    last_output: Instant,
+    /// True while the reader waits to hand a message on to dispatch.
+    handing_on: bool,
+}
+
+impl Default for Tracking {
+    fn default() -> Self {
+        Tracking {
+            ingress: InFlight::default(),
+            feedback: InFlight::default(),
+            last_output: Instant::now(),
+            handing_on: false,
+        }
+    }
+}
+
+impl Tracking {
+    fn remove(&mut self, key: &(u8, Box<str>)) -> bool {
+        self.last_output = Instant::now();
+        self.ingress.remove(key) || self.feedback.remove(key)
+    }
+
+    fn take_all(&mut self) -> u64 {
+        self.ingress.take_all() + self.feedback.take_all()
     }
 }
 
@@ -77,14 +133,13 @@ impl InFlight {
     }
 
     /// True if `msg` answers a message we sent.
-    fn remove(&mut self, msg: &Message) -> bool {
-        let key = key(msg);
-        let Some(count) = self.pending.get_mut(&key) else {
+    fn remove(&mut self, key: &(u8, Box<str>)) -> bool {
+        let Some(count) = self.pending.get_mut(key) else {
             return false;
         };
         *count -= 1;
         if *count == 0 {
-            self.pending.remove(&key);
+            self.pending.remove(key);
         }
         self.total -= 1;
         true
@@ -108,9 +163,11 @@ pub struct Middleware {
 impl Middleware {
     /// Starts the child (failing now if it cannot start) and the threads around it:
     /// messages are read from `ingress` and what the child prints is sent to `egress`.
+    /// With a `feedback` route, replayed responses pass through the child too.
     pub fn start(
         config: MiddlewareConfig,
         ingress: Receiver<Message>,
+        feedback: Option<FeedbackRoute>,
         egress: Sender<Message>,
         counters: Arc<Counters>,
         shutdown: Shutdown,
@@ -119,12 +176,21 @@ impl Middleware {
         let supervisor = thread::Builder::new()
             .name("middleware".into())
             .spawn(move || {
+                let (feedback, ingress_done) = match feedback {
+                    Some(route) => (Some(route.messages), Some(route.ingress_done)),
+                    None => (None, None),
+                };
                 Supervisor {
                     config,
                     ingress,
+                    feedback,
                     egress,
                     counters,
                     shutdown,
+                    ingress_open: Cell::new(true),
+                    feedback_open: Cell::new(true),
+                    ingress_closed_at: Cell::new(None),
+                    ingress_done: Cell::new(ingress_done),
                 }
                 .run(first)
             })?;
@@ -150,9 +216,27 @@ enum Feed {
 struct Supervisor {
     config: MiddlewareConfig,
     ingress: Receiver<Message>,
+    feedback: Option<Receiver<Message>>,
     egress: Sender<Message>,
     counters: Arc<Counters>,
     shutdown: Shutdown,
+    ingress_open: Cell<bool>,
+    feedback_open: Cell<bool>,
+    ingress_closed_at: Cell<Option<Instant>>,
+    ingress_done: Cell<Option<Sender<()>>>,
+}
+
+/// Where the next message for the child came from.
+enum Pick {
+    Message(Message, Origin),
+    End,
+    Gone,
+}
+
+#[derive(Clone, Copy)]
+enum Origin {
+    Ingress,
+    Feedback,
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -204,7 +288,7 @@ impl Supervisor {
 
     /// Runs one child until input ends or the child goes away.
     fn serve(&self, child: &mut Child) -> Feed {
-        let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let in_flight = Arc::new(Mutex::new(Tracking::default()));
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
@@ -241,33 +325,25 @@ impl Supervisor {
     }
 
     /// Writes messages to the child's stdin until input ends or the child goes away.
-    fn feed(&self, stdin: ChildStdin, gone: &Receiver<()>, in_flight: &Mutex<InFlight>) -> Feed {
+    fn feed(&self, stdin: ChildStdin, gone: &Receiver<()>, in_flight: &Mutex<Tracking>) -> Feed {
         let mut writer = BufWriter::with_capacity(256 << 10, stdin);
         let mut line = Vec::new();
         loop {
-            let msg = match self.ingress.try_recv() {
-                Ok(msg) => msg,
-                Err(TryRecvError::Disconnected) => return finish_feed(writer),
-                Err(TryRecvError::Empty) => {
-                    if writer.flush().is_err() {
-                        return Feed::ChildGone;
-                    }
-                    select! {
-                        recv(self.ingress) -> msg => match msg {
-                            Ok(msg) => msg,
-                            Err(_) => return finish_feed(writer),
-                        },
-                        recv(gone) -> _ => return Feed::ChildGone,
-                    }
-                }
+            let (msg, origin) = match self.pick(&mut writer, gone, in_flight) {
+                Pick::Message(msg, origin) => (msg, origin),
+                Pick::End => return finish_feed(writer),
+                Pick::Gone => return Feed::ChildGone,
             };
-            let msg = self.truncated(msg);
+            let msg = self.prepared(msg);
             line.clear();
             encode_hex_line(&msg, &mut line);
-            in_flight
-                .lock()
-                .expect("in-flight lock")
-                .add(&msg, &self.counters);
+            {
+                let mut tracking = in_flight.lock().expect("in-flight lock");
+                match origin {
+                    Origin::Ingress => tracking.ingress.add(&msg, &self.counters),
+                    Origin::Feedback => tracking.feedback.add(&msg, &self.counters),
+                }
+            }
             self.counters.add_in(1);
             if writer.write_all(&line).is_err() {
                 return Feed::ChildGone;
@@ -275,7 +351,89 @@ impl Supervisor {
         }
     }
 
-    fn truncated(&self, mut msg: Message) -> Message {
+    /// The next message for the child: replayed responses first, then input.
+    fn pick(
+        &self,
+        writer: &mut BufWriter<ChildStdin>,
+        gone: &Receiver<()>,
+        in_flight: &Mutex<Tracking>,
+    ) -> Pick {
+        let closed = never();
+        loop {
+            if let Some(feedback) = self.feedback.as_ref().filter(|_| self.feedback_open.get()) {
+                match feedback.try_recv() {
+                    Ok(msg) => return Pick::Message(msg, Origin::Feedback),
+                    Err(TryRecvError::Disconnected) => self.feedback_open.set(false),
+                    Err(TryRecvError::Empty) => {}
+                }
+            }
+            if self.ingress_open.get() {
+                match self.ingress.try_recv() {
+                    Ok(msg) => return Pick::Message(msg, Origin::Ingress),
+                    Err(TryRecvError::Disconnected) => self.close_ingress(),
+                    Err(TryRecvError::Empty) => {}
+                }
+            }
+            let feedback_open = self.feedback.is_some() && self.feedback_open.get();
+            if !self.ingress_open.get() && !feedback_open {
+                return Pick::End;
+            }
+            self.check_ingress_done(in_flight);
+            if writer.flush().is_err() {
+                return Pick::Gone;
+            }
+            let ingress = if self.ingress_open.get() {
+                &self.ingress
+            } else {
+                &closed
+            };
+            let feedback = match &self.feedback {
+                Some(rx) if feedback_open => rx,
+                _ => &closed,
+            };
+            select! {
+                recv(ingress) -> msg => match msg {
+                    Ok(msg) => return Pick::Message(msg, Origin::Ingress),
+                    Err(_) => self.close_ingress(),
+                },
+                recv(feedback) -> msg => match msg {
+                    Ok(msg) => return Pick::Message(msg, Origin::Feedback),
+                    Err(_) => self.feedback_open.set(false),
+                },
+                recv(gone) -> _ => return Pick::Gone,
+                default(Duration::from_millis(50)) => {}
+            }
+        }
+    }
+
+    fn close_ingress(&self) {
+        self.ingress_open.set(false);
+        if self.ingress_closed_at.get().is_none() {
+            self.ingress_closed_at.set(Some(Instant::now()));
+        }
+    }
+
+    /// After input ended: tells the engine once what the inputs sent has come back.
+    fn check_ingress_done(&self, in_flight: &Mutex<Tracking>) {
+        let Some(closed_at) = self.ingress_closed_at.get() else {
+            return;
+        };
+        let Some(done) = self.ingress_done.take() else {
+            return;
+        };
+        let tracking = in_flight.lock().expect("in-flight lock");
+        let quiet_since = tracking.last_output.max(closed_at);
+        let all_back = tracking.ingress.total == 0 || quiet_since.elapsed() >= QUIET;
+        // Dispatch must also have taken everything the child printed.
+        if !(all_back && !tracking.handing_on && self.egress.is_empty()) {
+            self.ingress_done.set(Some(done));
+        }
+    }
+
+    fn prepared(&self, mut msg: Message) -> Message {
+        if self.config.prettify {
+            crate::prettify::apply(&mut msg, self.config.copy_buffer_size, &self.counters);
+        }
         if msg.truncate_payload(self.config.copy_buffer_size) {
             self.counters.add_truncated(1);
         }
@@ -285,7 +443,7 @@ impl Supervisor {
     fn spawn_reader(
         &self,
         stdout: impl Read + Send + 'static,
-        in_flight: Arc<Mutex<InFlight>>,
+        in_flight: Arc<Mutex<Tracking>>,
         gone: Sender<()>,
     ) -> JoinHandle<()> {
         let reader = LineReader {
@@ -303,7 +461,9 @@ impl Supervisor {
     }
 
     /// With restarts off, nothing consumes input any more: count what is left as lost.
+    /// (Replayed responses still coming are dropped by the engine when the route closes.)
     fn drain_after_failure(&self) {
+        self.ingress_done.take();
         while let Ok(_msg) = self.ingress.recv_timeout(Duration::from_millis(100)) {
             self.counters.add_drop(Reason::MiddlewareLost, 1);
         }
@@ -361,7 +521,7 @@ fn pass_stderr(stderr: impl Read) {
 struct LineReader {
     egress: Sender<Message>,
     counters: Arc<Counters>,
-    in_flight: Arc<Mutex<InFlight>>,
+    in_flight: Arc<Mutex<Tracking>>,
     max_line: usize,
     copy_buffer_size: usize,
     warnings: Throttle,
@@ -403,16 +563,27 @@ impl LineReader {
                 return true;
             }
         };
-        if !self.in_flight.lock().expect("in-flight lock").remove(&msg) {
-            self.counters
-                .extra("added by middleware")
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
         if msg.truncate_payload(self.copy_buffer_size) {
             self.counters.add_truncated(1);
         }
         self.counters.add_out(1);
-        self.egress.send(msg).is_ok()
+        let key = key(&msg);
+        {
+            let mut tracking = self.in_flight.lock().expect("in-flight lock");
+            tracking.last_output = Instant::now();
+            tracking.handing_on = true;
+        }
+        let sent = self.egress.send(msg).is_ok();
+        // Still "in flight" until handed on, so that the end of input is not signalled while
+        // a message is on its way to dispatch.
+        let mut tracking = self.in_flight.lock().expect("in-flight lock");
+        tracking.handing_on = false;
+        if !tracking.remove(&key) {
+            self.counters
+                .extra("added by middleware")
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        sent
     }
 
     fn reject(&self, number: u64, why: &str) {

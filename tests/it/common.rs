@@ -201,3 +201,34 @@ pub fn path_str(path: &Path) -> &str {
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A named number from the exit summary of instance `label` (e.g. `out`, `filtered`,
+/// `error: refused`); 0 when absent.
+pub fn summary_counter(stderr: &str, label: &str, name: &str) -> u64 {
+    let Some(summary) = stderr.lines().rev().find(|l| l.contains(label)) else {
+        return 0;
+    };
+    let Some(part) = summary.split(" | ").find(|p| p.contains(label)) else {
+        return 0;
+    };
+    let needle = format!("{name} ");
+    part.match_indices(&needle)
+        .find(|(at, _)| *at > 0 && matches!(part.as_bytes()[at - 1], b' ' | b'(' | b','))
+        .and_then(|(at, _)| {
+            part[at + needle.len()..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Sends SIGTERM to `child` (a graceful stop: queues drain).
+pub fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
