@@ -57,6 +57,9 @@ pub struct CoreArgs {
     /// Serve the counters as Prometheus text at http://ADDR/metrics (e.g. :9090)
     #[arg(id = "metrics", long = "metrics", value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// Drop privileges to this user (and its group) once capture sockets are open
+    #[arg(id = "user", long = "user", value_name = "NAME")]
+    pub user: Option<String>,
     /// The --http-* filters and rewrites.
     #[command(flatten)]
     pub modifiers: ModifierArgs,

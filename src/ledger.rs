@@ -1,11 +1,15 @@
 //! Reporting the ledger: the summary line at exit and the periodic `--stats` line.
 
+use shadowtap_api::ledger::Snapshot;
 use shadowtap_api::Ledger;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Prints `[stats] <summary>` to stderr every `interval` until `stop` is dropped.
+/// Prints `[stats] <summary> || <rates>` to stderr every `interval` until `stop` is dropped:
+/// the totals, then per plugin (and per capture worker) messages/s in and out, packets/s and
+/// drops/s over the last interval.
 pub fn start_stats(
     ledger: Arc<Ledger>,
     interval: Duration,
@@ -14,14 +18,59 @@ pub fn start_stats(
     let handle = thread::Builder::new()
         .name("stats".into())
         .spawn(move || {
+            let mut previous = (Instant::now(), ledger.snapshot());
             while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                 stop_rx.recv_timeout(interval)
             {
-                eprintln!("[stats] {}", ledger.summary());
+                let now = (Instant::now(), ledger.snapshot());
+                let seconds = now.0.duration_since(previous.0).as_secs_f64().max(1e-3);
+                eprintln!(
+                    "[stats] {} || {}",
+                    ledger.summary(),
+                    rates(&previous.1, &now.1, seconds)
+                );
+                previous = now;
             }
         })
         .expect("spawn stats thread");
     (stop_tx, handle)
+}
+
+/// `label in X/s out Y/s [packets Z/s] [dropped W/s]` for every plugin, over `seconds`.
+pub fn rates(before: &[Snapshot], after: &[Snapshot], seconds: f64) -> String {
+    let earlier: HashMap<&str, &Snapshot> = before.iter().map(|s| (s.label.as_str(), s)).collect();
+    let per_second = |now: u64, then: u64| (now.saturating_sub(then)) as f64 / seconds;
+    after
+        .iter()
+        .map(|now| {
+            let then = earlier.get(now.label.as_str());
+            let field = |f: fn(&Snapshot) -> u64| per_second(f(now), then.map_or(0, |t| f(t)));
+            let mut text = format!(
+                "{} in {:.0}/s out {:.0}/s",
+                now.label,
+                field(|s| s.received),
+                field(|s| s.passed)
+            );
+            let packets = |s: &Snapshot| {
+                s.extra
+                    .iter()
+                    .find(|(n, _)| n == "packets")
+                    .map_or(0, |(_, v)| *v)
+            };
+            if now.extra.iter().any(|(n, _)| n == "packets") {
+                text.push_str(&format!(
+                    " packets {:.0}/s",
+                    per_second(packets(now), then.map_or(0, |t| packets(t)))
+                ));
+            }
+            let dropped = field(Snapshot::dropped);
+            if dropped > 0.0 {
+                text.push_str(&format!(" dropped {dropped:.0}/s"));
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// The final line printed to stderr at exit.

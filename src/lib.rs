@@ -36,11 +36,11 @@ pub fn run_cli(argv: Vec<String>) -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
+    init_logging(matches.get_one::<u8>("verbose").copied().unwrap_or(0));
     let config = match cli::configure(&matches) {
         Ok(config) => config,
         Err(e) => return report_config_error(e),
     };
-    init_logging(config.core.verbose);
     if config.core.list_plugins {
         print!("{}", cli::plugin_list());
         return EXIT_OK;
@@ -61,6 +61,12 @@ fn report_config_error(error: PluginError) -> i32 {
 }
 
 fn run(config: cli::Config) -> i32 {
+    if let Some(user) = &config.core.user {
+        if let Err(e) = drop_privileges(user) {
+            eprintln!("shadowtap: --user: {e}");
+            return EXIT_USAGE;
+        }
+    }
     let ledger = Ledger::new();
     let (trigger, shutdown) = Shutdown::new();
     let trigger = Arc::new(trigger);
@@ -105,6 +111,20 @@ fn run(config: cli::Config) -> i32 {
     } else {
         EXIT_FAILURE
     }
+}
+
+/// Becomes `name` (its uid, primary gid, no supplementary groups). Capture sockets are opened
+/// while the command line is configured, before this, so they stay usable.
+fn drop_privileges(name: &str) -> Result<(), String> {
+    use nix::unistd::{setgid, setgroups, setuid, User};
+    let user = User::from_name(name)
+        .map_err(|e| format!("cannot look up user {name:?}: {e}"))?
+        .ok_or_else(|| format!("no user {name:?}"))?;
+    setgroups(&[]).map_err(|e| format!("cannot drop supplementary groups: {e}"))?;
+    setgid(user.gid).map_err(|e| format!("cannot switch to group {}: {e}", user.gid))?;
+    setuid(user.uid).map_err(|e| format!("cannot switch to user {name:?}: {e}"))?;
+    tracing::info!("running as {name} (uid {}, gid {})", user.uid, user.gid);
+    Ok(())
 }
 
 fn init_logging(verbose: u8) {

@@ -431,3 +431,58 @@ fn missing_namespace_and_interface_are_clear_errors() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_missing_permission_is_one_clear_line() {
+    let output = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            binary(),
+            "--input-raw",
+            "lo:18555",
+            "--output-null",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("needs root or CAP_NET_RAW: setcap cap_net_raw,cap_net_admin=eip"),
+        "{text}"
+    );
+}
+
+#[test]
+fn privileges_are_dropped_after_the_sockets_are_open() {
+    assert!(needs_root());
+    let mut lab = Lab::new();
+    lab.start_nginx();
+    let value = format!("netns:{}/{}:80", lab.server_ns, lab.server_if);
+    let child = Command::new(binary())
+        .args(["--input-raw", &value, "--user", "nobody", "--output-null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(lab.client(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        &format!("http://{}/as-nobody", lab.server_ip)
+    ]));
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let output = wait_output(child, Duration::from_secs(20));
+    assert_success(&output);
+    let text = stderr(&output);
+    assert!(text.contains("running as nobody"), "{text}");
+    assert!(text.contains("output-null in 1 out 1"), "{text}");
+}
