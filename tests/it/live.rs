@@ -259,9 +259,33 @@ fn capture(lab: &Lab, flags: &[&str]) -> (Vec<Record>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let pcap = lab.dir.path().join("tcpdump.pcap");
+    let tcpdump = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server_ns,
+            "tcpdump",
+            "-i",
+            &lab.server_if,
+            "-s",
+            "0",
+            "-U",
+            "-w",
+        ])
+        .arg(&pcap)
+        .arg("tcp port 80")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump (.ci/setup installs it)");
     std::thread::sleep(Duration::from_millis(800));
     lab.traffic();
     std::thread::sleep(Duration::from_millis(2500));
+    let _ = Command::new("kill")
+        .args(["-INT", &tcpdump.id().to_string()])
+        .status();
+    let _ = wait_output(tcpdump, Duration::from_secs(10));
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
@@ -279,6 +303,16 @@ fn request_line(record: &Record) -> String {
         words.next().unwrap_or_default(),
         words.next().unwrap_or_default()
     )
+}
+
+/// Packets tcpdump saw on the same interface during the same capture.
+fn tcpdump_packets(lab: &Lab) -> u64 {
+    let listing = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(lab.dir.path().join("tcpdump.pcap"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&listing.stdout).lines().count() as u64
 }
 
 /// Every logged request exactly once, every response paired with its request.
@@ -351,6 +385,25 @@ fn af_packet_one_worker_captures_everything() {
     lab.start_nginx();
     let (records, stderr) = capture(&lab, &["--input-raw-workers", "1"]);
     assert_complete(&lab, &records, &stderr);
+    let summary = stderr
+        .lines()
+        .filter(|l| l.starts_with("shadowtap: input"))
+        .last()
+        .unwrap();
+    let packets: u64 = summary
+        .split(" packets ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        packets,
+        tcpdump_packets(&lab),
+        "shadowtap and tcpdump saw different packet counts: {summary}"
+    );
 }
 
 #[test]
