@@ -340,7 +340,7 @@ impl Ring {
 fn block_ready(block: *mut u8) -> bool {
     // SAFETY: the status word of a block inside the mapping; the kernel writes it.
     let status = unsafe { std::ptr::read_volatile(block.add(8) as *const u32) };
-    status & libc::TP_STATUS_USER as u32 != 0
+    status & libc::TP_STATUS_USER != 0
 }
 
 impl Drop for Ring {
