@@ -539,3 +539,45 @@ fn privileges_are_dropped_after_the_sockets_are_open() {
     assert!(text.contains("running as nobody"), "{text}");
     assert!(text.contains("output-null in 1 out 1"), "{text}");
 }
+
+#[test]
+fn load_guard_pauses_capture_and_counts_it() {
+    assert!(needs_root());
+    let mut lab = Lab::new();
+    lab.start_nginx();
+    let value = format!("netns:{}/{}:80", lab.server_ns, lab.server_if);
+    let child = Command::new(binary())
+        .args([
+            "--input-raw",
+            &value,
+            "--capture-max-rss",
+            "1kb",
+            "--output-null",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    for i in 0..5 {
+        assert!(lab.client(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            &format!("http://{}/paused/{i}", lab.server_ip)
+        ]));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let output = wait_output(child, Duration::from_secs(20));
+    assert_success(&output);
+    let text = stderr(&output);
+    assert!(text.contains("output-null in 0 out 0"), "{text}");
+    assert!(
+        text.contains("(paused ") && text.contains("paused: memory"),
+        "{text}"
+    );
+}
