@@ -36,6 +36,7 @@ mod fxhash;
 pub mod guard;
 pub mod headers;
 mod http;
+pub mod netns;
 mod reassembly;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;

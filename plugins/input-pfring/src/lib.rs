@@ -39,7 +39,6 @@
 #![deny(missing_docs)]
 
 mod ffi;
-mod netns;
 
 use ffi::{cluster, Lib, LoadError, Recv, Ring};
 use shadowtap_api::values::{duration_value, split_limit};
@@ -379,9 +378,12 @@ fn build(args: InputPfringArgs, settings: &CoreSettings) -> Result<Vec<InputSpec
             watermark: args.input_pfring_watermark,
             poll_ms,
         };
-        let opened: Vec<Ring> = netns::within(target.netns.as_deref(), || {
-            (0..rings).map(|_| open_ring(&lib, &setup)).collect()
-        })?;
+        let opened: Vec<Ring> = shadowtap_capture::netns::within(target.netns.as_deref(), || {
+            (0..rings)
+                .map(|_| open_ring(&lib, &setup))
+                .collect::<Result<Vec<Ring>, PluginError>>()
+        })
+        .map_err(|e| PluginError::usage("--input-pfring", e))??;
         let version = lib.version().unwrap_or_else(|| "(version unknown)".into());
         let cluster_text = if joins_cluster {
             format!(

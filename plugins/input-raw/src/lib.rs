@@ -27,7 +27,6 @@ mod address;
 mod afpacket;
 mod bpf;
 mod live;
-mod netns;
 
 use address::{Interface, Target};
 use afpacket::{Ring, RingSize, SocketConfig};
@@ -35,6 +34,7 @@ use live::{LiveInput, Source};
 use shadowtap_api::values::{duration_value, size_value, split_limit};
 use shadowtap_api::{instance_label, register_input, CoreSettings, InputSpec, PluginError};
 use shadowtap_capture::guard::LoadGuard;
+use shadowtap_capture::netns;
 use shadowtap_capture::RawCaptureArgs;
 use std::time::Duration;
 
@@ -147,6 +147,7 @@ impl Plan<'_> {
         let interfaces = netns::within(target.netns.as_deref(), || {
             address::select(&target.host, &self.args.input_raw_ignore_interface)
         })
+        .and_then(|selected| selected)
         .map_err(|e| PluginError::usage("--input-raw", format!("{value:?}: {e}")))?;
         let mut specs = Vec::new();
         for (number, interface) in interfaces.iter().enumerate() {
@@ -191,7 +192,7 @@ impl Plan<'_> {
         group: u16,
     ) -> Result<Vec<InputSpec>, PluginError> {
         let expression = self.filter_expression(target, interface);
-        let program = bpf::compile(&expression, 1)
+        bpf::compile(&expression, 1)
             .map_err(|e| PluginError::usage("--input-raw-bpf-filter", e))?;
         tracing::debug!(interface = %interface.name, filter = %expression, "capture filter");
         let workers = match self.args.input_raw_engine.as_str() {
@@ -205,8 +206,9 @@ impl Plan<'_> {
         (0..workers)
             .map(|worker| {
                 let source = netns::within(target.netns.as_deref(), || {
-                    self.open_source(interface, &program, &expression, group)
+                    self.open_source(interface, &expression, group)
                 })
+                .and_then(|opened| opened)
                 .map_err(|e| {
                     PluginError::Runtime(format!(
                         "--input-raw {value:?} on {}: {e}",
@@ -263,17 +265,17 @@ impl Plan<'_> {
     fn open_source(
         &self,
         interface: &Interface,
-        program: &pcap::BpfProgram,
         expression: &str,
         group: u16,
     ) -> Result<Source, String> {
         if self.args.input_raw_engine == "libpcap" {
             return self.open_libpcap(interface, expression).map(Source::Pcap);
         }
+        let program = bpf::compile(expression, 1)?;
         let ring = Ring::open(&SocketConfig {
             interface: &interface.name,
             ring: RingSize::of_total(self.args.input_raw_buffer_size as usize),
-            filter: Some(program),
+            filter: Some(&program),
             fanout_group: group,
             promisc: self.args.input_raw_promisc,
         })?;

@@ -41,7 +41,6 @@ mod conn;
 mod request;
 mod response;
 mod target;
-mod tls;
 
 use conn::{Client, SendError, Session};
 use crossbeam_channel::{bounded, RecvTimeoutError};
@@ -230,11 +229,15 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
                 Scheme::Https => {
                     if tls_config.is_none() {
                         tls_config = Some(
-                            tls::client_config(args.output_http_skip_verify)
-                                .map_err(PluginError::Runtime)?,
+                            shadowtap_tls::client_config(
+                                args.output_http_skip_verify,
+                                &[b"http/1.1"],
+                                "--output-http-skip-verify",
+                            )
+                            .map_err(PluginError::Runtime)?,
                         );
                     }
-                    let name = tls::server_name(&target.host)
+                    let name = shadowtap_tls::server_name(&target.host)
                         .map_err(|e| PluginError::usage("--output-http", e))?;
                     Some((tls_config.clone().expect("just set"), name))
                 }

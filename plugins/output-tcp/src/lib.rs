@@ -25,8 +25,6 @@
 //! and on replay-host `shadowtap --input-tcp :28020 --output-http http://staging`.
 #![deny(missing_docs)]
 
-mod tls;
-
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
@@ -114,7 +112,14 @@ fn build(args: OutputTcpArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, Plugi
     }
     let secure = args.output_tcp_secure || args.output_tcp_skip_verify;
     let config = if secure {
-        Some(tls::client_config(args.output_tcp_skip_verify).map_err(PluginError::Runtime)?)
+        Some(
+            shadowtap_tls::client_config(
+                args.output_tcp_skip_verify,
+                &[],
+                "--output-tcp-skip-verify",
+            )
+            .map_err(PluginError::Runtime)?,
+        )
     } else {
         None
     };
@@ -129,7 +134,7 @@ fn build(args: OutputTcpArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, Plugi
             let tls = match &config {
                 Some(config) => Some(Tls {
                     config: config.clone(),
-                    name: tls::server_name(host)
+                    name: shadowtap_tls::server_name(host)
                         .map_err(|e| PluginError::usage("--output-tcp", e))?,
                 }),
                 None => None,

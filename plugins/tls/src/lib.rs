@@ -1,5 +1,7 @@
-//! rustls client configuration (ring provider): the system's root certificates, or no
-//! verification at all with `--output-http-skip-verify`.
+//! `shadowtap-tls`: the rustls client configuration (ring provider) shared by the network
+//! outputs (`output-http`, `output-tcp`): the system's root certificates, or no verification at
+//! all when the user asks for it with the output's `--…-skip-verify` flag.
+#![deny(missing_docs)]
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -7,8 +9,14 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::Arc;
 
-/// A client configuration for HTTP/1.1 over TLS.
-pub fn client_config(skip_verify: bool) -> Result<Arc<ClientConfig>, String> {
+/// A client configuration: `skip_verify` disables certificate checks; `alpn` lists the
+/// protocols to offer; `skip_flag` names the flag in the warning printed when the system has
+/// no root certificates.
+pub fn client_config(
+    skip_verify: bool,
+    alpn: &[&[u8]],
+    skip_flag: &str,
+) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -24,13 +32,13 @@ pub fn client_config(skip_verify: bool) -> Result<Arc<ClientConfig>, String> {
         let (added, _ignored) = roots.add_parsable_certificates(found.certs);
         if added == 0 {
             tracing::warn!(
-                "output-http: no system root certificates found; https targets will fail \
-                 verification (install ca-certificates or use --output-http-skip-verify)"
+                "no system root certificates found; TLS targets will fail verification \
+                 (install ca-certificates or use {skip_flag})"
             );
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
