@@ -446,22 +446,24 @@ impl Dispatch {
         }
     }
 
-    fn targets(&mut self, msg: &Message) -> Vec<usize> {
+    /// The outputs `msg` goes to: all of them, or one with `--split-output`.
+    fn targets(&mut self, msg: &Message) -> std::ops::Range<usize> {
         let count = self.outputs.len();
         if !self.split || count <= 1 {
-            return (0..count).collect();
+            return 0..count;
         }
+        let routed = (!msg.kind().is_request())
+            .then(|| self.routes.find(msg.id()))
+            .flatten();
+        let index = routed.unwrap_or_else(|| {
+            let next = self.next_output;
+            self.next_output = (next + 1) % count;
+            next
+        });
         if msg.kind().is_request() {
-            let index = self.next_output;
-            self.next_output = (self.next_output + 1) % count;
             self.routes.remember(msg.id(), index);
-            return vec![index];
         }
-        vec![self.routes.find(msg.id()).unwrap_or_else(|| {
-            let index = self.next_output;
-            self.next_output = (self.next_output + 1) % count;
-            index
-        })]
+        index..index + 1
     }
 
     /// Queues `msg` for output `index`; true if queued.
@@ -483,21 +485,19 @@ impl Dispatch {
             output.counters.add_drop(Reason::Shutdown, 1);
             return false;
         };
-        let counters = output.counters.clone();
-        let queued = match policy {
-            FullQueue::Drop => match queue.try_send(msg) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
-                    counters.add_drop(Reason::QueueFull, 1);
-                    return false;
-                }
-                Err(TrySendError::Disconnected(_)) => false,
-            },
-            FullQueue::Wait => {
+        let queued = match queue.try_send(msg) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) if policy == FullQueue::Drop => {
+                output.counters.add_drop(Reason::QueueFull, 1);
+                return false;
+            }
+            Err(TrySendError::Full(msg)) => {
                 let queue = queue.clone();
                 self.send_waiting(&queue, msg, feedback)
             }
+            Err(TrySendError::Disconnected(_)) => false,
         };
+        let counters = &self.outputs[index].counters;
         if queued {
             counters.add_in(1);
         } else {

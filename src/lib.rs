@@ -128,6 +128,7 @@ fn drop_privileges(name: &str) -> Result<(), String> {
 }
 
 fn init_logging(verbose: u8) {
+    use std::io::IsTerminal;
     let default = match verbose {
         0 => "info",
         1 => "debug",
@@ -138,6 +139,7 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

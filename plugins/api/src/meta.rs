@@ -123,15 +123,29 @@ impl Meta {
     }
 
     /// Builds the 4-field line GoReplay writes.
+    /// `id` must be a non-empty ASCII token without spaces.
     pub fn new(kind: Kind, id: &str, timestamp: i64, latency: i64) -> Meta {
-        let text = format!(
-            "{} {} {} {}\n",
-            kind.as_byte() as char,
-            id,
-            timestamp,
-            latency
+        assert!(
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()),
+            "invalid message id {id:?}"
         );
-        Meta::parse(Bytes::from(text)).expect("a line we format is valid")
+        let mut line = Vec::with_capacity(id.len() + 44);
+        line.push(kind.as_byte());
+        line.push(b' ');
+        line.extend_from_slice(id.as_bytes());
+        let id_end = line.len();
+        line.push(b' ');
+        push_decimal(&mut line, timestamp);
+        line.push(b' ');
+        push_decimal(&mut line, latency);
+        line.push(b'\n');
+        Meta {
+            line: Bytes::from(line),
+            kind: Kind::from_byte(kind.as_byte()),
+            id: 2..id_end,
+            timestamp,
+            latency: Some(latency),
+        }
     }
 
     /// Message kind (first field).
@@ -177,6 +191,25 @@ impl Meta {
         text.extend_from_slice(&self.line[self.id.end..]);
         Meta::parse(Bytes::from(text)).expect("id without spaces keeps the line valid")
     }
+}
+
+/// Appends `value` in decimal (the formatter's machinery costs more than the rest of `new`).
+fn push_decimal(out: &mut Vec<u8>, value: i64) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    let mut magnitude = value.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 fn parse_number(field: &'static str, bytes: &[u8]) -> Result<i64, MetaError> {
@@ -251,5 +284,8 @@ mod tests {
     fn new_builds_goreplay_line() {
         let meta = Meta::new(Kind::Request, "abc", 10, -1);
         assert_eq!(meta.as_bytes(), b"1 abc 10 -1\n");
+        let meta = Meta::new(Kind::Response, "x", i64::MIN, 0);
+        assert_eq!(meta.as_bytes(), format!("2 x {} 0\n", i64::MIN).as_bytes());
+        assert_eq!(Meta::parse(meta.to_bytes()), Ok(meta));
     }
 }

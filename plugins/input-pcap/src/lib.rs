@@ -80,13 +80,8 @@ struct PcapInput {
 
 impl Input for PcapInput {
     fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
-        let mut capture = match open_capture(&self.path) {
-            Ok(Some(capture)) => capture,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                cx.counters().add_error();
-                return Err(e);
-            }
+        let Some(mut capture) = open_capture(&self.path)? else {
+            return Ok(());
         };
         let worker = Worker::new(
             self.tracker.clone(),
