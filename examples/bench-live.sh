@@ -6,12 +6,12 @@
 # A slice of real nginx/wrk traffic (the pcap examples/bench-capture.sh records, PACKETS
 # packets, default 100000) is replayed with tcpreplay onto one end of a veth pair made for the
 # run, at increasing rates (RATES, packets/s; "top" = tcpreplay --topspeed). At each rate,
-# shadowtap captures on the other end with: af_packet 1 worker, af_packet 2 workers, libpcap,
+# shadowtap captures on the other end (promiscuous, as on a mirror port) with: af_packet 1 worker, af_packet 2 workers, libpcap,
 # and the header-only fast path (af_packet, 2 workers); in the same run tcpdump captures the
 # same replay as the reference (its own "dropped by kernel" count). A run is lossless when
 # shadowtap emitted as many requests as it finds in the same slice read with --input-pcap and
 # counted no drop of any kind. The table gives, per configuration, the highest lossless rate.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "run as root (creates a veth pair)" >&2; exit 1; }
 command -v tcpreplay >/dev/null || { echo "install tcpreplay (apt-get install tcpreplay)" >&2; exit 1; }
@@ -45,7 +45,7 @@ run_shadowtap() { # rate, flags...
   local rate=$1; shift
   local err
   err=$(mktemp)
-  "$bin" --input-raw "$rx:$port" "$@" --output-null 2>"$err" &
+  "$bin" --input-raw "$rx:$port" --input-raw-promisc "$@" --output-null 2>"$err" &
   local pid=$!
   sleep 1
   local achieved
