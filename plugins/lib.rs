@@ -14,8 +14,12 @@ extern crate shadowtap_input_file;
 extern crate shadowtap_input_http;
 #[cfg(feature = "input-pcap")]
 extern crate shadowtap_input_pcap;
+#[cfg(feature = "input-pfring")]
+extern crate shadowtap_input_pfring;
 #[cfg(feature = "input-raw")]
 extern crate shadowtap_input_raw;
+#[cfg(feature = "input-tcp")]
+extern crate shadowtap_input_tcp;
 #[cfg(feature = "output-file")]
 extern crate shadowtap_output_file;
 #[cfg(feature = "output-http")]
@@ -24,11 +28,7 @@ extern crate shadowtap_output_http;
 extern crate shadowtap_output_null;
 #[cfg(feature = "output-stdout")]
 extern crate shadowtap_output_stdout;
-#[cfg(feature = "input-pfring")]
-extern crate shadowtap_input_pfring;
 #[cfg(feature = "output-tcp")]
 extern crate shadowtap_output_tcp;
-#[cfg(feature = "input-tcp")]
-extern crate shadowtap_input_tcp;
 
 pub use shadowtap_api as api;

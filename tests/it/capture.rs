@@ -830,11 +830,14 @@ fn gzipped_pcapng_gives_the_same_messages() {
 // ---------------------------------------------------------------------------------------------
 // Edited captures: reordered, duplicated, missing segments
 
+/// One pcap record: its 16-byte record header and its packet bytes.
+type PcapRecord = (Vec<u8>, Vec<u8>);
+
 /// A classic little-endian pcap, split into records.
 struct Pcap {
     header: Vec<u8>,
     /// (16-byte record header, frame)
-    records: Vec<(Vec<u8>, Vec<u8>)>,
+    records: Vec<PcapRecord>,
 }
 
 impl Pcap {
@@ -943,7 +946,7 @@ fn reordered_and_duplicated_segments_give_the_same_messages() {
         }
     }
     let mut edited = Vec::new();
-    let mut pending: Vec<(usize, (Vec<u8>, Vec<u8>))> = Vec::new();
+    let mut pending: Vec<(usize, PcapRecord)> = Vec::new();
     for (n, record) in pcap.records.iter().enumerate() {
         edited.push(record.clone());
         let is_data = tcp_ports(&record.1).is_some_and(|p| p.2 > 0);

@@ -118,16 +118,6 @@ impl Record {
         self.meta[0]
     }
 
-    pub fn timestamp(&self) -> i64 {
-        String::from_utf8_lossy(&self.meta)
-            .split(' ')
-            .nth(2)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
     pub fn payload_text(&self) -> String {
         String::from_utf8_lossy(&self.payload).into_owned()
     }

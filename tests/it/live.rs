@@ -388,7 +388,7 @@ fn af_packet_one_worker_captures_everything() {
     let summary = stderr
         .lines()
         .filter(|l| l.starts_with("shadowtap: input"))
-        .last()
+        .next_back()
         .unwrap();
     let packets: u64 = summary
         .split(" packets ")
