@@ -12,6 +12,8 @@ extern crate shadowtap_input_dummy;
 extern crate shadowtap_input_file;
 #[cfg(feature = "input-http")]
 extern crate shadowtap_input_http;
+#[cfg(feature = "input-kafka")]
+extern crate shadowtap_input_kafka;
 #[cfg(feature = "input-pcap")]
 extern crate shadowtap_input_pcap;
 #[cfg(feature = "input-pfring")]
@@ -20,10 +22,14 @@ extern crate shadowtap_input_pfring;
 extern crate shadowtap_input_raw;
 #[cfg(feature = "input-tcp")]
 extern crate shadowtap_input_tcp;
+#[cfg(feature = "output-es")]
+extern crate shadowtap_output_es;
 #[cfg(feature = "output-file")]
 extern crate shadowtap_output_file;
 #[cfg(feature = "output-http")]
 extern crate shadowtap_output_http;
+#[cfg(feature = "output-kafka")]
+extern crate shadowtap_output_kafka;
 #[cfg(feature = "output-null")]
 extern crate shadowtap_output_null;
 #[cfg(feature = "output-stdout")]

@@ -4,7 +4,9 @@
 mod capture;
 mod cli;
 mod common;
+mod es;
 mod files;
+mod kafka;
 mod live;
 mod middleware;
 mod modifiers;

@@ -1,0 +1,389 @@
+//! `shadowtap-kafka-common`: what `input-kafka` and `output-kafka` share (a support crate, not a
+//! plugin).
+//!
+//! * [`parse_target`]: the `BROKERS/TOPIC` shorthand (`10.0.0.1:9092,10.0.0.2:9092/traffic`),
+//!   with an optional `|N` / `|N%` suffix.
+//! * [`KafkaTlsArgs`]: GoReplay's shared flags `--kafka-tls-ca-cert`, `--kafka-tls-client-cert`
+//!   and `--kafka-tls-client-key`, registered once as a shared flag group
+//!   (`register_shared_args!`) and read by both Kafka plugins with
+//!   `CoreSettings::shared_args`. Reading is lenient: absent flags read as unset.
+//! * [`Security`] and [`client_config`]: SASL (PLAIN, SCRAM-SHA-256/512) and TLS as librdkafka
+//!   properties, plus `key=value` pass-through properties.
+//! * [`goreplay_json`]: GoReplay's `KafkaMessage` JSON, encoded byte-for-byte as GoReplay's Go
+//!   code does and decoded as GoReplay's `Dump()` does.
+//!
+//! Example: `shadowtap --input-raw :80 --output-kafka 10.0.0.1:9092/traffic --kafka-tls-ca-cert ca.pem`.
+#![deny(missing_docs)]
+
+pub mod goreplay_json;
+
+use clap::{Arg, ArgMatches, Command};
+use rdkafka::ClientConfig;
+use shadowtap_api::values::{split_limit, Limit};
+
+/// Where messages go to or come from: brokers and one topic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// Comma-separated `host:port` list (librdkafka's `bootstrap.servers`).
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// An `|N` / `|N%` suffix, if given.
+    pub limit: Option<Limit>,
+}
+
+/// Parses `BROKERS/TOPIC` (brokers comma-separated), with an optional `|N` or `|N%` suffix.
+pub fn parse_target(value: &str) -> Result<Target, String> {
+    let (address, limit) = split_limit(value)?;
+    let address = address.trim();
+    let address = address.strip_prefix("kafka://").unwrap_or(address);
+    let (brokers, topic) = address
+        .rsplit_once('/')
+        .ok_or_else(|| format!("{value:?} is not BROKERS/TOPIC (e.g. 10.0.0.1:9092/traffic)"))?;
+    let brokers = check_brokers(brokers)?;
+    check_topic(topic)?;
+    Ok(Target {
+        brokers,
+        topic: topic.to_string(),
+        limit,
+    })
+}
+
+/// Validates a comma-separated broker list and returns it without spaces.
+pub fn check_brokers(brokers: &str) -> Result<String, String> {
+    let list: Vec<&str> = brokers.split(',').map(str::trim).collect();
+    if list.iter().any(|b| b.is_empty() || b.contains('/')) {
+        return Err(format!(
+            "broker list {brokers:?} must be host:port[,host:port…]"
+        ));
+    }
+    Ok(list.join(","))
+}
+
+/// Validates a Kafka topic name (1–249 characters of `[a-zA-Z0-9._-]`).
+pub fn check_topic(topic: &str) -> Result<(), String> {
+    let valid = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid topic name {topic:?} (1-249 characters of a-z A-Z 0-9 . _ -)"
+        ))
+    }
+}
+
+/// The shared TLS flags (GoReplay's `--kafka-tls-*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KafkaTlsArgs {
+    /// `--kafka-tls-ca-cert`: CA certificate (PEM) to verify brokers.
+    pub ca_cert: Option<String>,
+    /// `--kafka-tls-client-cert`: client certificate (PEM).
+    pub client_cert: Option<String>,
+    /// `--kafka-tls-client-key`: client private key (PEM).
+    pub client_key: Option<String>,
+}
+
+const TLS_FLAGS: [(&str, &str); 3] = [
+    (
+        "kafka-tls-ca-cert",
+        "CA certificate (PEM file) to verify Kafka brokers; enables TLS (input-kafka and output-kafka)",
+    ),
+    (
+        "kafka-tls-client-cert",
+        "Client certificate (PEM file) for Kafka TLS; needs --kafka-tls-client-key",
+    ),
+    (
+        "kafka-tls-client-key",
+        "Client private key (PEM file) for Kafka TLS; needs --kafka-tls-client-cert",
+    ),
+];
+
+const TLS_HEADING: &str = "kafka-tls (shared by input-kafka and output-kafka)";
+
+impl KafkaTlsArgs {
+    /// True when TLS is configured (a CA or a client certificate).
+    pub fn enabled(&self) -> bool {
+        self.ca_cert.is_some() || self.client_cert.is_some()
+    }
+
+    /// Checks that certificate and key come together and that the files exist.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match (&self.client_cert, &self.client_key) {
+            (Some(_), None) => {
+                return Err((
+                    "--kafka-tls-client-cert".into(),
+                    "needs --kafka-tls-client-key".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err((
+                    "--kafka-tls-client-key".into(),
+                    "needs --kafka-tls-client-cert".into(),
+                ))
+            }
+            _ => {}
+        }
+        for (flag, path) in [
+            ("--kafka-tls-ca-cert", &self.ca_cert),
+            ("--kafka-tls-client-cert", &self.client_cert),
+            ("--kafka-tls-client-key", &self.client_key),
+        ] {
+            if let Some(path) = path {
+                if !std::path::Path::new(path).is_file() {
+                    return Err((flag.into(), format!("{path}: no such file")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lenient(matches: &ArgMatches, id: &str) -> Option<String> {
+    matches
+        .try_get_one::<String>(id)
+        .ok()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .cloned()
+}
+
+impl clap::FromArgMatches for KafkaTlsArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(KafkaTlsArgs {
+            ca_cert: lenient(matches, TLS_FLAGS[0].0),
+            client_cert: lenient(matches, TLS_FLAGS[1].0),
+            client_key: lenient(matches, TLS_FLAGS[2].0),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for KafkaTlsArgs {
+    /// Adds each shared flag unless an earlier plugin already added it.
+    fn augment_args(mut cmd: Command) -> Command {
+        for (id, help) in TLS_FLAGS {
+            if cmd.get_arguments().any(|a| a.get_id() == id) {
+                continue;
+            }
+            cmd = cmd.arg(
+                Arg::new(id)
+                    .long(id)
+                    .value_name("PEM")
+                    .help(help)
+                    .help_heading(TLS_HEADING),
+            );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+shadowtap_api::register_shared_args! {
+    heading: "kafka-tls (shared by input-kafka and output-kafka)",
+    args: KafkaTlsArgs,
+}
+
+/// SASL credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl Sasl {
+    /// SASL from a plugin's `--*-use-sasl`, `--*-mechanism`, `--*-username`, `--*-password`
+    /// (`prefix` is `input-kafka` or `output-kafka`). The mechanism defaults to PLAIN.
+    pub fn from_flags(
+        prefix: &str,
+        use_sasl: bool,
+        mechanism: Option<&str>,
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Option<Sasl>, (String, String)> {
+        if !use_sasl {
+            return Ok(None);
+        }
+        let mechanism = mechanism
+            .filter(|m| !m.is_empty())
+            .unwrap_or("PLAIN")
+            .to_ascii_uppercase();
+        if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+            return Err((
+                format!("--{prefix}-mechanism"),
+                format!("unsupported SASL mechanism {mechanism:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
+            ));
+        }
+        Ok(Some(Sasl {
+            mechanism,
+            username: username.unwrap_or_default().to_string(),
+            password: password.unwrap_or_default().to_string(),
+        }))
+    }
+}
+
+/// SASL and TLS settings of one client.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    /// TLS files.
+    pub tls: KafkaTlsArgs,
+    /// SASL, if enabled.
+    pub sasl: Option<Sasl>,
+}
+
+/// Parses `key=value` librdkafka properties.
+pub fn parse_properties(pairs: &[String]) -> Result<Vec<(String, String)>, String> {
+    pairs
+        .iter()
+        .map(|pair| {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("{pair:?} is not key=value"))?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(format!("{pair:?} has an empty key"));
+            }
+            Ok((key.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+/// A librdkafka configuration for `brokers` with `security` applied, then `properties`
+/// (which override anything set before, including the caller's defaults set afterwards — so
+/// callers set their defaults first with [`ClientConfig::set`] and call this last).
+pub fn client_config(
+    config: &mut ClientConfig,
+    brokers: &str,
+    security: &Security,
+    properties: &[(String, String)],
+) {
+    config.set("bootstrap.servers", brokers);
+    let tls = security.tls.enabled();
+    let protocol = match (&security.sasl, tls) {
+        (Some(_), true) => Some("sasl_ssl"),
+        (Some(_), false) => Some("sasl_plaintext"),
+        (None, true) => Some("ssl"),
+        (None, false) => None,
+    };
+    if let Some(protocol) = protocol {
+        config.set("security.protocol", protocol);
+    }
+    if let Some(sasl) = &security.sasl {
+        config.set("sasl.mechanism", &sasl.mechanism);
+        config.set("sasl.username", &sasl.username);
+        config.set("sasl.password", &sasl.password);
+    }
+    if let Some(ca) = &security.tls.ca_cert {
+        config.set("ssl.ca.location", ca);
+    }
+    if let Some(cert) = &security.tls.client_cert {
+        config.set("ssl.certificate.location", cert);
+    }
+    if let Some(key) = &security.tls.client_key {
+        config.set("ssl.key.location", key);
+    }
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, FromArgMatches};
+
+    #[test]
+    fn targets_parse() {
+        let t = parse_target("10.0.0.1:9092,10.0.0.2:9092/traffic").unwrap();
+        assert_eq!(t.brokers, "10.0.0.1:9092,10.0.0.2:9092");
+        assert_eq!(t.topic, "traffic");
+        assert_eq!(t.limit, None);
+        let t = parse_target("kafka://b:9092/t.1_x-y|50%").unwrap();
+        assert_eq!(t.brokers, "b:9092");
+        assert_eq!(t.topic, "t.1_x-y");
+        assert_eq!(t.limit, Some(Limit::Percent(50.0)));
+        assert!(parse_target("b:9092").is_err());
+        assert!(parse_target("b:9092/").is_err());
+        assert!(parse_target("/topic").is_err());
+        assert!(parse_target("a,,b/topic").is_err());
+        assert!(parse_target("b:9092/bad topic").is_err());
+        assert!(parse_target("b:9092/a/b").is_err());
+    }
+
+    #[test]
+    fn tls_flags_are_added_once_and_read_by_everyone() {
+        let cmd = KafkaTlsArgs::augment_args(Command::new("t"));
+        let cmd = KafkaTlsArgs::augment_args(cmd);
+        assert_eq!(cmd.get_arguments().count(), 3);
+        let m = cmd
+            .try_get_matches_from(["t", "--kafka-tls-ca-cert", "ca.pem"])
+            .unwrap();
+        let tls = KafkaTlsArgs::from_arg_matches(&m).unwrap();
+        assert_eq!(tls.ca_cert.as_deref(), Some("ca.pem"));
+        assert!(tls.enabled());
+        // Absent flags (the other Kafka plugin not compiled in) read as unset.
+        let empty = Command::new("t").try_get_matches_from(["t"]).unwrap();
+        assert_eq!(
+            KafkaTlsArgs::from_arg_matches(&empty).unwrap(),
+            KafkaTlsArgs::default()
+        );
+    }
+
+    #[test]
+    fn tls_needs_cert_and_key_together() {
+        let tls = KafkaTlsArgs {
+            client_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert_eq!(tls.validate().unwrap_err().0, "--kafka-tls-client-cert");
+    }
+
+    #[test]
+    fn security_becomes_librdkafka_properties() {
+        let sasl = Sasl::from_flags(
+            "output-kafka",
+            true,
+            Some("scram-sha-512"),
+            Some("u"),
+            Some("p"),
+        )
+        .unwrap();
+        let security = Security {
+            tls: KafkaTlsArgs {
+                ca_cert: Some("/ca.pem".into()),
+                ..Default::default()
+            },
+            sasl,
+        };
+        let mut config = ClientConfig::new();
+        client_config(
+            &mut config,
+            "b:1",
+            &security,
+            &parse_properties(&["linger.ms=7".into()]).unwrap(),
+        );
+        assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(config.get("ssl.ca.location"), Some("/ca.pem"));
+        assert_eq!(config.get("linger.ms"), Some("7"));
+        assert!(Sasl::from_flags("x", true, Some("GSSAPI"), None, None).is_err());
+        assert_eq!(Sasl::from_flags("x", false, None, None, None), Ok(None));
+        assert!(parse_properties(&["novalue".into()]).is_err());
+    }
+}
