@@ -387,8 +387,7 @@ fn af_packet_one_worker_captures_everything() {
     assert_complete(&lab, &records, &stderr);
     let summary = stderr
         .lines()
-        .filter(|l| l.starts_with("shadowtap: input"))
-        .next_back()
+        .rfind(|l| l.starts_with("shadowtap: input"))
         .unwrap();
     let packets: u64 = summary
         .split(" packets ")
