@@ -36,8 +36,8 @@ use shadowtap_api::{
     PluginError, Reason, Throttle,
 };
 use shadowtap_kafka_common::{
-    check_brokers, check_topic, client_config, goreplay_json, parse_properties, parse_target,
-    KafkaTlsArgs, Sasl, Security, Target,
+    client_config, collect_targets, goreplay_json, parse_properties, KafkaTlsArgs, Sasl, Security,
+    Target,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -427,37 +427,12 @@ fn usage(flag: &str) -> impl Fn(String) -> PluginError + '_ {
 }
 
 fn targets(args: &InputKafkaArgs) -> Result<Vec<Target>, PluginError> {
-    let mut targets = args
-        .input_kafka
-        .iter()
-        .map(|value| parse_target(value).map_err(usage("--input-kafka")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let host = args.input_kafka_host.as_deref().filter(|s| !s.is_empty());
-    let topic = args.input_kafka_topic.as_deref().filter(|s| !s.is_empty());
-    match (host, topic) {
-        (Some(host), Some(topic)) => {
-            check_topic(topic).map_err(usage("--input-kafka-topic"))?;
-            targets.push(Target {
-                brokers: check_brokers(host).map_err(usage("--input-kafka-host"))?,
-                topic: topic.to_string(),
-                limit: None,
-            });
-        }
-        (Some(_), None) => {
-            return Err(PluginError::usage(
-                "--input-kafka-host",
-                "needs --input-kafka-topic",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(PluginError::usage(
-                "--input-kafka-topic",
-                "needs --input-kafka-host",
-            ))
-        }
-        (None, None) => {}
-    }
-    Ok(targets)
+    collect_targets(
+        "input-kafka",
+        &args.input_kafka,
+        args.input_kafka_host.as_deref(),
+        args.input_kafka_topic.as_deref(),
+    )
 }
 
 fn consumer_config(

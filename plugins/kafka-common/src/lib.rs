@@ -60,6 +60,48 @@ pub fn check_brokers(brokers: &str) -> Result<String, String> {
     Ok(list.join(","))
 }
 
+/// Every target of one Kafka plugin: each `--<stem> BROKERS/TOPIC` value, plus GoReplay's
+/// `--<stem>-host` and `--<stem>-topic` pair (which must come together).
+pub fn collect_targets(
+    stem: &str,
+    values: &[String],
+    host: Option<&str>,
+    topic: Option<&str>,
+) -> Result<Vec<Target>, shadowtap_api::PluginError> {
+    use shadowtap_api::PluginError;
+    let usage = |flag: String| move |message: String| PluginError::usage(&flag, message);
+    let mut targets = values
+        .iter()
+        .map(|value| parse_target(value).map_err(usage(format!("--{stem}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let host = host.filter(|s| !s.is_empty());
+    let topic = topic.filter(|s| !s.is_empty());
+    match (host, topic) {
+        (Some(host), Some(topic)) => {
+            check_topic(topic).map_err(usage(format!("--{stem}-topic")))?;
+            targets.push(Target {
+                brokers: check_brokers(host).map_err(usage(format!("--{stem}-host")))?,
+                topic: topic.to_string(),
+                limit: None,
+            });
+        }
+        (Some(_), None) => {
+            return Err(PluginError::usage(
+                &format!("--{stem}-host"),
+                format!("needs --{stem}-topic"),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(PluginError::usage(
+                &format!("--{stem}-topic"),
+                format!("needs --{stem}-host"),
+            ))
+        }
+        (None, None) => {}
+    }
+    Ok(targets)
+}
+
 /// Validates a Kafka topic name (1–249 characters of `[a-zA-Z0-9._-]`).
 pub fn check_topic(topic: &str) -> Result<(), String> {
     let valid = !topic.is_empty()

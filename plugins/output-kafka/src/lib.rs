@@ -36,8 +36,8 @@ use shadowtap_api::{
     OutputContext, OutputSpec, PluginError, Reason, Throttle,
 };
 use shadowtap_kafka_common::{
-    check_brokers, check_topic, client_config, goreplay_json, parse_properties, parse_target,
-    KafkaTlsArgs, Sasl, Security, Target,
+    client_config, collect_targets, goreplay_json, parse_properties, KafkaTlsArgs, Sasl, Security,
+    Target,
 };
 use shadowtap_record::Record;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -329,37 +329,12 @@ fn usage(flag: &str) -> impl Fn(String) -> PluginError + '_ {
 }
 
 fn targets(args: &OutputKafkaArgs) -> Result<Vec<Target>, PluginError> {
-    let mut targets = args
-        .output_kafka
-        .iter()
-        .map(|value| parse_target(value).map_err(usage("--output-kafka")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let host = args.output_kafka_host.as_deref().filter(|s| !s.is_empty());
-    let topic = args.output_kafka_topic.as_deref().filter(|s| !s.is_empty());
-    match (host, topic) {
-        (Some(host), Some(topic)) => {
-            check_topic(topic).map_err(usage("--output-kafka-topic"))?;
-            targets.push(Target {
-                brokers: check_brokers(host).map_err(usage("--output-kafka-host"))?,
-                topic: topic.to_string(),
-                limit: None,
-            });
-        }
-        (Some(_), None) => {
-            return Err(PluginError::usage(
-                "--output-kafka-host",
-                "needs --output-kafka-topic",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(PluginError::usage(
-                "--output-kafka-topic",
-                "needs --output-kafka-host",
-            ))
-        }
-        (None, None) => {}
-    }
-    Ok(targets)
+    collect_targets(
+        "output-kafka",
+        &args.output_kafka,
+        args.output_kafka_host.as_deref(),
+        args.output_kafka_topic.as_deref(),
+    )
 }
 
 fn format_of(args: &OutputKafkaArgs) -> Result<Format, PluginError> {
