@@ -36,8 +36,7 @@ use shadowtap_api::{
     PluginError, Reason, Throttle,
 };
 use shadowtap_kafka_common::{
-    client_config, collect_targets, goreplay_json, parse_properties, KafkaTlsArgs, Sasl, Security,
-    Target,
+    client_config, collect_targets, goreplay_json, parse_properties, Security, Target,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -492,18 +491,14 @@ fn build(args: InputKafkaArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>
             "empty group name",
         ));
     }
-    let tls: KafkaTlsArgs = settings.shared_args()?;
-    tls.validate()
-        .map_err(|(flag, message)| PluginError::usage(&flag, message))?;
-    let sasl = Sasl::from_flags(
+    let security = Security::from_flags(
         "input-kafka",
+        settings,
         args.input_kafka_use_sasl,
         args.input_kafka_mechanism.as_deref(),
         args.input_kafka_username.as_deref(),
         args.input_kafka_password.as_deref(),
-    )
-    .map_err(|(flag, message)| PluginError::usage(&flag, message))?;
-    let security = Security { tls, sasl };
+    )?;
     let properties =
         parse_properties(&args.input_kafka_config).map_err(usage("--input-kafka-config"))?;
     targets

@@ -289,6 +289,26 @@ pub struct Security {
     pub sasl: Option<Sasl>,
 }
 
+impl Security {
+    /// The shared `--kafka-tls-*` flags and plugin `stem`'s SASL flags, checked.
+    pub fn from_flags(
+        stem: &str,
+        settings: &shadowtap_api::CoreSettings,
+        use_sasl: bool,
+        mechanism: Option<&str>,
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Security, shadowtap_api::PluginError> {
+        use shadowtap_api::PluginError;
+        let tls: KafkaTlsArgs = settings.shared_args()?;
+        tls.validate()
+            .map_err(|(flag, message)| PluginError::usage(&flag, message))?;
+        let sasl = Sasl::from_flags(stem, use_sasl, mechanism, username, password)
+            .map_err(|(flag, message)| PluginError::usage(&flag, message))?;
+        Ok(Security { tls, sasl })
+    }
+}
+
 /// Parses `key=value` librdkafka properties.
 pub fn parse_properties(pairs: &[String]) -> Result<Vec<(String, String)>, String> {
     pairs

@@ -36,8 +36,7 @@ use shadowtap_api::{
     OutputContext, OutputSpec, PluginError, Reason, Throttle,
 };
 use shadowtap_kafka_common::{
-    client_config, collect_targets, goreplay_json, parse_properties, KafkaTlsArgs, Sasl, Security,
-    Target,
+    client_config, collect_targets, goreplay_json, parse_properties, Security, Target,
 };
 use shadowtap_record::Record;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -386,18 +385,14 @@ fn build(args: OutputKafkaArgs, settings: &CoreSettings) -> Result<Vec<OutputSpe
         return Ok(Vec::new());
     }
     let format = format_of(&args)?;
-    let tls: KafkaTlsArgs = settings.shared_args()?;
-    tls.validate()
-        .map_err(|(flag, message)| PluginError::usage(&flag, message))?;
-    let sasl = Sasl::from_flags(
+    let security = Security::from_flags(
         "output-kafka",
+        settings,
         args.output_kafka_use_sasl,
         args.output_kafka_mechanism.as_deref(),
         args.output_kafka_username.as_deref(),
         args.output_kafka_password.as_deref(),
-    )
-    .map_err(|(flag, message)| PluginError::usage(&flag, message))?;
-    let security = Security { tls, sasl };
+    )?;
     let properties =
         parse_properties(&args.output_kafka_config).map_err(usage("--output-kafka-config"))?;
     targets
