@@ -36,7 +36,8 @@ use shadowtap_api::{
     PluginError, Reason, Throttle,
 };
 use shadowtap_kafka_common::{
-    client_config, collect_targets, goreplay_json, parse_properties, Security, Target,
+    client_config, collect_targets, goreplay_json, log_client_error, parse_properties, Security,
+    Target,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -163,15 +164,7 @@ struct Context {
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
-            return; // reported to the poll loop, not an error
-        }
-        if let Some(held_back) = self.warnings.allow() {
-            tracing::warn!(
-                "{}: {error}: {reason} ({held_back} similar messages held back)",
-                self.label
-            );
-        }
+        log_client_error(&self.label, &self.warnings, &error, reason);
     }
 }
 

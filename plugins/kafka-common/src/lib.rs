@@ -365,6 +365,23 @@ pub fn client_config(
     }
 }
 
+/// Logs an error librdkafka reports outside any message (rate-limited by `warnings`);
+/// end-of-partition notices are not errors and are left to the poll loop.
+pub fn log_client_error(
+    label: &str,
+    warnings: &shadowtap_api::Throttle,
+    error: &rdkafka::error::KafkaError,
+    reason: &str,
+) {
+    use rdkafka::types::RDKafkaErrorCode;
+    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+        return;
+    }
+    if let Some(held_back) = warnings.allow() {
+        tracing::warn!("{label}: {error}: {reason} ({held_back} similar messages held back)");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,8 @@ use shadowtap_api::{
     OutputContext, OutputSpec, PluginError, Reason, Throttle,
 };
 use shadowtap_kafka_common::{
-    client_config, collect_targets, goreplay_json, parse_properties, Security, Target,
+    client_config, collect_targets, goreplay_json, log_client_error, parse_properties, Security,
+    Target,
 };
 use shadowtap_record::Record;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -181,15 +182,7 @@ impl Delivery {
 
 impl ClientContext for Delivery {
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
-            return; // reported to the poll loop, not an error
-        }
-        if let Some(held_back) = self.warnings.allow() {
-            tracing::warn!(
-                "{}: {error}: {reason} ({held_back} similar messages held back)",
-                self.label
-            );
-        }
+        log_client_error(&self.label, &self.warnings, &error, reason);
     }
 }
 
