@@ -179,6 +179,12 @@ impl InputContext {
         Ok(())
     }
 
+    /// Passes several messages on, waiting while the pipeline is full; stops at the first
+    /// that cannot be passed on.
+    pub fn emit_all(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<(), Stopped> {
+        messages.into_iter().try_for_each(|msg| self.emit(msg))
+    }
+
     /// Passes a message on without waiting (for live capture): when the pipeline is full the
     /// message is dropped and counted. Returns false if it was not passed on.
     pub fn offer(&mut self, msg: Message) -> bool {

@@ -103,14 +103,10 @@ impl Input for HttpInput {
             accept_all(&self.listener, &tx, &active, &cx, cap);
             match rx.recv_timeout(POLL) {
                 Ok(msg) => {
-                    if cx.emit(msg).is_err() {
-                        return Ok(());
-                    }
                     // Hand on what else is ready before looking at the listener again.
-                    for msg in rx.try_iter().take(256) {
-                        if cx.emit(msg).is_err() {
-                            return Ok(());
-                        }
+                    let ready = std::iter::once(msg).chain(rx.try_iter().take(256));
+                    if cx.emit_all(ready).is_err() {
+                        return Ok(());
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}

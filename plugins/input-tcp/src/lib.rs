@@ -184,13 +184,10 @@ impl Input for TcpInput {
             self.accept_all(&tx, &active, &cx);
             match rx.recv_timeout(POLL) {
                 Ok(msg) => {
-                    if cx.emit(msg).is_err() {
+                    // Hand on what else is ready before looking at the listener again.
+                    let ready = std::iter::once(msg).chain(rx.try_iter().take(256));
+                    if cx.emit_all(ready).is_err() {
                         return Ok(());
-                    }
-                    for msg in rx.try_iter().take(256) {
-                        if cx.emit(msg).is_err() {
-                            return Ok(());
-                        }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
