@@ -103,28 +103,7 @@ pub fn find(name: &str) -> Option<&'static PluginDescriptor> {
 #[macro_export]
 macro_rules! register_input {
     (name: $name:literal, about: $about:literal, args: $args:ty, build: $build:path $(,)?) => {
-        const _: () = {
-            fn augment(cmd: $crate::clap::Command) -> $crate::clap::Command {
-                <$args as $crate::clap::Args>::augment_args(cmd.next_help_heading($name))
-            }
-            fn factory(
-                matches: &$crate::clap::ArgMatches,
-                settings: &$crate::CoreSettings,
-            ) -> ::std::result::Result<::std::vec::Vec<$crate::InputSpec>, $crate::PluginError>
-            {
-                let args = <$args as $crate::clap::FromArgMatches>::from_arg_matches(matches)
-                    .map_err(|e| $crate::PluginError::usage($name, e.to_string()))?;
-                $build(args, settings)
-            }
-            $crate::inventory::submit! {
-                $crate::PluginDescriptor {
-                    name: $name,
-                    about: $about,
-                    augment,
-                    factory: $crate::Factory::Input(factory),
-                }
-            }
-        };
+        $crate::__register_plugin!($name, $about, $args, $build, Input, InputSpec);
     };
 }
 
@@ -133,6 +112,15 @@ macro_rules! register_input {
 #[macro_export]
 macro_rules! register_output {
     (name: $name:literal, about: $about:literal, args: $args:ty, build: $build:path $(,)?) => {
+        $crate::__register_plugin!($name, $about, $args, $build, Output, OutputSpec);
+    };
+}
+
+/// The body of [`register_input!`] and [`register_output!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_plugin {
+    ($name:literal, $about:literal, $args:ty, $build:path, $role:ident, $spec:ident) => {
         const _: () = {
             fn augment(cmd: $crate::clap::Command) -> $crate::clap::Command {
                 <$args as $crate::clap::Args>::augment_args(cmd.next_help_heading($name))
@@ -140,8 +128,7 @@ macro_rules! register_output {
             fn factory(
                 matches: &$crate::clap::ArgMatches,
                 settings: &$crate::CoreSettings,
-            ) -> ::std::result::Result<::std::vec::Vec<$crate::OutputSpec>, $crate::PluginError>
-            {
+            ) -> ::std::result::Result<::std::vec::Vec<$crate::$spec>, $crate::PluginError> {
                 let args = <$args as $crate::clap::FromArgMatches>::from_arg_matches(matches)
                     .map_err(|e| $crate::PluginError::usage($name, e.to_string()))?;
                 $build(args, settings)
@@ -151,7 +138,7 @@ macro_rules! register_output {
                     name: $name,
                     about: $about,
                     augment,
-                    factory: $crate::Factory::Output(factory),
+                    factory: $crate::Factory::$role(factory),
                 }
             }
         };
