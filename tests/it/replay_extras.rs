@@ -212,14 +212,20 @@ fn metrics_counters_of_plugins_and_unknown_paths() {
         .spawn()
         .unwrap();
     wait_for_port(port, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(700));
-    let text = scrape(port, "/metrics");
-    let missing = scrape(port, "/other");
-    let output = wait_output(child, Duration::from_secs(20));
-    assert_success(&output);
     let line = format!(
         "shadowtap_counter{{plugin=\"output-http[127.0.0.1:{dead}]\",role=\"output\",name=\"error: refused\"}} 1"
     );
+    // The first request fails at once; the second comes 1.5 s later. Under load the first
+    // failure can take a moment to be counted, so scrape until it shows, before the second.
+    let deadline = std::time::Instant::now() + Duration::from_millis(1300);
+    let mut text = scrape(port, "/metrics");
+    while !text.lines().any(|l| l == line) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        text = scrape(port, "/metrics");
+    }
+    let missing = scrape(port, "/other");
+    let output = wait_output(child, Duration::from_secs(20));
+    assert_success(&output);
     assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 }
