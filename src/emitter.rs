@@ -1,8 +1,9 @@
 //! The emitter: every input → (middleware) → dispatch → every output's bounded queue.
 //!
-//! Threads and channels, no async. Inputs send into one bounded ingress channel (replayable
-//! sources wait when it is full, live ones drop and count). The dispatch thread copies each
-//! message to every output's queue (or one, round-robin, with `--split-output`). When every
+//! Threads and channels, no async. Inputs send batches of messages into one bounded ingress
+//! channel (replayable sources wait when it is full, live ones drop and count). The dispatch
+//! thread copies each message to every output's queue (or one, round-robin, with
+//! `--split-output`), a batch in, one batch per output out. When every
 //! input is live, dispatch never waits on a full output queue: it drops into the ledger, so a
 //! dead output stalls nothing. When all inputs have ended, queues drain and the run ends.
 //!
@@ -16,16 +17,19 @@ use crate::middleware::{FeedbackRoute, Middleware, MiddlewareConfig};
 use crate::modifier::Modifier;
 use crossbeam_channel::{bounded, never, select, Receiver, SendTimeoutError, Sender, TrySendError};
 use shadowtap_api::{
-    CoreSettings, Counters, Gate, Inbox, InputContext, InputSpec, Ledger, Message, OutputContext,
-    OutputSpec, Reason, Role, Shutdown, ShutdownTrigger,
+    Batch, CoreSettings, Counters, Gate, Inbox, InputContext, InputSpec, Ledger, Message,
+    OutputContext, OutputSpec, Reason, Role, Shutdown, ShutdownTrigger,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-/// Capacity of the channel between inputs and dispatch (and middleware).
-const INGRESS_CAPACITY: usize = 4096;
+/// Capacity of the channels between inputs, middleware and dispatch, in batches (inputs
+/// that hand on one message at a time make one-message batches).
+const INGRESS_CAPACITY: usize = 1024;
+/// Capacity of the channels that carry replayed responses, in messages.
+const FEEDBACK_CAPACITY: usize = 4096;
 
 /// Everything a run needs.
 pub struct Pipeline {
@@ -74,8 +78,8 @@ pub fn run(
     } else {
         FullQueue::Wait
     };
-    let (ingress_tx, ingress_rx) = bounded::<Message>(INGRESS_CAPACITY);
-    let (feedback_tx, feedback_rx) = bounded::<Message>(INGRESS_CAPACITY);
+    let (ingress_tx, ingress_rx) = bounded::<Batch>(INGRESS_CAPACITY);
+    let (feedback_tx, feedback_rx) = bounded::<Message>(FEEDBACK_CAPACITY);
     let any_feedback = pipeline.outputs.iter().any(|o| o.feedback);
     // With a middleware, replayed responses go through it: a forwarder hands them on without
     // ever waiting, and the middleware says when the inputs' messages are all back out.
@@ -85,7 +89,7 @@ pub fn run(
     let (messages, middleware) = match pipeline.middleware {
         Some(config) => {
             let route = any_feedback.then(|| {
-                let (route_tx, route_rx) = bounded::<Message>(INGRESS_CAPACITY);
+                let (route_tx, route_rx) = bounded::<Message>(FEEDBACK_CAPACITY);
                 let (done_tx, done_rx) = bounded::<()>(0);
                 feedback_done = done_rx;
                 route_ends = Some((route_tx, feedback_rx.clone()));
@@ -178,11 +182,11 @@ pub fn run(
 
 fn start_middleware(
     config: MiddlewareConfig,
-    ingress: Receiver<Message>,
+    ingress: Receiver<Batch>,
     feedback: Option<FeedbackRoute>,
     ledger: &Arc<Ledger>,
     shutdown: &Shutdown,
-) -> Result<(Receiver<Message>, Middleware, Arc<Counters>), String> {
+) -> Result<(Receiver<Batch>, Middleware, Arc<Counters>), String> {
     let counters = ledger.register(format!("middleware[{}]", config.command), Role::Engine);
     let (egress_tx, egress_rx) = bounded(INGRESS_CAPACITY);
     let command = config.command.clone();
@@ -224,7 +228,7 @@ fn forward_feedback(
 
 fn start_input(
     spec: InputSpec,
-    ingress: Sender<Message>,
+    ingress: Sender<Batch>,
     ledger: &Arc<Ledger>,
     shutdown: &Shutdown,
     settings: &CoreSettings,
@@ -257,11 +261,16 @@ fn start_input(
 /// An output's thread and the sending side of its queue.
 struct RunningOutput {
     label: String,
-    queue: Option<Sender<Message>>,
+    queue: Option<Sender<Batch>>,
     counters: Arc<Counters>,
     limiter: Option<Limiter>,
     feedback: bool,
+    shared_inbox: bool,
     thread: JoinHandle<Option<String>>,
+    /// The batch being built for it, and the position of each message in the batch that
+    /// dispatch is working through.
+    pending: Batch,
+    pending_from: Vec<usize>,
 }
 
 fn start_output(
@@ -273,7 +282,7 @@ fn start_output(
     settings: &CoreSettings,
 ) -> RunningOutput {
     let counters = ledger.register(spec.label.clone(), Role::Output);
-    let (tx, rx) = bounded::<Message>(spec.queue_len.max(1));
+    let (tx, rx) = bounded::<Batch>(spec.queue_len.max(1));
     let cx = OutputContext::new(
         counters.clone(),
         shutdown.clone(),
@@ -287,7 +296,9 @@ fn start_output(
     let thread = thread::Builder::new()
         .name(label.clone())
         .spawn(move || {
-            let result = plugin.run(Inbox::new(rx.clone()), cx);
+            let unread = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let inbox = Inbox::new(rx.clone()).counting_unread(unread.clone());
+            let result = plugin.run(inbox, cx);
             let failure = result.err().map(|e| {
                 thread_counters.add_error();
                 tracing::error!("{label}: {e}");
@@ -298,8 +309,10 @@ fn start_output(
             } else {
                 Reason::Shutdown
             };
-            for _ in rx.iter() {
-                thread_counters.add_drop(reason, 1);
+            let unread = unread.load(std::sync::atomic::Ordering::Relaxed);
+            let queued: u64 = rx.iter().map(|batch| batch.len() as u64).sum();
+            if unread + queued > 0 {
+                thread_counters.add_drop(reason, unread + queued);
             }
             failure
         })
@@ -310,7 +323,10 @@ fn start_output(
         counters,
         limiter: spec.limit.map(Limiter::new),
         feedback: spec.feedback,
+        shared_inbox: spec.shared_inbox,
         thread,
+        pending: Vec::new(),
+        pending_from: Vec::new(),
     }
 }
 
@@ -357,23 +373,21 @@ impl Dispatch {
     /// sent), the queues of outputs that feed back are closed so that they can finish.
     fn run(
         &mut self,
-        messages: &Receiver<Message>,
+        messages: &Receiver<Batch>,
         feedback: &Receiver<Message>,
         feedback_done: &Receiver<()>,
     ) {
         let waiting = never();
         let mut feedback_done = feedback_done;
         loop {
-            while let Some(msg) = self.pending_feedback.pop_front() {
-                self.dispatch(msg, FullQueue::Drop, feedback);
-            }
+            self.dispatch_pending_feedback(feedback);
             select! {
-                recv(messages) -> msg => match msg {
-                    Ok(msg) => self.dispatch(msg, self.policy, feedback),
+                recv(messages) -> batch => match batch {
+                    Ok(batch) => self.dispatch(batch, self.policy, feedback),
                     Err(_) => return,
                 },
                 recv(feedback) -> msg => if let Ok(msg) = msg {
-                    self.dispatch(msg, FullQueue::Drop, feedback);
+                    self.dispatch(vec![msg], FullQueue::Drop, feedback);
                 },
                 recv(feedback_done) -> _ => {
                     for output in self.outputs.iter_mut().filter(|o| o.feedback) {
@@ -385,6 +399,13 @@ impl Dispatch {
         }
     }
 
+    fn dispatch_pending_feedback(&mut self, feedback: &Receiver<Message>) {
+        while !self.pending_feedback.is_empty() {
+            let batch: Batch = self.pending_feedback.drain(..).collect();
+            self.dispatch(batch, FullQueue::Drop, feedback);
+        }
+    }
+
     /// Input has ended: let outputs that feed back finish first while their replayed
     /// responses still reach the others, then close every queue and wait for the outputs.
     fn finish(mut self, feedback: &Receiver<Message>) -> Vec<String> {
@@ -393,12 +414,10 @@ impl Dispatch {
             output.queue = None;
             feeding_back = true;
         }
-        while let Some(msg) = self.pending_feedback.pop_front() {
-            self.dispatch(msg, FullQueue::Drop, feedback);
-        }
+        self.dispatch_pending_feedback(feedback);
         while feeding_back {
             match feedback.recv() {
-                Ok(msg) => self.dispatch(msg, FullQueue::Drop, feedback),
+                Ok(msg) => self.dispatch(vec![msg], FullQueue::Drop, feedback),
                 Err(_) => feeding_back = false,
             }
         }
@@ -413,8 +432,26 @@ impl Dispatch {
         failures
     }
 
-    fn dispatch(&mut self, mut msg: Message, policy: FullQueue, feedback: &Receiver<Message>) {
-        self.counters.add_in(1);
+    /// Routes each message of `batch` to its outputs' batches, then queues those batches.
+    fn dispatch(&mut self, batch: Batch, policy: FullQueue, feedback: &Receiver<Message>) {
+        self.counters.add_in(batch.len() as u64);
+        let mut delivered = vec![false; batch.len()];
+        for (position, msg) in batch.into_iter().enumerate() {
+            if let Some(msg) = self.prepare(msg) {
+                self.route(position, msg);
+            }
+        }
+        for index in 0..self.outputs.len() {
+            self.queue_pending(index, policy, feedback, &mut delivered);
+        }
+        let out = delivered.iter().filter(|&&d| d).count();
+        if out > 0 {
+            self.counters.add_out(out as u64);
+        }
+    }
+
+    /// Applies the copy-buffer cut, prettifying and the modifiers; `None` when filtered.
+    fn prepare(&mut self, mut msg: Message) -> Option<Message> {
         if msg.truncate_payload(self.copy_buffer_size) {
             self.counters.add_truncated(1);
         }
@@ -428,21 +465,39 @@ impl Dispatch {
                     None => {
                         self.filtered.insert(msg.id());
                         self.counters.add_drop(Reason::Filtered, 1);
-                        return;
+                        return None;
                     }
                 }
             } else if self.filtered.contains(msg.id()) {
                 self.counters.add_drop(Reason::Filtered, 1);
-                return;
+                return None;
             }
         }
+        Some(msg)
+    }
+
+    /// Adds `msg` to the batch of every output it goes to that admits it.
+    fn route(&mut self, position: usize, msg: Message) {
         let targets = self.targets(&msg);
-        let mut delivered = false;
+        let last = targets.end.saturating_sub(1);
+        let mut msg = Some(msg);
         for index in targets {
-            delivered |= self.deliver(index, msg.clone(), policy, feedback);
-        }
-        if delivered {
-            self.counters.add_out(1);
+            let output = &mut self.outputs[index];
+            let admitted = match &mut output.limiter {
+                Some(limiter) => limiter.admit(msg.as_ref().expect("message until the last")),
+                None => true,
+            };
+            if !admitted {
+                output.counters.add_drop(Reason::RateLimited, 1);
+                continue;
+            }
+            let copy = if index == last {
+                msg.take()
+            } else {
+                msg.clone()
+            };
+            output.pending.extend(copy);
+            output.pending_from.push(position);
         }
     }
 
@@ -466,42 +521,66 @@ impl Dispatch {
         index..index + 1
     }
 
-    /// Queues `msg` for output `index`; true if queued.
-    fn deliver(
+    /// Queues output `index`'s batch (one message per batch for a shared inbox), marking
+    /// the positions of what was queued in `delivered`.
+    fn queue_pending(
         &mut self,
         index: usize,
-        msg: Message,
+        policy: FullQueue,
+        feedback: &Receiver<Message>,
+        delivered: &mut [bool],
+    ) {
+        let output = &mut self.outputs[index];
+        if output.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut output.pending);
+        let from = std::mem::take(&mut output.pending_from);
+        if output.shared_inbox {
+            for (msg, position) in pending.into_iter().zip(&from) {
+                if self.queue(index, vec![msg], policy, feedback) {
+                    delivered[*position] = true;
+                }
+            }
+        } else if self.queue(index, pending, policy, feedback) {
+            from.iter().for_each(|&position| delivered[position] = true);
+        }
+        let output = &mut self.outputs[index];
+        output.pending_from = from;
+        output.pending_from.clear();
+    }
+
+    /// Queues `batch` for output `index`; true if queued.
+    fn queue(
+        &mut self,
+        index: usize,
+        batch: Batch,
         policy: FullQueue,
         feedback: &Receiver<Message>,
     ) -> bool {
+        let count = batch.len() as u64;
         let output = &mut self.outputs[index];
-        if let Some(limiter) = &mut output.limiter {
-            if !limiter.admit(&msg) {
-                output.counters.add_drop(Reason::RateLimited, 1);
-                return false;
-            }
-        }
         let Some(queue) = &output.queue else {
-            output.counters.add_drop(Reason::Shutdown, 1);
+            output.counters.add_drop(Reason::Shutdown, count);
             return false;
         };
-        let queued = match queue.try_send(msg) {
+        let queued = match queue.try_send(batch) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) if policy == FullQueue::Drop => {
-                output.counters.add_drop(Reason::QueueFull, 1);
+                output.counters.add_drop(Reason::QueueFull, count);
                 return false;
             }
-            Err(TrySendError::Full(msg)) => {
+            Err(TrySendError::Full(batch)) => {
                 let queue = queue.clone();
-                self.send_waiting(&queue, msg, feedback)
+                self.send_waiting(&queue, batch, feedback)
             }
             Err(TrySendError::Disconnected(_)) => false,
         };
         let counters = &self.outputs[index].counters;
         if queued {
-            counters.add_in(1);
+            counters.add_in(count);
         } else {
-            counters.add_drop(Reason::OutputError, 1);
+            counters.add_drop(Reason::OutputError, count);
         }
         queued
     }
@@ -510,16 +589,16 @@ impl Dispatch {
     /// waiting to feed back can never deadlock against dispatch waiting on it.
     fn send_waiting(
         &mut self,
-        queue: &Sender<Message>,
-        mut msg: Message,
+        queue: &Sender<Batch>,
+        mut batch: Batch,
         feedback: &Receiver<Message>,
     ) -> bool {
         loop {
-            match queue.send_timeout(msg, Duration::from_millis(20)) {
+            match queue.send_timeout(batch, Duration::from_millis(20)) {
                 Ok(()) => return true,
                 Err(SendTimeoutError::Disconnected(_)) => return false,
                 Err(SendTimeoutError::Timeout(back)) => {
-                    msg = back;
+                    batch = back;
                     self.pending_feedback.extend(feedback.try_iter());
                 }
             }

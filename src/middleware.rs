@@ -14,8 +14,8 @@
 
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
 use shadowtap_api::wire::{decode_hex_line, encode_hex_line};
-use shadowtap_api::{Counters, Message, Reason, Shutdown, Throttle};
-use std::cell::Cell;
+use shadowtap_api::{Batch, Counters, Message, Reason, Shutdown, Throttle};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -166,9 +166,9 @@ impl Middleware {
     /// With a `feedback` route, replayed responses pass through the child too.
     pub fn start(
         config: MiddlewareConfig,
-        ingress: Receiver<Message>,
+        ingress: Receiver<Batch>,
         feedback: Option<FeedbackRoute>,
-        egress: Sender<Message>,
+        egress: Sender<Batch>,
         counters: Arc<Counters>,
         shutdown: Shutdown,
     ) -> io::Result<Middleware> {
@@ -183,6 +183,7 @@ impl Middleware {
                 Supervisor {
                     config,
                     ingress,
+                    ingress_held: RefCell::new(Vec::new().into_iter()),
                     feedback,
                     egress,
                     counters,
@@ -215,9 +216,11 @@ enum Feed {
 
 struct Supervisor {
     config: MiddlewareConfig,
-    ingress: Receiver<Message>,
+    ingress: Receiver<Batch>,
+    /// The rest of the batch last taken from `ingress`.
+    ingress_held: RefCell<std::vec::IntoIter<Message>>,
     feedback: Option<Receiver<Message>>,
-    egress: Sender<Message>,
+    egress: Sender<Batch>,
     counters: Arc<Counters>,
     shutdown: Shutdown,
     ingress_open: Cell<bool>,
@@ -368,8 +371,14 @@ impl Supervisor {
                 }
             }
             if self.ingress_open.get() {
+                if let Some(msg) = self.ingress_held.borrow_mut().next() {
+                    return Pick::Message(msg, Origin::Ingress);
+                }
                 match self.ingress.try_recv() {
-                    Ok(msg) => return Pick::Message(msg, Origin::Ingress),
+                    Ok(batch) => {
+                        *self.ingress_held.borrow_mut() = batch.into_iter();
+                        continue;
+                    }
                     Err(TryRecvError::Disconnected) => self.close_ingress(),
                     Err(TryRecvError::Empty) => {}
                 }
@@ -387,13 +396,14 @@ impl Supervisor {
             } else {
                 &closed
             };
+            let no_feedback = never();
             let feedback = match &self.feedback {
                 Some(rx) if feedback_open => rx,
-                _ => &closed,
+                _ => &no_feedback,
             };
             select! {
-                recv(ingress) -> msg => match msg {
-                    Ok(msg) => return Pick::Message(msg, Origin::Ingress),
+                recv(ingress) -> batch => match batch {
+                    Ok(batch) => *self.ingress_held.borrow_mut() = batch.into_iter(),
                     Err(_) => self.close_ingress(),
                 },
                 recv(feedback) -> msg => match msg {
@@ -464,12 +474,16 @@ impl Supervisor {
     /// (Replayed responses still coming are dropped by the engine when the route closes.)
     fn drain_after_failure(&self) {
         self.ingress_done.take();
-        while let Ok(_msg) = self.ingress.recv_timeout(Duration::from_millis(100)) {
-            self.counters.add_drop(Reason::MiddlewareLost, 1);
+        let held = self.ingress_held.borrow_mut().len() as u64;
+        self.counters.add_drop(Reason::MiddlewareLost, held);
+        while let Ok(batch) = self.ingress.recv_timeout(Duration::from_millis(100)) {
+            self.counters
+                .add_drop(Reason::MiddlewareLost, batch.len() as u64);
         }
         if !self.shutdown.is_triggered() {
-            for _ in self.ingress.iter() {
-                self.counters.add_drop(Reason::MiddlewareLost, 1);
+            for batch in self.ingress.iter() {
+                self.counters
+                    .add_drop(Reason::MiddlewareLost, batch.len() as u64);
             }
         }
     }
@@ -519,7 +533,7 @@ fn pass_stderr(stderr: impl Read) {
 
 /// Reads the child's stdout, one hex line per message.
 struct LineReader {
-    egress: Sender<Message>,
+    egress: Sender<Batch>,
     counters: Arc<Counters>,
     in_flight: Arc<Mutex<Tracking>>,
     max_line: usize,
@@ -573,7 +587,7 @@ impl LineReader {
             tracking.last_output = Instant::now();
             tracking.handing_on = true;
         }
-        let sent = self.egress.send(msg).is_ok();
+        let sent = self.egress.send(vec![msg]).is_ok();
         // Still "in flight" until handed on, so that the end of input is not signalled while
         // a message is on its way to dispatch.
         let mut tracking = self.in_flight.lock().expect("in-flight lock");

@@ -32,8 +32,8 @@ pub use ledger::{Counters, Ledger, Reason, Role, Throttle};
 pub use message::{Endpoints, Message};
 pub use meta::{Kind, Meta, MetaError};
 pub use plugin::{
-    instance_label, CoreSettings, Gate, Inbox, Input, InputContext, InputSpec, Next, Output,
-    OutputContext, OutputSpec, PluginError, Shutdown, ShutdownTrigger, Stopped,
+    instance_label, Batch, CoreSettings, Gate, Inbox, Input, InputContext, InputSpec, Next, Output,
+    OutputContext, OutputSpec, PluginError, Shutdown, ShutdownTrigger, Stopped, BATCH_MAX,
 };
 pub use registry::{Factory, PluginDescriptor};
 pub use values::Limit;

@@ -1,5 +1,12 @@
 //! The plugin traits and what the engine hands them: a context for inputs, an inbox and a
 //! context for outputs, and the shutdown signal they all watch.
+//!
+//! Messages cross threads in [`Batch`]es: one channel operation (and at most one wake-up) per
+//! batch instead of per message is what lets capture keep up on a single core. Inputs that
+//! produce messages in bursts [`push`](InputContext::push) them and
+//! [`flush`](InputContext::flush) when they pause; [`emit`](InputContext::emit) and
+//! [`offer`](InputContext::offer) hand one message on at once. Outputs read one message at a
+//! time from their [`Inbox`] (or a batch at a time with [`Inbox::recv_batch`]).
 
 use crate::ledger::{Counters, Reason};
 use crate::message::Message;
@@ -142,9 +149,17 @@ pub trait Gate: Send {
 #[error("the pipeline has stopped")]
 pub struct Stopped;
 
+/// Messages handed between threads together.
+pub type Batch = Vec<Message>;
+
+/// The largest [`Batch`] an input builds with [`InputContext::push`].
+pub const BATCH_MAX: usize = 64;
+
 /// What an input uses to hand messages to the engine.
 pub struct InputContext {
-    sender: Sender<Message>,
+    sender: Sender<Batch>,
+    pending: Batch,
+    pending_waits: bool,
     counters: Arc<Counters>,
     shutdown: Shutdown,
     gate: Option<Box<dyn Gate>>,
@@ -154,7 +169,7 @@ pub struct InputContext {
 impl InputContext {
     /// Built by the engine (and the testkit).
     pub fn new(
-        sender: Sender<Message>,
+        sender: Sender<Batch>,
         counters: Arc<Counters>,
         shutdown: Shutdown,
         gate: Option<Box<dyn Gate>>,
@@ -162,6 +177,8 @@ impl InputContext {
     ) -> Self {
         InputContext {
             sender,
+            pending: Vec::new(),
+            pending_waits: true,
             counters,
             shutdown,
             gate,
@@ -171,12 +188,82 @@ impl InputContext {
 
     /// Passes a message on, waiting while the pipeline is full (for replayable sources).
     pub fn emit(&mut self, msg: Message) -> Result<(), Stopped> {
-        if !self.admit(&msg) {
+        if self.admit(&msg) {
+            self.pending.push(msg);
+        }
+        self.send_waiting()
+    }
+
+    /// Adds a message to the batch being built; the batch is passed on, waiting while the
+    /// pipeline is full, when it holds [`BATCH_MAX`] messages or at [`InputContext::flush`].
+    /// Call `flush` before the input pauses (sleeps, waits for data, ends).
+    pub fn push(&mut self, msg: Message) -> Result<(), Stopped> {
+        self.pending_waits = true;
+        self.add_to_batch(msg);
+        if self.pending.len() >= BATCH_MAX {
+            return self.send_waiting();
+        }
+        Ok(())
+    }
+
+    /// Like [`InputContext::push`], for live sources: a full batch that finds the pipeline
+    /// full is dropped and counted instead of waiting.
+    pub fn push_or_drop(&mut self, msg: Message) {
+        self.pending_waits = false;
+        self.add_to_batch(msg);
+        if self.pending.len() >= BATCH_MAX {
+            self.send_or_drop();
+        }
+    }
+
+    /// Passes on the batch built by `push` (waiting) or `push_or_drop` (dropping when full).
+    pub fn flush(&mut self) -> Result<(), Stopped> {
+        if self.pending_waits {
+            self.send_waiting()
+        } else {
+            self.send_or_drop();
+            Ok(())
+        }
+    }
+
+    fn add_to_batch(&mut self, msg: Message) {
+        if self.admit(&msg) {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(BATCH_MAX);
+            }
+            self.pending.push(msg);
+        }
+    }
+
+    fn send_waiting(&mut self) -> Result<(), Stopped> {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        self.sender.send(msg).map_err(|_| Stopped)?;
-        self.counters.add_out(1);
+        let batch = std::mem::take(&mut self.pending);
+        let count = batch.len() as u64;
+        self.sender.send(batch).map_err(|_| Stopped)?;
+        self.counters.add_out(count);
         Ok(())
+    }
+
+    /// Sends the pending batch if there is room; false if it was not passed on.
+    fn send_or_drop(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let count = batch.len() as u64;
+        match self.sender.try_send(batch) {
+            Ok(()) => {
+                self.counters.add_out(count);
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                self.counters.add_drop(Reason::QueueFull, count);
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
     }
 
     /// Passes several messages on, waiting while the pipeline is full; stops at the first
@@ -191,17 +278,8 @@ impl InputContext {
         if !self.admit(&msg) {
             return false;
         }
-        match self.sender.try_send(msg) {
-            Ok(()) => {
-                self.counters.add_out(1);
-                true
-            }
-            Err(TrySendError::Full(_)) => {
-                self.counters.add_drop(Reason::QueueFull, 1);
-                false
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        }
+        self.pending.push(msg);
+        self.send_or_drop()
     }
 
     fn admit(&mut self, msg: &Message) -> bool {
@@ -234,9 +312,19 @@ impl InputContext {
     }
 }
 
-/// An output's queue of messages.
+impl Drop for InputContext {
+    /// An input that ends passes on what it has built.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// An output's queue of messages. Several threads of one output may share it (`&Inbox`);
+/// such an output sets [`OutputSpec::shared_inbox`] so that no thread holds messages back.
 pub struct Inbox {
-    receiver: Receiver<Message>,
+    receiver: Receiver<Batch>,
+    current: Mutex<std::vec::IntoIter<Message>>,
+    unread: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The result of waiting on an [`Inbox`] with a timeout.
@@ -252,37 +340,118 @@ pub enum Next {
 
 impl Inbox {
     /// Wraps a receiver (used by the engine and the testkit).
-    pub fn new(receiver: Receiver<Message>) -> Self {
-        Inbox { receiver }
+    pub fn new(receiver: Receiver<Batch>) -> Self {
+        Inbox {
+            receiver,
+            current: Mutex::new(Vec::new().into_iter()),
+            unread: None,
+        }
+    }
+
+    /// The same inbox; when dropped, the messages it took from the queue but did not hand
+    /// out are added to `unread` (so that the engine can count them).
+    pub fn counting_unread(mut self, unread: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.unread = Some(unread);
+        self
     }
 
     /// The next message, or `None` once the inbox is closed and empty.
     pub fn recv(&self) -> Option<Message> {
-        self.receiver.recv().ok()
+        loop {
+            if let Some(msg) = self.take_current() {
+                return Some(msg);
+            }
+            let batch = self.receiver.recv().ok()?;
+            if let Some(msg) = self.start_batch(batch) {
+                return Some(msg);
+            }
+        }
     }
 
     /// The next message, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Next {
-        match self.receiver.recv_timeout(timeout) {
-            Ok(msg) => Next::Message(msg),
-            Err(RecvTimeoutError::Timeout) => Next::Timeout,
-            Err(RecvTimeoutError::Disconnected) => Next::Closed,
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(msg) = self.take_current() {
+                return Next::Message(msg);
+            }
+            match self.receiver.recv_deadline(deadline) {
+                Ok(batch) => {
+                    if let Some(msg) = self.start_batch(batch) {
+                        return Next::Message(msg);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return Next::Timeout,
+                Err(RecvTimeoutError::Disconnected) => return Next::Closed,
+            }
         }
     }
 
     /// A message if one is ready now.
     pub fn try_recv(&self) -> Option<Message> {
-        self.receiver.try_recv().ok()
+        loop {
+            if let Some(msg) = self.take_current() {
+                return Some(msg);
+            }
+            let batch = self.receiver.try_recv().ok()?;
+            if let Some(msg) = self.start_batch(batch) {
+                return Some(msg);
+            }
+        }
     }
 
-    /// Messages waiting in the queue.
+    /// All messages of the next batch (at least one), or `None` once the inbox is closed and
+    /// empty.
+    pub fn recv_batch(&self) -> Option<Batch> {
+        let rest: Batch = self.current.lock().expect("inbox lock").by_ref().collect();
+        if !rest.is_empty() {
+            return Some(rest);
+        }
+        loop {
+            let batch = self.receiver.recv().ok()?;
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+        }
+    }
+
+    fn take_current(&self) -> Option<Message> {
+        self.current.lock().expect("inbox lock").next()
+    }
+
+    /// Hands out the first message of `batch` and keeps the rest.
+    fn start_batch(&self, batch: Batch) -> Option<Message> {
+        let mut messages = batch.into_iter();
+        let first = messages.next();
+        let mut current = self.current.lock().expect("inbox lock");
+        if current.len() == 0 {
+            *current = messages;
+        } else {
+            // Another thread started a batch meanwhile: keep both, in order.
+            let mut both: Batch = current.by_ref().collect();
+            both.extend(messages);
+            *current = both.into_iter();
+        }
+        first
+    }
+
+    /// Messages waiting: those in hand plus the queued batches (each counted once).
     pub fn len(&self) -> usize {
-        self.receiver.len()
+        self.current.lock().expect("inbox lock").len() + self.receiver.len()
     }
 
     /// True when nothing is waiting.
     pub fn is_empty(&self) -> bool {
-        self.receiver.is_empty()
+        self.len() == 0
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let left = self.current.get_mut().map_or(0, |current| current.len());
+        if let Some(unread) = &self.unread {
+            unread.fetch_add(left as u64, Ordering::Relaxed);
+        }
     }
 }
 
@@ -418,10 +587,14 @@ pub struct OutputSpec {
     pub plugin: Box<dyn Output>,
     /// An `|N` / `|N%` limit the engine applies to requests sent to it.
     pub limit: Option<Limit>,
-    /// Capacity of its queue.
+    /// Capacity of its queue, in batches of up to [`BATCH_MAX`] messages (a batch holds as
+    /// many messages as arrived together, so at low rates each holds one).
     pub queue_len: usize,
     /// True if it sends messages back (replayed responses).
     pub feedback: bool,
+    /// True if several of its threads read the inbox at once: it then gets one message per
+    /// batch, so that no thread holds messages another idle thread could take.
+    pub shared_inbox: bool,
 }
 
 impl OutputSpec {
@@ -433,6 +606,7 @@ impl OutputSpec {
             limit: None,
             queue_len: 1000,
             feedback: false,
+            shared_inbox: false,
         }
     }
 }

@@ -79,7 +79,11 @@ pub fn run_input(spec: InputSpec) -> (Vec<Message>, Snapshot, Result<(), PluginE
         CoreSettings::default(),
     );
     let result = spec.plugin.run(cx);
-    (rx.try_iter().collect(), counters.snapshot(), result)
+    (
+        rx.try_iter().flatten().collect(),
+        counters.snapshot(),
+        result,
+    )
 }
 
 /// Feeds `messages` to an output and waits for it to finish.
@@ -89,8 +93,13 @@ pub fn run_output(spec: OutputSpec, messages: Vec<Message>) -> (Snapshot, Result
     let (_trigger, shutdown) = Shutdown::new();
     let (tx, rx) = crossbeam_channel::unbounded();
     counters.add_in(messages.len() as u64);
-    for msg in messages {
-        tx.send(msg).expect("receiver alive");
+    // Uneven batches, as the engine sends them.
+    let mut messages = messages.into_iter().peekable();
+    let mut size = 1;
+    while messages.peek().is_some() {
+        tx.send(messages.by_ref().take(size).collect::<Vec<_>>())
+            .expect("receiver alive");
+        size = size % 7 + 1;
     }
     drop(tx);
     let cx = OutputContext::new(counters.clone(), shutdown, None, CoreSettings::default());

@@ -6,7 +6,7 @@
 
 use crate::decode::Packet;
 use crate::http::{find_head_end, request_line, status_line, Verdict};
-use crate::tracker::{reason, request_id, Event, HttpMessage, MessageKind};
+use crate::tracker::{reason, request_id, Event, HttpMessage, MessageId, MessageKind};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ const MAX_PENDING_PER_CONNECTION: usize = 64;
 
 /// A request waiting for its response.
 struct Pending {
-    id: String,
+    id: MessageId,
     start_ns: i64,
 }
 
@@ -121,7 +121,7 @@ impl HeaderTracker {
             state.queue.pop_front();
         }
         state.queue.push_back(Pending {
-            id: id.clone(),
+            id,
             start_ns: ts_ns,
         });
         out(Event::Message(self.message(
@@ -176,7 +176,7 @@ impl HeaderTracker {
     fn message(
         &self,
         kind: MessageKind,
-        id: String,
+        id: MessageId,
         payload: &[u8],
         src: SocketAddr,
         dst: SocketAddr,

@@ -132,7 +132,7 @@ pub struct HttpMessage {
     /// Request or response.
     pub kind: MessageKind,
     /// 24 lowercase hex digits; a response has the id of the request it answers.
-    pub id: String,
+    pub id: MessageId,
     /// Capture time of the packet carrying the first byte.
     pub start_ns: i64,
     /// Capture time of the last packet that contributed.
@@ -180,8 +180,8 @@ pub struct TrackerStats {
 /// GoReplay's 12-byte id: big-endian `client_port<<48 | server_port<<32 | ip32(client_ip)`
 /// followed by the big-endian `word` (the request's Ack), as 24 lowercase hex digits. `ip32` is
 /// the IPv4 address or the last 4 bytes of an IPv6 address.
-pub fn request_id(client: SocketAddr, server_port: u16, word: u32) -> String {
-    hex_id(&id_bytes(client, server_port, word))
+pub fn request_id(client: SocketAddr, server_port: u16, word: u32) -> MessageId {
+    MessageId::of(&id_bytes(client, server_port, word))
 }
 
 fn id_bytes(client: SocketAddr, server_port: u16, word: u32) -> [u8; 12] {
@@ -199,14 +199,57 @@ fn id_bytes(client: SocketAddr, server_port: u16, word: u32) -> [u8; 12] {
     id
 }
 
-fn hex_id(id: &[u8; 12]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = Vec::with_capacity(24);
-    for &b in id {
-        hex.push(HEX[usize::from(b >> 4)]);
-        hex.push(HEX[usize::from(b & 15)]);
+/// A message id as GoReplay prints it: 24 lowercase hex digits, kept inline (no allocation).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageId([u8; 24]);
+
+impl MessageId {
+    /// The hex digits of a 12-byte id.
+    pub fn of(id: &[u8; 12]) -> MessageId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 24];
+        for (pair, &b) in hex.chunks_exact_mut(2).zip(id) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
+        }
+        MessageId(hex)
     }
-    String::from_utf8(hex).unwrap_or_default()
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+
+    /// The id's ASCII bytes.
+    pub fn as_bytes(&self) -> &[u8; 24] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for MessageId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for MessageId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A connection's endpoints in canonical order (lower address first).
@@ -1376,7 +1419,7 @@ fn complete(conn: &mut Conn, half: &mut Half, side: usize, incomplete: bool, ctx
         .unwrap_or_else(|| id_bytes(conn.addrs[side], 0, msg.seq));
     (ctx.out)(Event::Message(HttpMessage {
         kind,
-        id: hex_id(&id),
+        id: MessageId::of(&id),
         start_ns: msg.start_ns,
         end_ns: msg.end_ns,
         latency_ns,
@@ -1712,7 +1755,7 @@ mod tests {
         let responses = run.of_kind(MessageKind::Response);
         assert_eq!((requests.len(), responses.len()), (3, 3));
         let client = conv.client;
-        let expected: Vec<String> = (0..3).map(|i| request_id(client, 80, ack + i)).collect();
+        let expected: Vec<MessageId> = (0..3).map(|i| request_id(client, 80, ack + i)).collect();
         for i in 0..3 {
             assert_eq!(requests[i].id, expected[i]);
             assert_eq!(responses[i].id, expected[i]);

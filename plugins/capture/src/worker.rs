@@ -140,7 +140,8 @@ impl Worker {
         }
     }
 
-    /// End of input: everything still pending is finished (emitted, or counted incomplete).
+    /// End of input: everything still pending is finished (emitted, or counted incomplete)
+    /// and passed on.
     pub fn finish(&mut self, cx: &mut InputContext) {
         if let Engine::Full(tracker) = &mut self.engine {
             let mut sink = Sink::new(
@@ -151,6 +152,15 @@ impl Worker {
                 cx,
             );
             tracker.finish(&mut |e| sink.handle(e));
+        }
+        self.flush(cx);
+    }
+
+    /// Passes on the messages batched so far; call it whenever capture pauses (no packets
+    /// ready, a pacing sleep), so that no message waits for the next packet.
+    pub fn flush(&mut self, cx: &mut InputContext) {
+        if cx.flush().is_err() {
+            self.stopped = true;
         }
     }
 }
@@ -196,13 +206,11 @@ impl<'a> Sink<'a> {
                 }
                 match self.delivery {
                     Delivery::Wait => {
-                        if self.cx.emit(msg).is_err() {
+                        if self.cx.push(msg).is_err() {
                             *self.stopped = true;
                         }
                     }
-                    Delivery::DropWhenFull => {
-                        self.cx.offer(msg);
-                    }
+                    Delivery::DropWhenFull => self.cx.push_or_drop(msg),
                 }
             }
             Event::Dropped { reason, count } => {
@@ -220,7 +228,12 @@ pub fn to_message(message: HttpMessage) -> Message {
         MessageKind::Request => Kind::Request,
         MessageKind::Response => Kind::Response,
     };
-    let meta = Meta::new(kind, &message.id, message.start_ns, message.latency_ns);
+    let meta = Meta::new(
+        kind,
+        message.id.as_str(),
+        message.start_ns,
+        message.latency_ns,
+    );
     Message::new(meta, message.payload).with_endpoints(Endpoints {
         src: message.src,
         dst: message.dst,

@@ -157,8 +157,11 @@ impl Reading {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        if !self.pacer.wait_for(frame.ts_ns, cx) {
-            return;
+        if let Some(due) = self.pacer.due(frame.ts_ns).filter(|&d| d > Instant::now()) {
+            self.worker.flush(cx);
+            if !cx.shutdown().sleep_until(due) {
+                return;
+            }
         }
         let result = self
             .worker
@@ -186,12 +189,12 @@ impl Pacer {
     }
 
     /// False if shutdown began while waiting.
-    fn wait_for(&mut self, ts_ns: i64, cx: &InputContext) -> bool {
-        let Some(speed) = self.speed else { return true };
+    /// When the packet captured at `ts_ns` is due; `None` without a speed.
+    fn due(&mut self, ts_ns: i64) -> Option<Instant> {
+        let speed = self.speed?;
         let (wall_start, capture_start) = *self.started.get_or_insert((Instant::now(), ts_ns));
         let offset = ts_ns.saturating_sub(capture_start).max(0) as f64 / speed;
-        cx.shutdown()
-            .sleep_until(wall_start + Duration::from_nanos(offset as u64))
+        Some(wall_start + Duration::from_nanos(offset as u64))
     }
 }
 

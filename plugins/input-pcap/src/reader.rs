@@ -87,10 +87,10 @@ pub fn open_capture(path: &Path) -> Result<Option<CaptureFile>, PluginError> {
         tracing::warn!("{}: file is empty", path.display());
         return Ok(None);
     }
-    let stream: Stream = Box::new(stream);
-    let bad = |e: pcap_file::PcapError| PluginError::Runtime(format!("{}: {e}", path.display()));
+    let runtime = |e: String| PluginError::Runtime(format!("{}: {e}", path.display()));
     if head[..] == PCAPNG_MAGIC {
-        let reader = PcapNgReader::new(stream).map_err(bad)?;
+        let stream: Stream = Box::new(stream);
+        let reader = PcapNgReader::new(stream).map_err(|e| runtime(e.to_string()))?;
         let interfaces = reader.interfaces().iter().map(Interface::of).collect();
         return Ok(Some(CaptureFile::PcapNg {
             reader,
@@ -98,9 +98,37 @@ pub fn open_capture(path: &Path) -> Result<Option<CaptureFile>, PluginError> {
             packet: Vec::new(),
         }));
     }
-    let reader = ClassicPcap::open(stream)
-        .map_err(|e| PluginError::Runtime(format!("{}: {e}", path.display())))?;
+    let records = match map_plain_file(path) {
+        Some(map) => Records::Mapped { map, at: 0 },
+        None => Records::Streamed {
+            stream: Box::new(stream),
+            packet: Vec::new(),
+        },
+    };
+    let reader = ClassicPcap::open(records).map_err(runtime)?;
     Ok(Some(CaptureFile::Pcap(reader)))
+}
+
+/// An uncompressed regular file, mapped: records are then read in place, without copying.
+/// `None` (read it as a stream) for gzip, pipes and anything that cannot be mapped.
+fn map_plain_file(path: &Path) -> Option<memmap2::Mmap> {
+    let file = File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    // SAFETY: the map is read-only and private to this reader. A capture file that another
+    // process truncates while we read it is outside what any pcap reader can survive.
+    let mut options = memmap2::MmapOptions::new();
+    if file.metadata().ok()?.len() <= POPULATE_UP_TO {
+        // One call that maps every page beats a page fault per few pages.
+        options.populate();
+    }
+    let map = unsafe { options.map(&file) }.ok()?;
+    if map.starts_with(&GZIP_MAGIC) {
+        return None;
+    }
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Some(map)
 }
 
 impl CaptureFile {
@@ -206,61 +234,113 @@ fn ticks_per_second(resolution: u8) -> u64 {
 /// A classic pcap reader as tolerant as libpcap: records longer than the header's snapshot
 /// length are read (up to a sanity bound) instead of ending the file.
 pub struct ClassicPcap {
-    stream: Stream,
+    records: Records,
     big_endian: bool,
     nanoseconds: bool,
     linktype: u32,
     max_record: usize,
-    packet: Vec<u8>,
+}
+
+/// Where classic pcap records come from.
+enum Records {
+    /// A mapped file, read in place from offset `at`.
+    Mapped { map: memmap2::Mmap, at: usize },
+    /// A stream (gzip, pipe), each record copied into `packet`.
+    Streamed { stream: Stream, packet: Vec<u8> },
+}
+
+/// Why the next bytes could not be read.
+enum Short {
+    /// The file ends after `got` bytes of the `wanted`.
+    Ends { got: usize },
+    /// Reading failed.
+    Failed(std::io::Error),
+}
+
+impl Records {
+    /// The next `len` bytes; `Short::Ends` when fewer remain.
+    fn take(&mut self, len: usize) -> Result<&[u8], Short> {
+        match self {
+            Records::Mapped { map, at } => {
+                let start = *at;
+                let available = map.len() - start;
+                if available < len {
+                    *at = map.len();
+                    return Err(Short::Ends { got: available });
+                }
+                *at += len;
+                prefetch(map, start + PREFETCH_AHEAD);
+                Ok(&map[start..start + len])
+            }
+            Records::Streamed { stream, packet } => {
+                packet.resize(len, 0);
+                match read_full(stream, packet) {
+                    Ok(got) if got == len => Ok(&packet[..]),
+                    Ok(got) => Err(Short::Ends { got }),
+                    Err(e) => Err(Short::Failed(e)),
+                }
+            }
+        }
+    }
+}
+
+/// Files up to this size are mapped in full up front (larger ones page by page, so that a
+/// huge capture does not have to be read before its first packet is processed).
+const POPULATE_UP_TO: u64 = 1 << 30;
+
+/// How far ahead of the record being read the mapped file is prefetched: a few pages, so
+/// that the page walk and the cache misses of the next records overlap with this one's work.
+const PREFETCH_AHEAD: usize = 16 << 10;
+
+/// Hints the CPU to load the cache line at `offset` of `map` (nothing past its end).
+#[inline]
+fn prefetch(map: &[u8], offset: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(byte) = map.get(offset) {
+        // SAFETY: prefetching is a hint with no effect on memory; the address is in bounds.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (byte as *const u8).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (map, offset);
 }
 
 /// libpcap's bound on one record (it allows larger snapshot lengths for some link types).
 const MAX_RECORD: usize = 256 << 10;
 
 impl ClassicPcap {
-    fn open(mut stream: Stream) -> Result<Self, String> {
-        let mut header = [0u8; 24];
-        stream
-            .read_exact(&mut header)
-            .map_err(|_| "the file ends inside the pcap file header".to_string())?;
+    fn open(mut records: Records) -> Result<Self, String> {
+        let header: [u8; 24] = match records.take(24) {
+            Ok(bytes) => bytes.try_into().expect("24 bytes"),
+            Err(_) => return Err("the file ends inside the pcap file header".into()),
+        };
         let magic: [u8; 4] = header[..4].try_into().expect("4 bytes");
         let big_endian = magic == PCAP_MAGICS[1] || magic == PCAP_MAGICS[3];
         let nanoseconds = magic == PCAP_MAGICS[2] || magic == PCAP_MAGICS[3];
-        let word = |at: usize| {
-            let bytes: [u8; 4] = header[at..at + 4].try_into().expect("4 bytes");
-            if big_endian {
-                u32::from_be_bytes(bytes)
-            } else {
-                u32::from_le_bytes(bytes)
-            }
-        };
+        let word = |at: usize| read_u32(&header, at, big_endian);
         let snaplen = word(16) as usize;
         Ok(ClassicPcap {
-            stream,
+            records,
             big_endian,
             nanoseconds,
             linktype: word(20) & 0xffff,
             max_record: snaplen.max(MAX_RECORD),
-            packet: Vec::new(),
         })
     }
 
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, String> {
-        let mut record = [0u8; 16];
-        match read_full(&mut self.stream, &mut record) {
-            Ok(0) => return Ok(None),
-            Ok(16) => {}
-            Ok(_) => return Err("the file ends inside a packet record header".into()),
-            Err(e) => return Err(e.to_string()),
-        }
-        let word = |at: usize| {
-            let bytes: [u8; 4] = record[at..at + 4].try_into().expect("4 bytes");
-            if self.big_endian {
-                u32::from_be_bytes(bytes)
-            } else {
-                u32::from_le_bytes(bytes)
+        let record: [u8; 16] = match self.records.take(16) {
+            Ok(bytes) => bytes.try_into().expect("16 bytes"),
+            Err(Short::Ends { got: 0 }) => return Ok(None),
+            Err(Short::Ends { .. }) => {
+                return Err("the file ends inside a packet record header".into())
             }
+            Err(Short::Failed(e)) => return Err(e.to_string()),
         };
+        let word = |at: usize| read_u32(&record, at, self.big_endian);
         let (seconds, fraction, captured, wire) =
             (word(0), word(4), word(8) as usize, word(12) as usize);
         if captured > self.max_record {
@@ -268,23 +348,33 @@ impl ClassicPcap {
                 "record length {captured} is larger than any capture allows"
             ));
         }
-        self.packet.resize(captured, 0);
-        match read_full(&mut self.stream, &mut self.packet) {
-            Ok(n) if n == captured => {}
-            Ok(n) => {
+        let scale = if self.nanoseconds { 1 } else { 1000 };
+        let ts_ns = i64::from(seconds) * 1_000_000_000 + i64::from(fraction) * scale;
+        let linktype = self.linktype;
+        let data = match self.records.take(captured) {
+            Ok(data) => data,
+            Err(Short::Ends { got }) => {
                 return Err(format!(
-                    "the file ends inside the packet ({n} of {captured} bytes)"
+                    "the file ends inside the packet ({got} of {captured} bytes)"
                 ))
             }
-            Err(e) => return Err(e.to_string()),
-        }
-        let scale = if self.nanoseconds { 1 } else { 1000 };
+            Err(Short::Failed(e)) => return Err(e.to_string()),
+        };
         Ok(Some(Frame {
-            ts_ns: i64::from(seconds) * 1_000_000_000 + i64::from(fraction) * scale,
-            linktype: self.linktype,
+            ts_ns,
+            linktype,
             wire_len: wire.max(captured),
-            data: &self.packet,
+            data,
         }))
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
+    let word: [u8; 4] = bytes[at..at + 4].try_into().expect("4 bytes");
+    if big_endian {
+        u32::from_be_bytes(word)
+    } else {
+        u32::from_le_bytes(word)
     }
 }
 

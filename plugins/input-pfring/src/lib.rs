@@ -516,10 +516,12 @@ impl Input for PfringInput {
                     if since_check >= 1024 {
                         since_check = 0;
                         stats.poll(&mut ring, &cx, false);
+                        worker.flush(&mut cx);
                     }
                 }
                 Recv::Empty => {
                     worker.tick(wall_clock_ns(), &mut cx);
+                    worker.flush(&mut cx);
                     stats.poll(&mut ring, &cx, false);
                     cx.shutdown().sleep(IDLE_SLEEP);
                 }

@@ -57,6 +57,7 @@ impl Input for LiveInput {
                 break Err(PluginError::Runtime(e));
             }
             worker.tick(now_ns(), &mut cx);
+            worker.flush(&mut cx);
             if Instant::now() >= next_stats {
                 next_stats += STATS_EVERY;
                 self.record_kernel_stats(&cx);

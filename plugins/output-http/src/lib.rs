@@ -264,6 +264,8 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
             spec.limit = limit;
             spec.queue_len = args.output_http_queue_len;
             spec.feedback = settings.track;
+            // Its workers take requests from the inbox side by side.
+            spec.shared_inbox = true;
             Ok(spec)
         })
         .collect()

@@ -19,8 +19,8 @@ struct NullOutput;
 
 impl Output for NullOutput {
     fn run(self: Box<Self>, inbox: Inbox, cx: OutputContext) -> Result<(), PluginError> {
-        for _ in inbox {
-            cx.counters().add_out(1);
+        while let Some(batch) = inbox.recv_batch() {
+            cx.counters().add_out(batch.len() as u64);
         }
         Ok(())
     }
