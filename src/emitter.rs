@@ -433,13 +433,23 @@ impl Dispatch {
     }
 
     /// Routes each message of `batch` to its outputs' batches, then queues those batches.
-    fn dispatch(&mut self, batch: Batch, policy: FullQueue, feedback: &Receiver<Message>) {
+    fn dispatch(&mut self, mut batch: Batch, policy: FullQueue, feedback: &Receiver<Message>) {
         self.counters.add_in(batch.len() as u64);
+        batch.retain_mut(|msg| self.prepare(msg));
+        if batch.is_empty() {
+            return;
+        }
+        if let Some(index) = self.sole_output() {
+            // The common case: the batch goes on as it is, without a copy per message.
+            let count = batch.len() as u64;
+            if self.queue(index, batch, policy, feedback) {
+                self.counters.add_out(count);
+            }
+            return;
+        }
         let mut delivered = vec![false; batch.len()];
         for (position, msg) in batch.into_iter().enumerate() {
-            if let Some(msg) = self.prepare(msg) {
-                self.route(position, msg);
-            }
+            self.route(position, msg);
         }
         for index in 0..self.outputs.len() {
             self.queue_pending(index, policy, feedback, &mut delivered);
@@ -450,13 +460,22 @@ impl Dispatch {
         }
     }
 
-    /// Applies the copy-buffer cut, prettifying and the modifiers; `None` when filtered.
-    fn prepare(&mut self, mut msg: Message) -> Option<Message> {
+    /// The only output, when it takes every message as it comes (no rate limit of its own,
+    /// one reader).
+    fn sole_output(&self) -> Option<usize> {
+        match &self.outputs[..] {
+            [only] if only.limiter.is_none() && !only.shared_inbox => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Applies the copy-buffer cut, prettifying and the modifiers; false when filtered.
+    fn prepare(&mut self, msg: &mut Message) -> bool {
         if msg.truncate_payload(self.copy_buffer_size) {
             self.counters.add_truncated(1);
         }
         if self.prettify {
-            crate::prettify::apply(&mut msg, self.copy_buffer_size, &self.counters);
+            crate::prettify::apply(msg, self.copy_buffer_size, &self.counters);
         }
         if let Some(modifier) = &self.modifier {
             if msg.kind().is_request() {
@@ -465,15 +484,15 @@ impl Dispatch {
                     None => {
                         self.filtered.insert(msg.id());
                         self.counters.add_drop(Reason::Filtered, 1);
-                        return None;
+                        return false;
                     }
                 }
             } else if self.filtered.contains(msg.id()) {
                 self.counters.add_drop(Reason::Filtered, 1);
-                return None;
+                return false;
             }
         }
-        Some(msg)
+        true
     }
 
     /// Adds `msg` to the batch of every output it goes to that admits it.

@@ -129,20 +129,32 @@ impl Meta {
             !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()),
             "invalid message id {id:?}"
         );
-        let mut line = Vec::with_capacity(id.len() + 44);
-        line.push(kind.as_byte());
-        line.push(b' ');
-        line.extend_from_slice(id.as_bytes());
-        let id_end = line.len();
-        line.push(b' ');
-        push_decimal(&mut line, timestamp);
-        line.push(b' ');
-        push_decimal(&mut line, latency);
-        line.push(b'\n');
+        // Built on the stack and copied once into an allocation of the exact size (a `Vec`
+        // with spare capacity would cost `Bytes` a second allocation).
+        let mut line = [0u8; 128];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            line[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        if id.len() > MAX_INLINE_ID {
+            return Meta::parse(Bytes::from(format!(
+                "{} {id} {timestamp} {latency}\n",
+                char::from(kind.as_byte())
+            )))
+            .expect("a valid id makes a valid line");
+        }
+        put(&[kind.as_byte(), b' ']);
+        put(id.as_bytes());
+        put(b" ");
+        put(Decimal::of(timestamp).as_bytes());
+        put(b" ");
+        put(Decimal::of(latency).as_bytes());
+        put(b"\n");
         Meta {
-            line: Bytes::from(line),
+            line: Bytes::copy_from_slice(&line[..at]),
             kind: Kind::from_byte(kind.as_byte()),
-            id: 2..id_end,
+            id: 2..2 + id.len(),
             timestamp,
             latency: Some(latency),
         }
@@ -193,35 +205,49 @@ impl Meta {
     }
 }
 
-/// Appends `value` in decimal, two digits per step (the formatter's machinery costs more
-/// than the rest of `new`, and capture builds two numbers per message).
-fn push_decimal(out: &mut Vec<u8>, value: i64) {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+/// Ids up to this length are formatted on the stack (128 bytes hold the line).
+const MAX_INLINE_ID: usize = 80;
+
+/// An `i64` in decimal.
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn of(value: i64) -> Decimal {
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\
 4041424344454647484950515253545556575859\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
-    if value < 0 {
-        out.push(b'-');
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut magnitude = value.unsigned_abs();
+        while magnitude >= 100 {
+            let pair = (magnitude % 100) as usize * 2;
+            magnitude /= 100;
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        if magnitude >= 10 {
+            let pair = magnitude as usize * 2;
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            at -= 1;
+            digits[at] = b'0' + magnitude as u8;
+        }
+        if value < 0 {
+            at -= 1;
+            digits[at] = b'-';
+        }
+        Decimal { digits, start: at }
     }
-    let mut magnitude = value.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while magnitude >= 100 {
-        let pair = (magnitude % 100) as usize * 2;
-        magnitude /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
     }
-    if magnitude >= 10 {
-        let pair = magnitude as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        digits[at] = b'0' + magnitude as u8;
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 fn parse_number(field: &'static str, bytes: &[u8]) -> Result<i64, MetaError> {
@@ -302,6 +328,14 @@ mod tests {
     }
 
     #[test]
+    fn long_ids_spill_to_the_heap() {
+        let id = "x".repeat(300);
+        let meta = Meta::new(Kind::Request, &id, 1, 2);
+        assert_eq!(meta.as_bytes(), format!("1 {id} 1 2\n").as_bytes());
+        assert_eq!(meta.id(), id);
+    }
+
+    #[test]
     fn decimals_match_the_formatter() {
         let values = [
             0,
@@ -320,9 +354,7 @@ mod tests {
             -10,
         ];
         for value in values.into_iter().chain((0..2000).map(|i| i * 7919 - 5000)) {
-            let mut out = Vec::new();
-            push_decimal(&mut out, value);
-            assert_eq!(out, value.to_string().as_bytes());
+            assert_eq!(Decimal::of(value).as_bytes(), value.to_string().as_bytes());
         }
     }
 }

@@ -175,6 +175,8 @@ pub struct TrackerStats {
     pub flows_expired: u64,
     /// Holes given up on.
     pub holes_skipped: u64,
+    /// CONNECT requests seen (their 2xx responses turn connections into tunnels).
+    pub connect_requests: u64,
 }
 
 /// GoReplay's 12-byte id: big-endian `client_port<<48 | server_port<<32 | ip32(client_ip)`
@@ -663,6 +665,26 @@ impl Tracker {
         }
     }
 
+    /// Without response tracking, a server's plain data segment matters only if it may turn
+    /// the connection into a tunnel (a `101`, or a `2xx` once a CONNECT was seen): the rest
+    /// (half the packets of HTTP traffic) is skipped before any flow lookup.
+    fn ignores_server_data(&self, pkt: &Packet<'_>) -> bool {
+        let flags = pkt.flags;
+        if self.cfg.track_responses
+            || self.cfg.protocol != Protocol::Http
+            || flags.syn()
+            || flags.fin()
+            || flags.rst()
+        {
+            return false;
+        }
+        match response_status(pkt.payload) {
+            Some(101) => false,
+            Some(200..=299) => self.stats.connect_requests == 0,
+            _ => true,
+        }
+    }
+
     fn push_dyn(&mut self, pkt: &Packet<'_>, ts_ns: i64, out: &mut dyn FnMut(Event)) {
         let has_data = !pkt.payload.is_empty();
         let flags = pkt.flags;
@@ -678,6 +700,9 @@ impl Tracker {
             }
             return;
         };
+        if sender_is_client == Some(false) && self.ignores_server_data(pkt) {
+            return;
+        }
         let (key, side) = FlowKey::of(pkt);
         let idx = match self.index.get(&key) {
             Some(&idx) => idx,
@@ -998,17 +1023,23 @@ fn frames(conn: &Conn, side: usize, ctx: &Ctx<'_>) -> bool {
 
 /// Without response tracking, server segments are only checked for a switch to a tunnel.
 fn watch_unframed_response(conn: &mut Conn, payload: &[u8]) {
-    if http::status_line(payload) != Verdict::Yes {
+    let Some(status) = response_status(payload) else {
         return;
-    }
-    let status = payload
-        .get(9..12)
-        .and_then(|d| std::str::from_utf8(d).ok())
-        .and_then(|d| d.parse::<u16>().ok())
-        .unwrap_or(0);
+    };
     if status == 101 || (conn.last_request_connect && (200..300).contains(&status)) {
         conn.tunnel = true;
     }
+}
+
+/// The status code of a segment that begins with a status line.
+fn response_status(payload: &[u8]) -> Option<u16> {
+    if http::status_line(payload) != Verdict::Yes {
+        return None;
+    }
+    let digits = payload.get(9..12)?;
+    digits.iter().try_fold(0u16, |code, &d| {
+        d.is_ascii_digit().then(|| code * 10 + u16::from(d - b'0'))
+    })
 }
 
 /// Binary protocol: the other side's message ends when this side sends.
@@ -1254,6 +1285,11 @@ fn start_message(
 /// Parses the header block once complete; `false` while waiting for more bytes.
 fn read_head(conn: &mut Conn, half: &mut Half, side: usize, ctx: &mut Ctx<'_>) -> bool {
     let role = conn.role(side).unwrap_or(Role::Client);
+    // A block already complete (the usual case: the head came in one segment) is checked by
+    // the full parse below; the start-line check is for heads still arriving.
+    if !half.start_line_ok && http::find_head_end(&half.buf, half.head_scan).is_ok() {
+        half.start_line_ok = true;
+    }
     if !half.start_line_ok {
         // Re-checking a long, still incomplete line on every segment would be quadratic.
         let pending = half.buf.get(half.head_scan..).unwrap_or_default();
@@ -1290,6 +1326,9 @@ fn read_head(conn: &mut Conn, half: &mut Half, side: usize, ctx: &mut Ctx<'_>) -
     let body = match role {
         Role::Client => {
             conn.set_request_method(head.method);
+            if head.method == Method::Connect {
+                ctx.stats.connect_requests += 1;
+            }
             http::request_body(&head)
         }
         Role::Server => response_framing(conn, half, &head),

@@ -269,7 +269,6 @@ impl Records {
                     return Err(Short::Ends { got: available });
                 }
                 *at += len;
-                prefetch(map, start + PREFETCH_AHEAD);
                 Ok(&map[start..start + len])
             }
             Records::Streamed { stream, packet } => {
@@ -288,9 +287,24 @@ impl Records {
 /// huge capture does not have to be read before its first packet is processed).
 const POPULATE_UP_TO: u64 = 1 << 30;
 
-/// How far ahead of the record being read the mapped file is prefetched: a few pages, so
-/// that the page walk and the cache misses of the next records overlap with this one's work.
-const PREFETCH_AHEAD: usize = 16 << 10;
+/// How much of the next record is prefetched while the current one is worked on: its record
+/// header, the packet headers and the start of an HTTP message. Large response bodies are
+/// skipped, so the hardware prefetcher cannot guess where the next record starts; without
+/// this, reading each record header is a cache miss.
+const PREFETCH_NEXT: usize = 256;
+
+impl Records {
+    /// Hints the CPU to load the start of the record after the next `len` bytes (mapped
+    /// files only).
+    fn prefetch_next_after(&self, len: usize) {
+        if let Records::Mapped { map, at } = self {
+            let next = at + len;
+            for line in (0..PREFETCH_NEXT).step_by(64) {
+                prefetch(map, next + line);
+            }
+        }
+    }
+}
 
 /// Hints the CPU to load the cache line at `offset` of `map` (nothing past its end).
 #[inline]
@@ -351,6 +365,7 @@ impl ClassicPcap {
         let scale = if self.nanoseconds { 1 } else { 1000 };
         let ts_ns = i64::from(seconds) * 1_000_000_000 + i64::from(fraction) * scale;
         let linktype = self.linktype;
+        self.records.prefetch_next_after(captured);
         let data = match self.records.take(captured) {
             Ok(data) => data,
             Err(Short::Ends { got }) => {
