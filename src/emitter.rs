@@ -27,7 +27,7 @@ use std::time::Duration;
 
 /// Capacity of the channels between inputs, middleware and dispatch, in batches (inputs
 /// that hand on one message at a time make one-message batches).
-const INGRESS_CAPACITY: usize = 1024;
+const INGRESS_CAPACITY: usize = 256;
 /// Capacity of the channels that carry replayed responses, in messages.
 const FEEDBACK_CAPACITY: usize = 4096;
 
@@ -160,7 +160,14 @@ pub fn run(
         // Replayed responses reach dispatch through the middleware: nothing comes here.
         (true, Some(_)) => bounded(0).1,
     };
-    dispatch.run(&messages, &feedback_rx, &feedback_done);
+    if any_feedback {
+        dispatch.run(&messages, &feedback_rx, &feedback_done);
+    } else {
+        // Nothing can come back: a plain receive loop, without select's bookkeeping.
+        for batch in messages.iter() {
+            dispatch.dispatch(batch, dispatch.policy, &feedback_rx);
+        }
+    }
 
     if let Some(mw) = middleware {
         if let Err(e) = mw.join() {

@@ -153,7 +153,7 @@ pub struct Stopped;
 pub type Batch = Vec<Message>;
 
 /// The largest [`Batch`] an input builds with [`InputContext::push`].
-pub const BATCH_MAX: usize = 64;
+pub const BATCH_MAX: usize = 256;
 
 /// What an input uses to hand messages to the engine.
 pub struct InputContext {

@@ -442,6 +442,28 @@ mod tests {
     }
 
     #[test]
+    fn head_end_is_the_first_lf_before_crlf_or_lf() {
+        // The definition, one line end at a time.
+        let reference = |buf: &[u8]| {
+            (0..buf.len()).find_map(|i| match (buf[i], buf.get(i + 1), buf.get(i + 2)) {
+                (b'\n', Some(b'\n'), _) => Some(i + 2),
+                (b'\n', Some(b'\r'), Some(b'\n')) => Some(i + 3),
+                _ => None,
+            })
+        };
+        let alphabet = [b'a', b'\r', b'\n'];
+        for n in 0..3usize.pow(7) {
+            let buf: Vec<u8> = (0..7).map(|k| alphabet[n / 3usize.pow(k) % 3]).collect();
+            assert_eq!(find_head_end(&buf, 0).ok(), reference(&buf), "{buf:?}");
+            for cut in 0..buf.len() {
+                if let Err(resume) = find_head_end(&buf[..cut], 0) {
+                    assert_eq!(find_head_end(&buf, resume).ok(), reference(&buf), "{buf:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn heads_and_body_rules() {
         let head = parse_head(
             Role::Client,

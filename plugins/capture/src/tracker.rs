@@ -219,7 +219,8 @@ impl MessageId {
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+        // SAFETY: the bytes are hex digits (ASCII): `of` is the only constructor.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 
     /// The id's ASCII bytes.
@@ -1287,7 +1288,8 @@ fn read_head(conn: &mut Conn, half: &mut Half, side: usize, ctx: &mut Ctx<'_>) -
     let role = conn.role(side).unwrap_or(Role::Client);
     // A block already complete (the usual case: the head came in one segment) is checked by
     // the full parse below; the start-line check is for heads still arriving.
-    if !half.start_line_ok && http::find_head_end(&half.buf, half.head_scan).is_ok() {
+    let found = http::find_head_end(&half.buf, half.head_scan);
+    if found.is_ok() {
         half.start_line_ok = true;
     }
     if !half.start_line_ok {
@@ -1311,7 +1313,7 @@ fn read_head(conn: &mut Conn, half: &mut Half, side: usize, ctx: &mut Ctx<'_>) -
             return false;
         }
     }
-    let end = match http::find_head_end(&half.buf, half.head_scan) {
+    let end = match found {
         Ok(end) => end,
         Err(_) if half.buf.len() > MAX_HEAD_BYTES => return garbage(conn, half, side, ctx),
         Err(resume) => {
