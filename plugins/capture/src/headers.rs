@@ -149,7 +149,7 @@ impl HeaderTracker {
         let interim = pkt.payload.get(9) == Some(&b'1');
         let key = (client, server);
         let answered = match self.pending.get_mut(&key) {
-            Some(state) if interim => state.queue.front().map(|p| (p.id.clone(), p.start_ns)),
+            Some(state) if interim => state.queue.front().map(|p| (p.id, p.start_ns)),
             Some(state) => state.queue.pop_front().map(|p| (p.id, p.start_ns)),
             None => None,
         };

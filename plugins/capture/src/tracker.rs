@@ -1679,7 +1679,7 @@ mod tests {
         run.push_all(&chunks(OK, 4, &mut conv, false));
         assert_eq!(run.payloads(MessageKind::Request), vec![GET]);
         assert_eq!(run.payloads(MessageKind::Response), vec![OK]);
-        let req = run.of_kind(MessageKind::Request)[0].id.clone();
+        let req = run.of_kind(MessageKind::Request)[0].id;
         assert_eq!(req, run.of_kind(MessageKind::Response)[0].id);
         assert!(req.ends_with("fffffffe"));
     }
@@ -1749,12 +1749,12 @@ mod tests {
         let ids: Vec<_> = run
             .of_kind(MessageKind::Request)
             .iter()
-            .map(|m| m.id.clone())
+            .map(|m| m.id)
             .collect();
         let answered: Vec<_> = run
             .of_kind(MessageKind::Response)
             .iter()
-            .map(|m| m.id.clone())
+            .map(|m| m.id)
             .collect();
         assert_eq!(ids, answered);
     }
@@ -1853,7 +1853,7 @@ mod tests {
         assert_eq!(run.payloads(MessageKind::Request), vec![GET]);
         assert_eq!(run.payloads(MessageKind::Response), vec![OK]);
         assert_eq!(run.drops(), vec![("garbage", 1), ("garbage", 1)]);
-        let ids: Vec<_> = run.messages().iter().map(|m| m.id.clone()).collect();
+        let ids: Vec<_> = run.messages().iter().map(|m| m.id).collect();
         assert_eq!(ids[0], ids[1]);
     }
 
@@ -2087,7 +2087,7 @@ mod tests {
             run.payloads(MessageKind::Response),
             vec![&b"\x00\x02resp"[..]]
         );
-        let ids: Vec<_> = run.messages().iter().map(|m| m.id.clone()).collect();
+        let ids: Vec<_> = run.messages().iter().map(|m| m.id).collect();
         assert_eq!(ids[0], ids[1]);
         assert!(run.messages().iter().all(|m| !m.incomplete));
     }
