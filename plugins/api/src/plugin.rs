@@ -357,15 +357,7 @@ impl Inbox {
 
     /// The next message, or `None` once the inbox is closed and empty.
     pub fn recv(&self) -> Option<Message> {
-        loop {
-            if let Some(msg) = self.take_current() {
-                return Some(msg);
-            }
-            let batch = self.receiver.recv().ok()?;
-            if let Some(msg) = self.start_batch(batch) {
-                return Some(msg);
-            }
-        }
+        self.next_from(|| self.receiver.recv().ok())
     }
 
     /// The next message, waiting at most `timeout`.
@@ -389,12 +381,16 @@ impl Inbox {
 
     /// A message if one is ready now.
     pub fn try_recv(&self) -> Option<Message> {
+        self.next_from(|| self.receiver.try_recv().ok())
+    }
+
+    /// The next message in hand, else from the batches `next_batch` yields.
+    fn next_from(&self, mut next_batch: impl FnMut() -> Option<Batch>) -> Option<Message> {
         loop {
             if let Some(msg) = self.take_current() {
                 return Some(msg);
             }
-            let batch = self.receiver.try_recv().ok()?;
-            if let Some(msg) = self.start_batch(batch) {
+            if let Some(msg) = self.start_batch(next_batch()?) {
                 return Some(msg);
             }
         }
