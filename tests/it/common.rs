@@ -165,6 +165,28 @@ pub fn read_gor(path: &Path) -> Vec<Record> {
     decode(&std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())))
 }
 
+/// Writes one request per payload to `path`, with ids 1, 2, … (24 hex digits) and timestamps
+/// `gap_ns` apart from 1 s.
+pub fn write_requests(path: &Path, payloads: &[String], gap_ns: i64) {
+    let records: Vec<Record> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Record::request(
+                &format!("{:024x}", i + 1),
+                1_000_000_000 + i as i64 * gap_ns,
+                p,
+            )
+        })
+        .collect();
+    write_gor(path, &records);
+}
+
+/// `count` copies of a bare `GET /` request.
+pub fn plain_gets(count: usize) -> Vec<String> {
+    vec!["GET / HTTP/1.1\r\n\r\n".to_string(); count]
+}
+
 /// `count` GET requests, each followed by its response, 1 ms apart, starting at `start`.
 pub fn traffic(count: usize, start: i64) -> Vec<Record> {
     (0..count)

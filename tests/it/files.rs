@@ -162,16 +162,7 @@ fn chunks_follow_goreplay_naming_and_a_restart_continues() {
 fn replay_at_1000_percent_keeps_relative_timing_and_exits() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    let records: Vec<Record> = (0..11)
-        .map(|i| {
-            Record::request(
-                &format!("{i:024x}"),
-                i * 100_000_000,
-                "GET / HTTP/1.1\r\n\r\n",
-            )
-        })
-        .collect();
-    write_gor(&input, &records);
+    write_requests(&input, &plain_gets(11), 100_000_000);
     let started = Instant::now();
     let output = run(&[
         "--input-file",
@@ -199,16 +190,7 @@ fn replay_at_1000_percent_keeps_relative_timing_and_exits() {
 fn explicit_speed_and_max_wait() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    let records: Vec<Record> = (0..3)
-        .map(|i| {
-            Record::request(
-                &format!("{i}"),
-                i * 10_000_000_000,
-                "GET / HTTP/1.1\r\n\r\n",
-            )
-        })
-        .collect();
-    write_gor(&input, &records);
+    write_requests(&input, &plain_gets(3), 10_000_000_000);
     let started = Instant::now();
     let output = run(&[
         "--input-file",

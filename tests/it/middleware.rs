@@ -150,16 +150,7 @@ fn counter(text: &str, label_prefix: &str, field: &str) -> u64 {
 fn crashing_middleware_is_restarted_and_losses_are_counted() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    let records: Vec<Record> = (0..30)
-        .map(|i| {
-            Record::request(
-                &format!("{i:024x}"),
-                i * 20_000_000,
-                "GET / HTTP/1.1\r\n\r\n",
-            )
-        })
-        .collect();
-    write_gor(&input, &records);
+    write_requests(&input, &plain_gets(30), 20_000_000);
     let crasher = script(dir.path(), "crash.py", CRASHER);
     let output = run(&[
         "--input-file",
@@ -187,10 +178,7 @@ fn crashing_middleware_is_restarted_and_losses_are_counted() {
 fn restart_disabled_exits_1() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    let records: Vec<Record> = (0..10)
-        .map(|i| Record::request(&format!("{i}"), i * 100_000_000, "GET / HTTP/1.1\r\n\r\n"))
-        .collect();
-    write_gor(&input, &records);
+    write_requests(&input, &plain_gets(10), 100_000_000);
     let crasher = script(dir.path(), "crash.py", CRASHER);
     let output = run(&[
         "--input-file",

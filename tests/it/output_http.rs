@@ -41,21 +41,6 @@ fn requests() -> Vec<(
     ]
 }
 
-fn write_requests(path: &std::path::Path, payloads: &[String], gap_ns: i64) {
-    let records: Vec<Record> = payloads
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            Record::request(
-                &format!("{:024x}", i + 1),
-                1_000_000_000 + i as i64 * gap_ns,
-                p,
-            )
-        })
-        .collect();
-    write_gor(path, &records);
-}
-
 /// A named number from the exit summary of instance `label`, e.g. `out` or `error: refused`.
 fn counter(stderr: &str, label: &str, name: &str) -> u64 {
     let summary = stderr

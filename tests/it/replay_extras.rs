@@ -27,16 +27,10 @@ fn marking_middleware(dir: &std::path::Path) -> String {
 
 fn requests(dir: &std::path::Path, count: usize) -> std::path::PathBuf {
     let input = dir.join("in.gor");
-    let records: Vec<Record> = (0..count)
-        .map(|i| {
-            Record::request(
-                &format!("{:024x}", i + 1),
-                1_000_000 + i as i64,
-                &format!("GET /fb/{i} HTTP/1.1\r\nHost: prod\r\n\r\n"),
-            )
-        })
+    let payloads: Vec<String> = (0..count)
+        .map(|i| format!("GET /fb/{i} HTTP/1.1\r\nHost: prod\r\n\r\n"))
         .collect();
-    write_gor(&input, &records);
+    write_requests(&input, &payloads, 1);
     input
 }
 
@@ -244,16 +238,7 @@ fn stats_lines_show_output_http_error_counters() {
     let dead = free_port();
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    let records: Vec<Record> = (0..6)
-        .map(|i| {
-            Record::request(
-                &format!("r{i}"),
-                1_000_000_000 + i * 100_000_000,
-                "GET / HTTP/1.1\r\n\r\n",
-            )
-        })
-        .collect();
-    write_gor(&input, &records);
+    write_requests(&input, &plain_gets(6), 100_000_000);
     let output = run(&[
         "--input-file",
         path_str(&input),

@@ -194,16 +194,11 @@ fn receiver_restarted_mid_run_loses_nothing_and_keeps_order() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
     // 60 messages 50 ms apart at original speed: a 3 s run.
-    let records: Vec<Record> = (0..60)
-        .map(|i| {
-            Record::request(
-                &format!("{i:024x}"),
-                1_000_000_000 + i * 50_000_000,
-                &format!("GET /seq/{i} HTTP/1.1\r\n\r\n"),
-            )
-        })
+    let payloads: Vec<String> = (0..60)
+        .map(|i| format!("GET /seq/{i} HTTP/1.1\r\n\r\n"))
         .collect();
-    write_gor(&input, &records);
+    write_requests(&input, &payloads, 50_000_000);
+    let records = read_gor(&input);
     let (first, second) = (dir.path().join("first.gor"), dir.path().join("second.gor"));
     let port = free_port();
     let rx = receiver(port, &first, &[]);
