@@ -266,10 +266,31 @@ impl InputContext {
         }
     }
 
-    /// Passes several messages on, waiting while the pipeline is full; stops at the first
-    /// that cannot be passed on.
-    pub fn emit_all(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<(), Stopped> {
-        messages.into_iter().try_for_each(|msg| self.emit(msg))
+    /// For inputs whose own threads (one per connection, say) send messages to `rx`: waits up
+    /// to `timeout` for one, then passes it on with whatever else is ready, as one batch,
+    /// waiting while the pipeline is full.
+    pub fn forward_ready(
+        &mut self,
+        rx: &Receiver<Message>,
+        timeout: Duration,
+    ) -> Result<(), Stopped> {
+        let Ok(first) = rx.recv_timeout(timeout) else {
+            return Ok(());
+        };
+        for msg in std::iter::once(first).chain(rx.try_iter().take(BATCH_MAX)) {
+            self.push(msg)?;
+        }
+        self.flush()
+    }
+
+    /// Passes on what the input's threads still send to `rx`, until all of them have hung up
+    /// or `deadline` passes.
+    pub fn forward_until(&mut self, rx: &Receiver<Message>, deadline: Instant) {
+        while let Ok(msg) = rx.recv_deadline(deadline) {
+            if self.emit(msg).is_err() {
+                break;
+            }
+        }
     }
 
     /// Passes a message on without waiting (for live capture): when the pipeline is full the

@@ -21,7 +21,7 @@
 //! `curl -d 'a=1' http://localhost:28019/submit`.
 #![deny(missing_docs)]
 
-use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Sender};
 use shadowtap_api::{
     instance_label, now_ns, random_id, register_input, CoreSettings, Counters, Input, InputContext,
     InputSpec, Kind, Message, Meta, PluginError, Shutdown,
@@ -101,32 +101,14 @@ impl Input for HttpInput {
         tracing::debug!(address = %self.address, "input-http accepting");
         while !cx.is_stopping() {
             accept_all(&self.listener, &tx, &active, &cx, cap);
-            match rx.recv_timeout(POLL) {
-                Ok(msg) => {
-                    // Hand on what else is ready before looking at the listener again.
-                    let ready = std::iter::once(msg).chain(rx.try_iter().take(256));
-                    if cx.emit_all(ready).is_err() {
-                        return Ok(());
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => unreachable!("tx is held here"),
+            if cx.forward_ready(&rx, POLL).is_err() {
+                return Ok(());
             }
         }
         drop(self.listener);
         drop(tx);
         // Connections notice the shutdown within POLL; pass on what they still hand over.
-        let deadline = Instant::now() + DRAIN;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(msg) => {
-                    if cx.emit(msg).is_err() {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
+        cx.forward_until(&rx, Instant::now() + DRAIN);
         Ok(())
     }
 }

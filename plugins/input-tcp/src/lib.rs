@@ -22,7 +22,7 @@
 //! runs `shadowtap --input-raw :80 --output-tcp replayer:28020`.
 #![deny(missing_docs)]
 
-use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Sender};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
@@ -182,16 +182,8 @@ impl Input for TcpInput {
         tracing::debug!(address = %self.address, "input-tcp accepting");
         while !cx.is_stopping() {
             self.accept_all(&tx, &active, &cx);
-            match rx.recv_timeout(POLL) {
-                Ok(msg) => {
-                    // Hand on what else is ready before looking at the listener again.
-                    let ready = std::iter::once(msg).chain(rx.try_iter().take(256));
-                    if cx.emit_all(ready).is_err() {
-                        return Ok(());
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => unreachable!("tx is held here"),
+            if cx.forward_ready(&rx, POLL).is_err() {
+                return Ok(());
             }
         }
         // Connections already established (waiting in the backlog) are drained too.
@@ -199,17 +191,7 @@ impl Input for TcpInput {
         drop(self.listener);
         drop(tx);
         // Connections drain (see the crate docs); pass on what they hand over.
-        let deadline = Instant::now() + DRAIN_MAX + Duration::from_secs(1);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(msg) => {
-                    if cx.emit(msg).is_err() {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
+        cx.forward_until(&rx, Instant::now() + DRAIN_MAX + Duration::from_secs(1));
         Ok(())
     }
 }
