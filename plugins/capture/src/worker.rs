@@ -29,10 +29,16 @@ enum Engine {
 /// One capture thread's state.
 pub struct Worker {
     engine: Engine,
-    counters: Arc<Counters>,
+    outlet: Outlet,
     packets: Arc<AtomicU64>,
-    delivery: Delivery,
     next_expiry_ns: i64,
+}
+
+/// How a worker hands the tracker's events on (apart from the tracker, so that both can be
+/// borrowed at once).
+struct Outlet {
+    counters: Arc<Counters>,
+    delivery: Delivery,
     stopped: bool,
     realip_header: Option<String>,
 }
@@ -58,22 +64,24 @@ impl Worker {
         Worker {
             engine,
             packets: counters.extra("packets"),
-            counters,
-            delivery,
+            outlet: Outlet {
+                counters,
+                delivery,
+                stopped: false,
+                realip_header: None,
+            },
             next_expiry_ns: i64::MIN,
-            stopped: false,
-            realip_header: None,
         }
     }
 
     /// Sets header `name` of every request to its source address (`--input-raw-realip-header`).
     pub fn set_realip_header(&mut self, name: String) {
-        self.realip_header = Some(name);
+        self.outlet.realip_header = Some(name);
     }
 
     /// True once the pipeline stopped accepting messages.
     pub fn is_stopped(&self) -> bool {
-        self.stopped
+        self.outlet.stopped
     }
 
     /// Connections being tracked.
@@ -97,13 +105,10 @@ impl Worker {
         self.packets.fetch_add(1, Relaxed);
         let result = match decode(linktype, data, wire_len) {
             Ok(packet) => {
-                let mut sink = Sink::new(
-                    &self.counters,
-                    self.delivery,
-                    &mut self.stopped,
-                    self.realip_header.as_deref(),
+                let mut sink = Sink {
+                    outlet: &mut self.outlet,
                     cx,
-                );
+                };
                 match &mut self.engine {
                     Engine::Full(tracker) => tracker.push(&packet, ts_ns, &mut |e| sink.handle(e)),
                     Engine::Headers(tracker) => {
@@ -113,7 +118,7 @@ impl Worker {
                 Ok(())
             }
             Err(error) => {
-                self.counters.add_drop(decode_reason(&error), 1);
+                self.outlet.counters.add_drop(decode_reason(&error), 1);
                 Err(error)
             }
         };
@@ -129,13 +134,10 @@ impl Worker {
         }
         self.next_expiry_ns = now_ns.saturating_add(EXPIRE_EVERY_NS);
         if let Engine::Full(tracker) = &mut self.engine {
-            let mut sink = Sink::new(
-                &self.counters,
-                self.delivery,
-                &mut self.stopped,
-                self.realip_header.as_deref(),
+            let mut sink = Sink {
+                outlet: &mut self.outlet,
                 cx,
-            );
+            };
             tracker.expire(now_ns, &mut |e| sink.handle(e));
         }
     }
@@ -144,13 +146,10 @@ impl Worker {
     /// and passed on.
     pub fn finish(&mut self, cx: &mut InputContext) {
         if let Engine::Full(tracker) = &mut self.engine {
-            let mut sink = Sink::new(
-                &self.counters,
-                self.delivery,
-                &mut self.stopped,
-                self.realip_header.as_deref(),
+            let mut sink = Sink {
+                outlet: &mut self.outlet,
                 cx,
-            );
+            };
             tracker.finish(&mut |e| sink.handle(e));
         }
         self.flush(cx);
@@ -160,54 +159,36 @@ impl Worker {
     /// ready, a pacing sleep), so that no message waits for the next packet.
     pub fn flush(&mut self, cx: &mut InputContext) {
         if cx.flush().is_err() {
-            self.stopped = true;
+            self.outlet.stopped = true;
         }
     }
 }
 
 /// Where tracker events go.
 struct Sink<'a> {
-    counters: &'a Counters,
-    delivery: Delivery,
-    stopped: &'a mut bool,
-    realip_header: Option<&'a str>,
+    outlet: &'a mut Outlet,
     cx: &'a mut InputContext,
 }
 
-impl<'a> Sink<'a> {
-    fn new(
-        counters: &'a Counters,
-        delivery: Delivery,
-        stopped: &'a mut bool,
-        realip_header: Option<&'a str>,
-        cx: &'a mut InputContext,
-    ) -> Self {
-        Sink {
-            counters,
-            delivery,
-            stopped,
-            realip_header,
-            cx,
-        }
-    }
-
+impl Sink<'_> {
     fn handle(&mut self, event: Event) {
+        let outlet = &mut *self.outlet;
         match event {
             Event::Message(message) => {
                 if message.truncated {
-                    self.counters.add_truncated(1);
+                    outlet.counters.add_truncated(1);
                 }
                 let mut msg = to_message(message);
-                if let (Some(name), Some(ends)) = (self.realip_header, msg.endpoints) {
+                if let (Some(name), Some(ends)) = (&outlet.realip_header, msg.endpoints) {
                     if msg.kind() == Kind::Request {
                         let ip = ends.src.ip().to_string();
                         msg.payload = set_header(&msg.payload, name, &ip).into();
                     }
                 }
-                match self.delivery {
+                match outlet.delivery {
                     Delivery::Wait => {
                         if self.cx.push(msg).is_err() {
-                            *self.stopped = true;
+                            outlet.stopped = true;
                         }
                     }
                     Delivery::DropWhenFull => self.cx.push_or_drop(msg),
@@ -215,7 +196,7 @@ impl<'a> Sink<'a> {
             }
             Event::Dropped { reason, count } => {
                 if let Some(reason) = tracker_reason(reason) {
-                    self.counters.add_drop(reason, count);
+                    outlet.counters.add_drop(reason, count);
                 }
             }
         }
