@@ -160,14 +160,7 @@ pub fn run(
         // Replayed responses reach dispatch through the middleware: nothing comes here.
         (true, Some(_)) => bounded(0).1,
     };
-    if any_feedback {
-        dispatch.run(&messages, &feedback_rx, &feedback_done);
-    } else {
-        // Nothing can come back: a plain receive loop, without select's bookkeeping.
-        for batch in messages.iter() {
-            dispatch.dispatch(batch, dispatch.policy, &feedback_rx);
-        }
-    }
+    dispatch.run(&messages, &feedback_rx, &feedback_done);
 
     if let Some(mw) = middleware {
         if let Err(e) = mw.join() {
@@ -384,6 +377,13 @@ impl Dispatch {
         feedback: &Receiver<Message>,
         feedback_done: &Receiver<()>,
     ) {
+        if !self.outputs.iter().any(|o| o.feedback) {
+            // Nothing can come back: a plain receive loop, without select's bookkeeping.
+            for batch in messages.iter() {
+                self.dispatch(batch, self.policy, feedback);
+            }
+            return;
+        }
         let waiting = never();
         let mut feedback_done = feedback_done;
         loop {
@@ -571,9 +571,6 @@ impl Dispatch {
         } else if self.queue(index, pending, policy, feedback) {
             from.iter().for_each(|&position| delivered[position] = true);
         }
-        let output = &mut self.outputs[index];
-        output.pending_from = from;
-        output.pending_from.clear();
     }
 
     /// Queues `batch` for output `index`; true if queued.
