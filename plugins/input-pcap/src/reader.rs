@@ -81,13 +81,17 @@ pub fn check(path: &Path) -> Result<(), String> {
 
 /// Opens a capture file; `Ok(None)` for an empty file (reported).
 pub fn open_capture(path: &Path) -> Result<Option<CaptureFile>, PluginError> {
+    let runtime = |e: String| PluginError::Runtime(format!("{}: {e}", path.display()));
+    if let Some(map) = map_classic_pcap(path) {
+        let reader = ClassicPcap::open(Records::Mapped { map, at: 0 }).map_err(runtime)?;
+        return Ok(Some(CaptureFile::Pcap(reader)));
+    }
     let (head, stream) =
         open_stream(path).map_err(|e| PluginError::io(path.display().to_string(), e))?;
     if head.is_empty() {
         tracing::warn!("{}: file is empty", path.display());
         return Ok(None);
     }
-    let runtime = |e: String| PluginError::Runtime(format!("{}: {e}", path.display()));
     if head[..] == PCAPNG_MAGIC {
         let stream: Stream = Box::new(stream);
         let reader = PcapNgReader::new(stream).map_err(|e| runtime(e.to_string()))?;
@@ -98,35 +102,33 @@ pub fn open_capture(path: &Path) -> Result<Option<CaptureFile>, PluginError> {
             packet: Vec::new(),
         }));
     }
-    let records = match map_plain_file(path) {
-        Some(map) => Records::Mapped { map, at: 0 },
-        None => Records::Streamed {
-            stream: Box::new(stream),
-            packet: Vec::new(),
-        },
+    let records = Records::Streamed {
+        stream: Box::new(stream),
+        packet: Vec::new(),
     };
     let reader = ClassicPcap::open(records).map_err(runtime)?;
     Ok(Some(CaptureFile::Pcap(reader)))
 }
 
-/// An uncompressed regular file, mapped: records are then read in place, without copying.
-/// `None` (read it as a stream) for gzip, pipes and anything that cannot be mapped.
-fn map_plain_file(path: &Path) -> Option<memmap2::Mmap> {
-    let file = File::open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
+/// An uncompressed classic pcap in a regular file, mapped: its records are then read in
+/// place, without copying. `None` (read it as a stream) for pcapng, gzip, pipes and anything
+/// that cannot be mapped.
+fn map_classic_pcap(path: &Path) -> Option<memmap2::Mmap> {
+    let mut file = File::open(path).ok()?;
+    let metadata = file.metadata().ok()?;
+    let mut magic = [0u8; 4];
+    if !metadata.is_file() || file.read_exact(&mut magic).is_err() || !PCAP_MAGICS.contains(&magic)
+    {
         return None;
     }
     // SAFETY: the map is read-only and private to this reader. A capture file that another
     // process truncates while we read it is outside what any pcap reader can survive.
     let mut options = memmap2::MmapOptions::new();
-    if file.metadata().ok()?.len() <= POPULATE_UP_TO {
+    if metadata.len() <= POPULATE_UP_TO {
         // One call that maps every page beats a page fault per few pages.
         options.populate();
     }
     let map = unsafe { options.map(&file) }.ok()?;
-    if map.starts_with(&GZIP_MAGIC) {
-        return None;
-    }
     let _ = map.advise(memmap2::Advice::Sequential);
     Some(map)
 }
