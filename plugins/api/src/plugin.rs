@@ -160,6 +160,9 @@ pub struct InputContext {
     sender: Sender<Batch>,
     pending: Batch,
     pending_waits: bool,
+    /// The size of the last batch sent: a new batch reserves that much (a full batch at high
+    /// rates, a few messages at low ones, so that queued batches do not hold idle capacity).
+    last_batch_len: usize,
     counters: Arc<Counters>,
     shutdown: Shutdown,
     gate: Option<Box<dyn Gate>>,
@@ -179,6 +182,7 @@ impl InputContext {
             sender,
             pending: Vec::new(),
             pending_waits: true,
+            last_batch_len: 1,
             counters,
             shutdown,
             gate,
@@ -229,7 +233,8 @@ impl InputContext {
     fn add_to_batch(&mut self, msg: Message) {
         if self.admit(&msg) {
             if self.pending.capacity() == 0 {
-                self.pending.reserve_exact(BATCH_MAX);
+                self.pending
+                    .reserve_exact(self.last_batch_len.clamp(1, BATCH_MAX));
             }
             self.pending.push(msg);
         }
@@ -239,11 +244,16 @@ impl InputContext {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.pending);
+        let batch = self.take_pending();
         let count = batch.len() as u64;
         self.sender.send(batch).map_err(|_| Stopped)?;
         self.counters.add_out(count);
         Ok(())
+    }
+
+    fn take_pending(&mut self) -> Batch {
+        self.last_batch_len = self.pending.len();
+        std::mem::take(&mut self.pending)
     }
 
     /// Sends the pending batch if there is room; false if it was not passed on.
@@ -251,7 +261,7 @@ impl InputContext {
         if self.pending.is_empty() {
             return true;
         }
-        let batch = std::mem::take(&mut self.pending);
+        let batch = self.take_pending();
         let count = batch.len() as u64;
         match self.sender.try_send(batch) {
             Ok(()) => {
