@@ -129,6 +129,13 @@ impl Meta {
             !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()),
             "invalid message id {id:?}"
         );
+        if id.len() > MAX_INLINE_ID {
+            return Meta::parse(Bytes::from(format!(
+                "{} {id} {timestamp} {latency}\n",
+                char::from(kind.as_byte())
+            )))
+            .expect("a valid id makes a valid line");
+        }
         // Built on the stack and copied once into an allocation of the exact size (a `Vec`
         // with spare capacity would cost `Bytes` a second allocation).
         let mut line = [0u8; 128];
@@ -137,13 +144,6 @@ impl Meta {
             line[at..at + bytes.len()].copy_from_slice(bytes);
             at += bytes.len();
         };
-        if id.len() > MAX_INLINE_ID {
-            return Meta::parse(Bytes::from(format!(
-                "{} {id} {timestamp} {latency}\n",
-                char::from(kind.as_byte())
-            )))
-            .expect("a valid id makes a valid line");
-        }
         put(&[kind.as_byte(), b' ']);
         put(id.as_bytes());
         put(b" ");
