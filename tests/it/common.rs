@@ -238,9 +238,14 @@ pub fn summary_counter(stderr: &str, label: &str, name: &str) -> u64 {
 
 /// Sends SIGTERM to `child` (a graceful stop: queues drain).
 pub fn terminate(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    assert!(signal(child.id(), "TERM"));
+}
+
+/// Sends signal `name` (`"INT"`, `"TERM"`, …) to process `pid`; true if it was delivered.
+pub fn signal(pid: u32, name: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
         .status()
-        .expect("kill");
-    assert!(status.success());
+        .expect("kill")
+        .success()
 }

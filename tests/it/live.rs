@@ -282,13 +282,9 @@ fn capture(lab: &Lab, flags: &[&str]) -> (Vec<Record>, String) {
     std::thread::sleep(Duration::from_millis(800));
     lab.traffic();
     std::thread::sleep(Duration::from_millis(2500));
-    let _ = Command::new("kill")
-        .args(["-INT", &tcpdump.id().to_string()])
-        .status();
+    signal(tcpdump.id(), "INT");
     let _ = wait_output(tcpdump, Duration::from_secs(10));
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    signal(child.id(), "INT");
     let output = wait_output(child, Duration::from_secs(20));
     assert_success(&output);
     (read_gor(&out), stderr(&output))
@@ -529,9 +525,7 @@ fn privileges_are_dropped_after_the_sockets_are_open() {
         &format!("http://{}/as-nobody", lab.server_ip)
     ]));
     std::thread::sleep(Duration::from_millis(1500));
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    signal(child.id(), "INT");
     let output = wait_output(child, Duration::from_secs(20));
     assert_success(&output);
     let text = stderr(&output);
@@ -568,9 +562,7 @@ fn load_guard_pauses_capture_and_counts_it() {
         ]));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    signal(child.id(), "INT");
     let output = wait_output(child, Duration::from_secs(20));
     assert_success(&output);
     let text = stderr(&output);

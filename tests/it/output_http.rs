@@ -308,10 +308,7 @@ fn input_http_records_what_curl_sends() {
     // Two requests on one keep-alive connection.
     curl(&[&format!("{url}/k1"), "--next", &format!("{url}/k2")]);
     std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    terminate(&child);
     let output = wait_output(child, Duration::from_secs(10));
     assert_success(&output);
     let records = decode(&output.stdout);
@@ -376,10 +373,7 @@ fn input_http_feeds_output_http() {
     while nginx.log().is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    terminate(&child);
     assert_success(&wait_output(child, Duration::from_secs(10)));
     let log = nginx.log();
     assert_eq!(log.len(), 1, "{log:#?}");

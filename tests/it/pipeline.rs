@@ -175,7 +175,7 @@ fn sigint_drains_and_flushes_then_exits_0() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    unsafe_kill(child.id(), "INT");
+    assert!(signal(child.id(), "INT"));
     let output = wait_output(child, Duration::from_secs(10));
     assert_success(&output);
     let records = read_gor(&out);
@@ -194,14 +194,6 @@ fn sigint_drains_and_flushes_then_exits_0() {
         "{}",
         stderr(&output)
     );
-}
-
-fn unsafe_kill(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]
