@@ -74,12 +74,55 @@ pub enum MetaError {
 /// A parsed header line that remembers its exact bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Meta {
-    line: Bytes,
+    line: Line,
     kind: Kind,
     id: Range<usize>,
     timestamp: i64,
     latency: Option<i64>,
 }
+
+/// Where a header line's bytes live.
+///
+/// Lines built for captured messages are kept inline: a heap line would cost every message an
+/// allocation, and a free on the output's thread (the dearest kind).
+#[derive(Clone)]
+enum Line {
+    Inline { len: u8, bytes: [u8; INLINE_LINE] },
+    Shared(Bytes),
+}
+
+/// The longest line kept inline; GoReplay's line for a 24-char id, a 19-digit timestamp and
+/// a latency of up to 14 digits fits.
+const INLINE_LINE: usize = 62;
+
+impl Line {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Line::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Line::Shared(bytes) => bytes,
+        }
+    }
+
+    fn copied(text: &[u8]) -> Line {
+        if text.len() > INLINE_LINE {
+            return Line::Shared(Bytes::copy_from_slice(text));
+        }
+        let mut bytes = [0u8; INLINE_LINE];
+        bytes[..text.len()].copy_from_slice(text);
+        Line::Inline {
+            len: text.len() as u8,
+            bytes,
+        }
+    }
+}
+
+impl PartialEq for Line {
+    fn eq(&self, other: &Line) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Line {}
 
 impl Meta {
     /// Parses a header line; `line` must end with `\n` (a missing one is added).
@@ -118,7 +161,7 @@ impl Meta {
             id,
             timestamp,
             latency,
-            line,
+            line: Line::Shared(line),
         })
     }
 
@@ -136,8 +179,6 @@ impl Meta {
             )))
             .expect("a valid id makes a valid line");
         }
-        // Built on the stack and copied once into an allocation of the exact size (a `Vec`
-        // with spare capacity would cost `Bytes` a second allocation).
         let mut line = [0u8; 128];
         let mut at = 0;
         let mut put = |bytes: &[u8]| {
@@ -151,8 +192,16 @@ impl Meta {
         put(b" ");
         put(Decimal::of(latency).as_bytes());
         put(b"\n");
+        let line = if at <= INLINE_LINE {
+            Line::Inline {
+                len: at as u8,
+                bytes: line[..INLINE_LINE].try_into().expect("INLINE_LINE < 128"),
+            }
+        } else {
+            Line::copied(&line[..at])
+        };
         Meta {
-            line: Bytes::copy_from_slice(&line[..at]),
+            line,
             kind: Kind::from_byte(kind.as_byte()),
             id: 2..2 + id.len(),
             timestamp,
@@ -167,12 +216,12 @@ impl Meta {
 
     /// The id token (second field).
     pub fn id(&self) -> &str {
-        std::str::from_utf8(&self.line[self.id.clone()]).expect("checked ASCII")
+        std::str::from_utf8(self.id_bytes()).expect("checked ASCII")
     }
 
     /// Id as bytes (second field).
     pub fn id_bytes(&self) -> &[u8] {
-        &self.line[self.id.clone()]
+        &self.as_bytes()[self.id.clone()]
     }
 
     /// Timestamp in nanoseconds since the Unix epoch (third field).
@@ -187,20 +236,24 @@ impl Meta {
 
     /// The exact header line, including its `\n`.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.line
+        self.line.as_slice()
     }
 
-    /// The exact header line as shared bytes.
+    /// The exact header line as shared bytes (a copy when the line is kept inline).
     pub fn to_bytes(&self) -> Bytes {
-        self.line.clone()
+        match &self.line {
+            Line::Inline { .. } => Bytes::copy_from_slice(self.as_bytes()),
+            Line::Shared(bytes) => bytes.clone(),
+        }
     }
 
     /// The same line with another id; every other byte is kept.
     pub fn with_id(&self, id: &str) -> Meta {
-        let mut text = Vec::with_capacity(self.line.len() + id.len());
-        text.extend_from_slice(&self.line[..self.id.start]);
+        let line = self.as_bytes();
+        let mut text = Vec::with_capacity(line.len() + id.len());
+        text.extend_from_slice(&line[..self.id.start]);
         text.extend_from_slice(id.as_bytes());
-        text.extend_from_slice(&self.line[self.id.end..]);
+        text.extend_from_slice(&line[self.id.end..]);
         Meta::parse(Bytes::from(text)).expect("id without spaces keeps the line valid")
     }
 }
@@ -262,7 +315,7 @@ fn parse_number(field: &'static str, bytes: &[u8]) -> Result<i64, MetaError> {
 
 impl fmt::Debug for Meta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Meta({:?})", String::from_utf8_lossy(&self.line))
+        write!(f, "Meta({:?})", String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
@@ -325,6 +378,26 @@ mod tests {
         let meta = Meta::new(Kind::Response, "x", i64::MIN, 0);
         assert_eq!(meta.as_bytes(), format!("2 x {} 0\n", i64::MIN).as_bytes());
         assert_eq!(Meta::parse(meta.to_bytes()), Ok(meta));
+    }
+
+    #[test]
+    fn lines_at_the_inline_limit_round_trip() {
+        for latency in [
+            1_000_000_000_000_i64,
+            10_000_000_000_000,
+            100_000_000_000_000,
+        ] {
+            let meta = Meta::new(
+                Kind::Response,
+                &"a".repeat(24),
+                1_700_000_000_000_000_000,
+                latency,
+            );
+            let expected = format!("2 {} 1700000000000000000 {latency}\n", "a".repeat(24));
+            assert_eq!(meta.as_bytes(), expected.as_bytes());
+            assert_eq!(meta.id(), "a".repeat(24));
+            assert_eq!(Meta::parse(meta.to_bytes()), Ok(meta));
+        }
     }
 
     #[test]
