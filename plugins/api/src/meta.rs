@@ -86,6 +86,7 @@ pub struct Meta {
 /// Lines built for captured messages are kept inline: a heap line would cost every message an
 /// allocation, and a free on the output's thread (the dearest kind).
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // the inline variant is the common one, boxing it defeats it
 enum Line {
     Inline { len: u8, bytes: [u8; INLINE_LINE] },
     Shared(Bytes),
