@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 use std::fmt;
-use std::ops::Range;
 
 /// What a message carries, from the first field of its header line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,9 +75,13 @@ pub enum MetaError {
 pub struct Meta {
     line: Line,
     kind: Kind,
-    id: Range<usize>,
+    /// The id's length: it always starts at byte 2, after the one-digit kind.
+    id_len: usize,
     timestamp: i64,
-    latency: Option<i64>,
+    /// The fourth field, meaningful when `has_latency` (kept apart from an `Option` so that
+    /// a message stays small enough to move cheaply).
+    latency: i64,
+    has_latency: bool,
 }
 
 /// Where a header line's bytes live.
@@ -91,6 +94,9 @@ enum Line {
     Inline { len: u8, bytes: [u8; INLINE_LINE] },
     Shared(Bytes),
 }
+
+/// Where the id begins: after the one-digit kind and a space.
+const ID_START: usize = 2;
 
 /// The longest line kept inline; GoReplay's line for a 24-char id, a 19-digit timestamp and
 /// a latency of up to 14 digits fits.
@@ -150,8 +156,6 @@ impl Meta {
                 String::from_utf8_lossy(fields[0]).into(),
             ));
         }
-        let id_start = fields[0].len() + 1;
-        let id = id_start..id_start + fields[1].len();
         let timestamp = parse_number("timestamp", fields[2])?;
         let latency = match fields.get(3) {
             Some(f) if !f.is_empty() => Some(parse_number("latency", f)?),
@@ -159,9 +163,10 @@ impl Meta {
         };
         Ok(Meta {
             kind: Kind::from_byte(fields[0][0]),
-            id,
+            id_len: fields[1].len(),
             timestamp,
-            latency,
+            latency: latency.unwrap_or(0),
+            has_latency: latency.is_some(),
             line: Line::Shared(line),
         })
     }
@@ -204,9 +209,10 @@ impl Meta {
         Meta {
             line,
             kind: Kind::from_byte(kind.as_byte()),
-            id: 2..2 + id.len(),
+            id_len: id.len(),
             timestamp,
-            latency: Some(latency),
+            latency,
+            has_latency: true,
         }
     }
 
@@ -222,7 +228,7 @@ impl Meta {
 
     /// Id as bytes (second field).
     pub fn id_bytes(&self) -> &[u8] {
-        &self.as_bytes()[self.id.clone()]
+        &self.as_bytes()[ID_START..ID_START + self.id_len]
     }
 
     /// Timestamp in nanoseconds since the Unix epoch (third field).
@@ -232,7 +238,7 @@ impl Meta {
 
     /// Latency in nanoseconds (fourth field), when present.
     pub fn latency(&self) -> Option<i64> {
-        self.latency
+        self.has_latency.then_some(self.latency)
     }
 
     /// The exact header line, including its `\n`.
@@ -252,9 +258,9 @@ impl Meta {
     pub fn with_id(&self, id: &str) -> Meta {
         let line = self.as_bytes();
         let mut text = Vec::with_capacity(line.len() + id.len());
-        text.extend_from_slice(&line[..self.id.start]);
+        text.extend_from_slice(&line[..ID_START]);
         text.extend_from_slice(id.as_bytes());
-        text.extend_from_slice(&line[self.id.end..]);
+        text.extend_from_slice(&line[ID_START + self.id_len..]);
         Meta::parse(Bytes::from(text)).expect("id without spaces keeps the line valid")
     }
 }
