@@ -289,21 +289,28 @@ impl Records {
 /// huge capture does not have to be read before its first packet is processed).
 const POPULATE_UP_TO: u64 = 1 << 30;
 
-/// How much of the next record is prefetched while the current one is worked on: its record
-/// header, the packet headers and the start of an HTTP message. Large response bodies are
-/// skipped, so the hardware prefetcher cannot guess where the next record starts; without
-/// this, reading each record header is a cache miss.
-const PREFETCH_NEXT: usize = 256;
+/// How much of a record is prefetched ahead of its turn: its record header, the packet
+/// headers and the start of an HTTP message. Large response bodies are skipped, so the
+/// hardware prefetcher cannot guess where records start; without this, reading each record
+/// header is a cache (and TLB) miss.
+const PREFETCH_RECORD: usize = 256;
 
 impl Records {
-    /// Hints the CPU to load the start of the record after the next `len` bytes (mapped
-    /// files only).
-    fn prefetch_next_after(&self, len: usize) {
-        if let Records::Mapped { map, at } = self {
-            let next = at + len;
-            for line in (0..PREFETCH_NEXT).step_by(64) {
-                prefetch(map, next + line);
-            }
+    /// Hints the CPU to load the start of the record after the next one, whose data is the
+    /// `len` bytes from here (mapped files only). That record's header is in cache by now: it
+    /// was prefetched one record ago, so the load has a whole record's work to complete in.
+    fn prefetch_ahead(&self, len: usize, big_endian: bool) {
+        let Records::Mapped { map, at } = self else {
+            return;
+        };
+        let next = at + len;
+        let Some(next_header) = map.get(next..next + 16) else {
+            return;
+        };
+        let next_len = read_u32(next_header, 8, big_endian) as usize;
+        let after_next = next + 16 + next_len;
+        for line in (0..PREFETCH_RECORD).step_by(64) {
+            prefetch(map, after_next + line);
         }
     }
 }
@@ -367,7 +374,7 @@ impl ClassicPcap {
         let scale = if self.nanoseconds { 1 } else { 1000 };
         let ts_ns = i64::from(seconds) * 1_000_000_000 + i64::from(fraction) * scale;
         let linktype = self.linktype;
-        self.records.prefetch_next_after(captured);
+        self.records.prefetch_ahead(captured, self.big_endian);
         let data = match self.records.take(captured) {
             Ok(data) => data,
             Err(Short::Ends { got }) => {
