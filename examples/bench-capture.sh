@@ -14,16 +14,18 @@
 #    (default 400000; counted with capinfos); a capture with kernel drops is rejected.
 #    Delete the file (or set BENCH_DIR) to record a new one.
 # 3. Times, in the same run, each command pinned to one core (`taskset -c ${BENCH_CPU:-0}`),
-#    wall time, best of ${BENCH_RUNS:-3}, output to /dev/null:
+#    wall time, output to /dev/null, in ${BENCH_RUNS:-5} rounds of one run each (the tools
+#    take turns, so that all of them meet the same machine):
 #      shadowtap --input-pcap FILE:PORT --output-null
 #      shadowtap --input-pcap FILE:PORT --input-raw-track-response --output-null
 #      httpry -r FILE 'tcp port PORT'                      (httpry filters on ports 80/8080 otherwise)
 #      tshark -r FILE -d tcp.port==PORT,http -Y http.request  (tshark dissects HTTP on PORT only with -d)
-#    and prints packets, messages (from shadowtap's summary line on stderr), packets/s,
-#    messages/s, and httpry_time/shadowtap_time, tshark_time/shadowtap_time (both with the
-#    requests-only shadowtap run; the issue's target is ≥ 10× faster than httpry).
+#    and prints packets, messages (from shadowtap's summary line on stderr), best wall time,
+#    packets/s, messages/s, and httpry_time/shadowtap_time, tshark_time/shadowtap_time: best
+#    against best, and the median (with range) of the ratios within each round (the issue's
+#    target is ≥ 10× faster than httpry, requests only).
 #
-# Environment: BENCH_DIR, BENCH_PORT (18490), BENCH_MIN_PACKETS (400000), BENCH_RUNS (3),
+# Environment: BENCH_DIR, BENCH_PORT (18490), BENCH_MIN_PACKETS (400000), BENCH_RUNS (5),
 # BENCH_CPU (0), BENCH_WRK_SECONDS (first recording attempt, 4).
 # Everything the recording starts (nginx, tcpdump, wrk, the tempdir) is stopped/removed on exit.
 set -euo pipefail
@@ -32,7 +34,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/shadowtap-bench}
 PORT=${BENCH_PORT:-18490}
 MIN_PACKETS=${BENCH_MIN_PACKETS:-400000}
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 CPU=${BENCH_CPU:-0}
 SECONDS_FIRST=${BENCH_WRK_SECONDS:-4}
 PCAP=$BENCH_DIR/traffic.pcap
@@ -161,34 +163,54 @@ fi
 PACKETS=$(packets_in "$PCAP")
 SIZE=$(du -h "$PCAP" | cut -f1)
 
-# best wall time of $RUNS runs of "$@" (stdout to /dev/null, stderr of the last run kept in
-# $TMP/last.err), in seconds
-best_of() {
-    local best= i start end t
-    for i in $(seq "$RUNS"); do
-        start=$(date +%s%N)
-        taskset -c "$CPU" "$@" >/dev/null 2>"$TMP/last.err" || { echo "bench: failed: $*" >&2; cat "$TMP/last.err" >&2; exit 1; }
-        end=$(date +%s%N)
-        t=$(( end - start ))
-        if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
-    done
-    awk -v ns="$best" 'BEGIN { printf "%.3f", ns / 1e9 }'
+# wall time in ns of one run of "$@" pinned to $CPU (stdout to /dev/null, stderr kept in
+# $TMP/$1.err)
+time_once() {
+    local name=$1 start end
+    shift
+    start=$(date +%s%N)
+    taskset -c "$CPU" "$@" >/dev/null 2>"$TMP/$name.err" || { echo "bench: failed: $*" >&2; cat "$TMP/$name.err" >&2; exit 1; }
+    end=$(date +%s%N)
+    echo $(( end - start ))
 }
 
 # "input-pcap[...] in N out M ..." → N (messages the input produced)
 messages_of() {
-    tail -n 1 "$TMP/last.err" | grep -o 'input-pcap[^|]* in [0-9]*' | awk '{print $NF}'
+    tail -n 1 "$TMP/$1.err" | grep -o 'input-pcap[^|]* in [0-9]*' | awk '{print $NF}'
 }
 
-echo "== timing (best of $RUNS, wall, taskset -c $CPU): $PCAP ($PACKETS packets, $SIZE)" >&2
-T_REQ=$(best_of "$BIN" --input-pcap "$PCAP:$PORT" --output-null)
-SUMMARY_REQ=$(tail -n 1 "$TMP/last.err")
-M_REQ=$(messages_of)
-T_RESP=$(best_of "$BIN" --input-pcap "$PCAP:$PORT" --input-raw-track-response --output-null)
-SUMMARY_RESP=$(tail -n 1 "$TMP/last.err")
-M_RESP=$(messages_of)
-T_HTTPRY=$(best_of httpry -r "$PCAP" "tcp port $PORT")
-T_TSHARK=$(best_of tshark -r "$PCAP" -d "tcp.port==$PORT,http" -Y http.request)
+# The tools take turns, one run each per round, so that all of them meet the same machine
+# (a shared VM's speed drifts by tens of percent within a minute).
+echo "== timing ($RUNS rounds, wall, taskset -c $CPU): $PCAP ($PACKETS packets, $SIZE)" >&2
+ALL_REQ=() ALL_RESP=() ALL_HTTPRY=() ALL_TSHARK=()
+for round in $(seq "$RUNS"); do
+    ALL_REQ+=("$(time_once req "$BIN" --input-pcap "$PCAP:$PORT" --output-null)")
+    ALL_RESP+=("$(time_once resp "$BIN" --input-pcap "$PCAP:$PORT" --input-raw-track-response --output-null)")
+    ALL_HTTPRY+=("$(time_once httpry httpry -r "$PCAP" "tcp port $PORT")")
+    ALL_TSHARK+=("$(time_once tshark tshark -r "$PCAP" -d "tcp.port==$PORT,http" -Y http.request)")
+    echo "   round $round/$RUNS done" >&2
+done
+
+# the least of the times given, in seconds
+best() { printf '%s\n' "$@" | sort -n | head -n 1 | awk '{ printf "%.3f", $1 / 1e9 }'; }
+
+# "median (min–max)" of the per-round ratios reference/shadowtap; the arrays are named
+round_ratios() {
+    local -n reference=$1 ours=$2
+    local i
+    for i in "${!ours[@]}"; do
+        awk -v a="${reference[$i]}" -v b="${ours[$i]}" 'BEGIN { printf "%.2f\n", a / b }'
+    done | sort -n | awk '{ r[NR] = $1 } END { printf "%.1fx (%.1f-%.1fx)", r[int((NR + 1) / 2)], r[1], r[NR] }'
+}
+
+T_REQ=$(best "${ALL_REQ[@]}")
+T_RESP=$(best "${ALL_RESP[@]}")
+T_HTTPRY=$(best "${ALL_HTTPRY[@]}")
+T_TSHARK=$(best "${ALL_TSHARK[@]}")
+SUMMARY_REQ=$(tail -n 1 "$TMP/req.err")
+SUMMARY_RESP=$(tail -n 1 "$TMP/resp.err")
+M_REQ=$(messages_of req)
+M_RESP=$(messages_of resp)
 # requests each tool reported (httpry logs requests as ">" lines and responses as "<" lines)
 HTTPRY_LINES=$(httpry -q -r "$PCAP" "tcp port $PORT" 2>/dev/null | awk -F'\t' '$4 == ">"' | wc -l)
 TSHARK_LINES=$(tshark -r "$PCAP" -d "tcp.port==$PORT,http" -Y http.request 2>/dev/null | wc -l)
@@ -208,7 +230,10 @@ shadowtap --input-pcap (+responses)       $(printf '%9s %10s %11s %12s' "$T_RESP
 httpry -r                                 $(printf '%9s %10s %11s %12s' "$T_HTTPRY" "$HTTPRY_LINES" "$(rate "$PACKETS" "$T_HTTPRY")" "$(rate "$HTTPRY_LINES" "$T_HTTPRY")")
 tshark -r -Y http.request                 $(printf '%9s %10s %11s %12s' "$T_TSHARK" "$TSHARK_LINES" "$(rate "$PACKETS" "$T_TSHARK")" "$(rate "$TSHARK_LINES" "$T_TSHARK")")
 
-httpry_time / shadowtap_time   $(ratio "$T_HTTPRY" "$T_REQ")x   (target: >= 10x)
-tshark_time / shadowtap_time   $(ratio "$T_TSHARK" "$T_REQ")x
-(with --input-raw-track-response: httpry $(ratio "$T_HTTPRY" "$T_RESP")x, tshark $(ratio "$T_TSHARK" "$T_RESP")x)
+                               best/best   per round: median (min-max)
+httpry_time / shadowtap_time   $(printf '%8s' "$(ratio "$T_HTTPRY" "$T_REQ")x")    $(round_ratios ALL_HTTPRY ALL_REQ)   (target: >= 10x)
+tshark_time / shadowtap_time   $(printf '%8s' "$(ratio "$T_TSHARK" "$T_REQ")x")    $(round_ratios ALL_TSHARK ALL_REQ)
+with --input-raw-track-response:
+httpry_time / shadowtap_time   $(printf '%8s' "$(ratio "$T_HTTPRY" "$T_RESP")x")    $(round_ratios ALL_HTTPRY ALL_RESP)
+tshark_time / shadowtap_time   $(printf '%8s' "$(ratio "$T_TSHARK" "$T_RESP")x")    $(round_ratios ALL_TSHARK ALL_RESP)
 EOF
