@@ -65,8 +65,8 @@ impl Message {
 
     /// Header line and payload, concatenated (GoReplay's Kafka raw value).
     pub fn to_raw(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.meta.as_bytes().len() + self.payload.len());
-        out.extend_from_slice(self.meta.as_bytes());
+        let mut out = Vec::with_capacity(self.meta.line().len() + self.payload.len());
+        out.extend_from_slice(&self.meta.line());
         out.extend_from_slice(&self.payload);
         out
     }

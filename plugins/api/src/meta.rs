@@ -70,10 +70,14 @@ pub enum MetaError {
     NoHeaderLine,
 }
 
-/// A parsed header line that remembers its exact bytes.
-#[derive(Clone, PartialEq, Eq)]
+/// A header line: the exact bytes of one that was read, or the fields of one built here.
+///
+/// A line built by [`Meta::new`] is written out only when an output asks for it
+/// ([`Meta::line`]): replay, JSON records and the null output never need it, and formatting
+/// two 19-digit numbers per captured message was a tenth of a capture thread's work.
+#[derive(Clone)]
 pub struct Meta {
-    line: Line,
+    text: Text,
     kind: Kind,
     /// The id's length: it always starts at byte 2, after the one-digit kind.
     id_len: usize,
@@ -84,40 +88,58 @@ pub struct Meta {
     has_latency: bool,
 }
 
-/// Where a header line's bytes live.
-///
-/// Lines built for captured messages are kept inline: a heap line would cost every message an
-/// allocation, and a free on the output's thread (the dearest kind).
+/// Where a header line's bytes come from.
 #[derive(Clone)]
-#[allow(clippy::large_enum_variant)] // the inline variant is the common one, boxing it defeats it
-enum Line {
-    Inline { len: u8, bytes: [u8; INLINE_LINE] },
-    Shared(Bytes),
+#[allow(clippy::large_enum_variant)] // the built variant is the common one, boxing it defeats it
+enum Text {
+    /// A line as it was read, kept byte for byte.
+    Verbatim(Bytes),
+    /// `<kind> <id>` of a line built by [`Meta::new`]; the numbers follow on demand.
+    Built { head: [u8; BUILT_HEAD] },
 }
 
 /// Where the id begins: after the one-digit kind and a space.
 const ID_START: usize = 2;
 
-/// The longest line kept inline; GoReplay's line for a 24-char id, a 19-digit timestamp and
-/// a latency of up to 14 digits fits.
-const INLINE_LINE: usize = 62;
+/// Room for `<kind> <id>` in a built line (ids up to 60 bytes; longer ones are formatted at
+/// once).
+const BUILT_HEAD: usize = 62;
 
-impl Line {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Line::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Line::Shared(bytes) => bytes,
+/// The longest built line: its head, two 20-character numbers, two spaces and the newline.
+const BUILT_LINE: usize = BUILT_HEAD + 2 * 21 + 1;
+
+/// A header line's bytes: borrowed from a line that was read, or formatted on the spot.
+pub struct Line<'a>(LineBytes<'a>);
+
+enum LineBytes<'a> {
+    Borrowed(&'a [u8]),
+    Formatted { len: u8, bytes: [u8; BUILT_LINE] },
+}
+
+impl std::ops::Deref for Line<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            LineBytes::Borrowed(bytes) => bytes,
+            LineBytes::Formatted { len, bytes } => &bytes[..usize::from(*len)],
         }
     }
 }
 
-impl PartialEq for Line {
-    fn eq(&self, other: &Line) -> bool {
-        self.as_slice() == other.as_slice()
+impl AsRef<[u8]> for Line<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self
     }
 }
 
-impl Eq for Line {}
+impl PartialEq for Meta {
+    fn eq(&self, other: &Meta) -> bool {
+        *self.line() == *other.line()
+    }
+}
+
+impl Eq for Meta {}
 
 impl Meta {
     /// Parses a header line; `line` must end with `\n` (a missing one is added).
@@ -155,7 +177,7 @@ impl Meta {
             timestamp,
             latency: latency.unwrap_or(0),
             has_latency: latency.is_some(),
-            line: Line::Shared(line),
+            text: Text::Verbatim(line),
         })
     }
 
@@ -165,38 +187,17 @@ impl Meta {
         // `fold` rather than `all`: no early exit, so the check is vectorised.
         let graphic = id.bytes().fold(true, |ok, b| ok & b.is_ascii_graphic());
         assert!(!id.is_empty() && graphic, "invalid message id {id:?}");
-        let (mut timestamp_text, mut latency_text) = (itoa::Buffer::new(), itoa::Buffer::new());
-        let fields = [
-            id.as_bytes(),
-            timestamp_text.format(timestamp).as_bytes(),
-            latency_text.format(latency).as_bytes(),
-        ];
-        let len = ID_START + fields.iter().map(|f| f.len() + 1).sum::<usize>();
-        let line = if len <= INLINE_LINE {
-            let mut bytes = [b' '; INLINE_LINE];
-            bytes[0] = kind.as_byte();
-            let mut at = ID_START;
-            for field in fields {
-                bytes[at..at + field.len()].copy_from_slice(field);
-                at += field.len() + 1;
-            }
-            bytes[len - 1] = b'\n';
-            Line::Inline {
-                len: len as u8,
-                bytes,
-            }
+        let text = if ID_START + id.len() <= BUILT_HEAD {
+            let mut head = [b' '; BUILT_HEAD];
+            head[0] = kind.as_byte();
+            head[ID_START..ID_START + id.len()].copy_from_slice(id.as_bytes());
+            Text::Built { head }
         } else {
-            let mut text = Vec::with_capacity(len);
-            text.extend_from_slice(&[kind.as_byte(), b' ']);
-            for field in fields {
-                text.extend_from_slice(field);
-                text.push(b' ');
-            }
-            text[len - 1] = b'\n';
-            Line::Shared(text.into())
+            let kind = char::from(kind.as_byte());
+            Text::Verbatim(format!("{kind} {id} {timestamp} {latency}\n").into())
         };
         Meta {
-            line,
+            text,
             kind: Kind::from_byte(kind.as_byte()),
             id_len: id.len(),
             timestamp,
@@ -217,7 +218,11 @@ impl Meta {
 
     /// Id as bytes (second field).
     pub fn id_bytes(&self) -> &[u8] {
-        &self.as_bytes()[ID_START..ID_START + self.id_len]
+        let line: &[u8] = match &self.text {
+            Text::Verbatim(bytes) => bytes,
+            Text::Built { head } => head,
+        };
+        &line[ID_START..ID_START + self.id_len]
     }
 
     /// Timestamp in nanoseconds since the Unix epoch (third field).
@@ -230,22 +235,42 @@ impl Meta {
         self.has_latency.then_some(self.latency)
     }
 
-    /// The exact header line, including its `\n`.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.line.as_slice()
+    /// The exact header line, including its `\n` (a built line is formatted here).
+    pub fn line(&self) -> Line<'_> {
+        let head = match &self.text {
+            Text::Verbatim(bytes) => return Line(LineBytes::Borrowed(bytes)),
+            Text::Built { head } => head,
+        };
+        let mut bytes = [b' '; BUILT_LINE];
+        let mut at = ID_START + self.id_len;
+        bytes[..at].copy_from_slice(&head[..at]);
+        let (mut timestamp, mut latency) = (itoa::Buffer::new(), itoa::Buffer::new());
+        for number in [
+            timestamp.format(self.timestamp),
+            latency.format(self.latency),
+        ] {
+            at += 1;
+            bytes[at..at + number.len()].copy_from_slice(number.as_bytes());
+            at += number.len();
+        }
+        bytes[at] = b'\n';
+        Line(LineBytes::Formatted {
+            len: (at + 1) as u8,
+            bytes,
+        })
     }
 
-    /// The exact header line as shared bytes (a copy when the line is kept inline).
+    /// The exact header line as shared bytes (a copy unless the line was read).
     pub fn to_bytes(&self) -> Bytes {
-        match &self.line {
-            Line::Inline { .. } => Bytes::copy_from_slice(self.as_bytes()),
-            Line::Shared(bytes) => bytes.clone(),
+        match &self.text {
+            Text::Verbatim(bytes) => bytes.clone(),
+            Text::Built { .. } => Bytes::copy_from_slice(&self.line()),
         }
     }
 
     /// The same line with another id; every other byte is kept.
     pub fn with_id(&self, id: &str) -> Meta {
-        let line = self.as_bytes();
+        let line = self.line();
         let mut text = Vec::with_capacity(line.len() + id.len());
         text.extend_from_slice(&line[..ID_START]);
         text.extend_from_slice(id.as_bytes());
@@ -266,7 +291,7 @@ fn parse_number(field: &'static str, bytes: &[u8]) -> Result<i64, MetaError> {
 
 impl fmt::Debug for Meta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Meta({:?})", String::from_utf8_lossy(self.as_bytes()))
+        write!(f, "Meta({:?})", String::from_utf8_lossy(&self.line()))
     }
 }
 
@@ -282,7 +307,7 @@ mod tests {
         assert_eq!(meta.id(), "0123456789abcdef01234567");
         assert_eq!(meta.timestamp(), 1700000000000000000);
         assert_eq!(meta.latency(), Some(1500));
-        assert_eq!(meta.as_bytes(), line.as_bytes());
+        assert_eq!(&*meta.line(), line.as_bytes());
     }
 
     #[test]
@@ -292,16 +317,16 @@ mod tests {
         assert_eq!(meta.kind(), Kind::Response);
         assert_eq!(meta.id().len(), 40);
         assert_eq!(meta.latency(), None);
-        assert_eq!(meta.as_bytes(), line.as_bytes());
+        assert_eq!(&*meta.line(), line.as_bytes());
     }
 
     #[test]
     fn unknown_trailing_fields_are_kept() {
         let line = "3 abc 5 6 extra fields here\n";
         let meta = Meta::parse(Bytes::from(line)).unwrap();
-        assert_eq!(meta.as_bytes(), line.as_bytes());
+        assert_eq!(&*meta.line(), line.as_bytes());
         let renamed = meta.with_id("xyz");
-        assert_eq!(renamed.as_bytes(), b"3 xyz 5 6 extra fields here\n");
+        assert_eq!(&*renamed.line(), b"3 xyz 5 6 extra fields here\n");
     }
 
     #[test]
@@ -325,29 +350,32 @@ mod tests {
     #[test]
     fn new_builds_goreplay_line() {
         let meta = Meta::new(Kind::Request, "abc", 10, -1);
-        assert_eq!(meta.as_bytes(), b"1 abc 10 -1\n");
+        assert_eq!(&*meta.line(), b"1 abc 10 -1\n");
         let meta = Meta::new(Kind::Response, "x", i64::MIN, 0);
-        assert_eq!(meta.as_bytes(), format!("2 x {} 0\n", i64::MIN).as_bytes());
+        assert_eq!(&*meta.line(), format!("2 x {} 0\n", i64::MIN).as_bytes());
         assert_eq!(Meta::parse(meta.to_bytes()), Ok(meta));
     }
 
     #[test]
-    fn lines_at_the_inline_limit_round_trip() {
-        for latency in [
-            1_000_000_000_000_i64,
-            10_000_000_000_000,
-            100_000_000_000_000,
-        ] {
-            let meta = Meta::new(
-                Kind::Response,
-                &"a".repeat(24),
-                1_700_000_000_000_000_000,
-                latency,
-            );
-            let expected = format!("2 {} 1700000000000000000 {latency}\n", "a".repeat(24));
-            assert_eq!(meta.as_bytes(), expected.as_bytes());
-            assert_eq!(meta.id(), "a".repeat(24));
-            assert_eq!(Meta::parse(meta.to_bytes()), Ok(meta));
+    fn built_lines_round_trip_at_every_size() {
+        for id_len in [1, 24, 40, 60, 61, 200] {
+            let id = "a".repeat(id_len);
+            for (timestamp, latency) in [
+                (0, 0),
+                (1_700_000_000_000_000_000, 12_345),
+                (i64::MIN, i64::MIN),
+                (i64::MAX, -1),
+            ] {
+                let meta = Meta::new(Kind::Response, &id, timestamp, latency);
+                let expected = format!("2 {id} {timestamp} {latency}\n");
+                assert_eq!(&*meta.line(), expected.as_bytes());
+                assert_eq!(meta.id(), id);
+                assert_eq!(meta.timestamp(), timestamp);
+                assert_eq!(meta.latency(), Some(latency));
+                let read = Meta::parse(meta.to_bytes()).unwrap();
+                assert_eq!(read, meta);
+                assert_eq!(read.clone().with_id("b"), meta.with_id("b"));
+            }
         }
     }
 
@@ -355,7 +383,7 @@ mod tests {
     fn long_ids_spill_to_the_heap() {
         let id = "x".repeat(300);
         let meta = Meta::new(Kind::Request, &id, 1, 2);
-        assert_eq!(meta.as_bytes(), format!("1 {id} 1 2\n").as_bytes());
+        assert_eq!(&*meta.line(), format!("1 {id} 1 2\n").as_bytes());
         assert_eq!(meta.id(), id);
     }
 }

@@ -14,14 +14,14 @@ const SEPARATOR_LINE: &[u8] = "\u{1F435}\u{1F648}\u{1F649}\n".as_bytes();
 
 /// Writes one `.gor` record: header line, payload, separator.
 pub fn write_record(out: &mut impl Write, msg: &Message) -> io::Result<()> {
-    out.write_all(msg.meta.as_bytes())?;
+    out.write_all(&msg.meta.line())?;
     out.write_all(&msg.payload)?;
     out.write_all(RECORD_SEPARATOR)
 }
 
 /// Size in bytes of the record [`write_record`] writes.
 pub fn record_len(msg: &Message) -> usize {
-    msg.meta.as_bytes().len() + msg.payload.len() + RECORD_SEPARATOR.len()
+    msg.meta.line().len() + msg.payload.len() + RECORD_SEPARATOR.len()
 }
 
 /// A problem with one record of a `.gor` stream; the stream goes on after it.
@@ -197,7 +197,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Encodes a message as the middleware protocol's line: `hex(header line ‖ payload) "\n"`.
 pub fn encode_hex_line(msg: &Message, out: &mut Vec<u8>) {
-    let meta = msg.meta.as_bytes();
+    let meta = msg.meta.line();
     out.reserve((meta.len() + msg.payload.len()) * 2 + 1);
     for &b in meta.iter().chain(msg.payload.iter()) {
         out.push(HEX[(b >> 4) as usize]);
@@ -316,7 +316,7 @@ mod tests {
         let read = read_all(&stream, 20);
         let first = read[0].as_ref().unwrap();
         assert_eq!(
-            first.message.meta.as_bytes().len() + first.message.payload.len(),
+            first.message.meta.line().len() + first.message.payload.len(),
             20
         );
         assert_eq!(first.truncated_bytes, 100 + 8 - 20);

@@ -234,8 +234,7 @@ pub fn write_go_string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// The header-line fields as GoReplay's `payloadMeta` splits them (`\n` removed, nothing else).
-fn meta_fields(meta: &Meta) -> Vec<&[u8]> {
-    let line = meta.as_bytes();
+fn meta_fields(line: &[u8]) -> Vec<&[u8]> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.split(|&b| b == b' ').collect()
 }
@@ -243,7 +242,8 @@ fn meta_fields(meta: &Meta) -> Vec<&[u8]> {
 /// Encodes a message as GoReplay's `KafkaMessage` JSON.
 pub fn encode(msg: &Message) -> Vec<u8> {
     let p = &msg.payload[..];
-    let fields = meta_fields(&msg.meta);
+    let line = msg.meta.line();
+    let fields = meta_fields(&line);
     let field = |i: usize| fields.get(i).copied().unwrap_or_default();
     let mut out = Vec::with_capacity(p.len() + 128);
     out.extend_from_slice(b"{\"Req_URL\":");
@@ -434,7 +434,7 @@ mod tests {
     fn decode_rebuilds_like_dump() {
         let json = br#"{"Req_URL":"/x","Req_Type":"1","Req_ID":"id1","Req_Ts":"42","Req_Method":"POST","Req_Body":"hi","Req_Headers":{"Host":"h","A":"b"}}"#;
         let m = decode(json).unwrap();
-        assert_eq!(m.meta.as_bytes(), b"1 id1 42\n");
+        assert_eq!(&*m.meta.line(), b"1 id1 42\n");
         assert_eq!(
             &m.payload[..],
             b"POST /x HTTP/1.1\r\nHost: h\r\nA: b\r\n\r\nhi"

@@ -243,7 +243,7 @@ impl KafkaOutput {
         value.clear();
         match self.format {
             Format::Raw => {
-                value.extend_from_slice(msg.meta.as_bytes());
+                value.extend_from_slice(&msg.meta.line());
                 value.extend_from_slice(&msg.payload);
             }
             Format::Json => value.extend_from_slice(&goreplay_json::encode(msg)),
