@@ -201,6 +201,17 @@ fn id_bytes(client: SocketAddr, server_port: u16, word: u32) -> [u8; 12] {
     id
 }
 
+/// The 8 lowercase hex digits of `word`, computed on all of them at once: each nibble is
+/// spread into a byte of its own, then turned into `0`–`9` or `a`–`f` without a branch.
+fn hex_digits(word: u32) -> [u8; 8] {
+    let x = u64::from(word);
+    let x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+    let x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+    let x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f;
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (x + 0x3030_3030_3030_3030 + letters * (b'a' - b'0' - 10) as u64).to_be_bytes()
+}
+
 /// A message id as GoReplay prints it: 24 lowercase hex digits, kept inline (no allocation).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MessageId([u8; 24]);
@@ -208,11 +219,10 @@ pub struct MessageId([u8; 24]);
 impl MessageId {
     /// The hex digits of a 12-byte id.
     pub fn of(id: &[u8; 12]) -> MessageId {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 24];
-        for (pair, &b) in hex.chunks_exact_mut(2).zip(id) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 15)];
+        for (digits, word) in hex.chunks_exact_mut(8).zip(id.chunks_exact(4)) {
+            let word = u32::from_be_bytes(word.try_into().expect("4 bytes"));
+            digits.copy_from_slice(&hex_digits(word));
         }
         MessageId(hex)
     }
@@ -1476,6 +1486,27 @@ fn complete(conn: &mut Conn, half: &mut Half, side: usize, incomplete: bool, ctx
 mod tests {
     use super::*;
     use crate::testutil::{Conversation, Segment};
+
+    #[test]
+    fn message_ids_are_lowercase_hex() {
+        let words = [
+            0u32,
+            9,
+            10,
+            15,
+            0x0123_4567,
+            0x89ab_cdef,
+            0xa0b0_c0d0,
+            u32::MAX,
+        ];
+        let spread = (0..100_000u32).map(|i| i.wrapping_mul(2_654_435_761));
+        for word in words.into_iter().chain(spread) {
+            assert_eq!(hex_digits(word), format!("{word:08x}").as_bytes());
+        }
+        let bytes: [u8; 12] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0x5a);
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(MessageId::of(&bytes).as_str(), expected);
+    }
 
     const CLIENT: &str = "10.0.0.1:40000";
     const SERVER: &str = "10.0.0.2:80";
