@@ -192,11 +192,8 @@ impl Sink<'_> {
                     outlet.counters.add_truncated(1);
                 }
                 let mut msg = to_message(message);
-                if let (Some(name), Some(ends)) = (&outlet.realip_header, msg.endpoints) {
-                    if msg.kind() == Kind::Request {
-                        let ip = ends.src.ip().to_string();
-                        msg.payload = set_header(&msg.payload, name, &ip).into();
-                    }
+                if let Some(name) = &outlet.realip_header {
+                    set_realip_header(&mut msg, name);
                 }
                 match outlet.delivery {
                     Delivery::Wait => {
@@ -213,6 +210,14 @@ impl Sink<'_> {
                 }
             }
         }
+    }
+}
+
+/// Sets header `name` of a request to the address it came from.
+fn set_realip_header(msg: &mut Message, name: &str) {
+    if let (Some(ends), Kind::Request) = (&msg.endpoints, msg.kind()) {
+        let ip = ends.src.ip().to_string();
+        msg.payload = set_header(&msg.payload, name, &ip).into();
     }
 }
 

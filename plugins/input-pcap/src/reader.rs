@@ -261,6 +261,7 @@ enum Short {
 
 impl Records {
     /// The next `len` bytes; `Short::Ends` when fewer remain.
+    #[inline]
     fn take(&mut self, len: usize) -> Result<&[u8], Short> {
         match self {
             Records::Mapped { map, at } => {
