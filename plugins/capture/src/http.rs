@@ -133,14 +133,16 @@ pub(crate) fn start_line(role: Role, b: &[u8]) -> Verdict {
 /// `Err(resume)` when not found yet: resume the next search at `resume`.
 pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Result<usize, usize> {
     let resume = buf.len().saturating_sub(2).max(from.min(buf.len()));
-    let mut at = from;
-    while let Some(offset) = buf.get(at..).and_then(|rest| memchr(b'\n', rest)) {
-        let lf = at + offset;
+    let from = from.min(buf.len());
+    // One iterator over all line ends: a fresh `memchr` call per header line costs more
+    // than the search itself in a short head.
+    for offset in memchr::memchr_iter(b'\n', &buf[from..]) {
+        let lf = from + offset;
         match (buf.get(lf + 1), buf.get(lf + 2)) {
             (Some(b'\n'), _) => return Ok(lf + 2),
             (Some(b'\r'), Some(b'\n')) => return Ok(lf + 3),
             (None, _) | (Some(b'\r'), None) => return Err(lf),
-            _ => at = lf + 1,
+            _ => {}
         }
     }
     Err(resume)
