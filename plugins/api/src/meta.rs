@@ -2,6 +2,8 @@
 //!
 //! The line is parsed once where bytes enter and kept verbatim, so writing it back is
 //! byte-exact whatever it held (3 or 4 fields, 24- or 40-char ids, unknown trailing fields).
+//! A line built here (for captured messages) keeps its fields and is formatted by
+//! [`Meta::line`] when an output writes it.
 
 use bytes::Bytes;
 use std::fmt;
