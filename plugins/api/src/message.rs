@@ -65,8 +65,9 @@ impl Message {
 
     /// Header line and payload, concatenated (GoReplay's Kafka raw value).
     pub fn to_raw(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.meta.line().len() + self.payload.len());
-        out.extend_from_slice(&self.meta.line());
+        let line = self.meta.line();
+        let mut out = Vec::with_capacity(line.len() + self.payload.len());
+        out.extend_from_slice(&line);
         out.extend_from_slice(&self.payload);
         out
     }

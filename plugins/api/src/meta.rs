@@ -262,6 +262,17 @@ impl Meta {
         })
     }
 
+    /// The header line's length in bytes (a built line is not formatted for it).
+    pub fn line_len(&self) -> usize {
+        match &self.text {
+            Text::Verbatim(bytes) => bytes.len(),
+            Text::Built { .. } => {
+                // Three separators: two spaces and the newline.
+                ID_START + self.id_len + decimal_len(self.timestamp) + decimal_len(self.latency) + 3
+            }
+        }
+    }
+
     /// The exact header line as shared bytes (a copy unless the line was read).
     pub fn to_bytes(&self) -> Bytes {
         match &self.text {
@@ -279,6 +290,15 @@ impl Meta {
         text.extend_from_slice(&line[ID_START + self.id_len..]);
         Meta::parse(Bytes::from(text)).expect("id without spaces keeps the line valid")
     }
+}
+
+/// How many characters `value` takes in decimal.
+fn decimal_len(value: i64) -> usize {
+    let digits = value
+        .unsigned_abs()
+        .checked_ilog10()
+        .map_or(1, |d| d as usize + 1);
+    digits + usize::from(value < 0)
 }
 
 fn parse_number(field: &'static str, bytes: &[u8]) -> Result<i64, MetaError> {
@@ -316,6 +336,7 @@ mod tests {
     fn three_fields_and_forty_char_id() {
         let line = "2 da39a3ee5e6b4b0d3255bfef95601890afd80709 123\n";
         let meta = Meta::parse(Bytes::from(line)).unwrap();
+        assert_eq!(meta.line_len(), line.len());
         assert_eq!(meta.kind(), Kind::Response);
         assert_eq!(meta.id().len(), 40);
         assert_eq!(meta.latency(), None);
@@ -371,6 +392,7 @@ mod tests {
                 let meta = Meta::new(Kind::Response, &id, timestamp, latency);
                 let expected = format!("2 {id} {timestamp} {latency}\n");
                 assert_eq!(&*meta.line(), expected.as_bytes());
+                assert_eq!(meta.line_len(), expected.len());
                 assert_eq!(meta.id(), id);
                 assert_eq!(meta.timestamp(), timestamp);
                 assert_eq!(meta.latency(), Some(latency));

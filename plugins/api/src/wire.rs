@@ -21,7 +21,7 @@ pub fn write_record(out: &mut impl Write, msg: &Message) -> io::Result<()> {
 
 /// Size in bytes of the record [`write_record`] writes.
 pub fn record_len(msg: &Message) -> usize {
-    msg.meta.line().len() + msg.payload.len() + RECORD_SEPARATOR.len()
+    msg.meta.line_len() + msg.payload.len() + RECORD_SEPARATOR.len()
 }
 
 /// A problem with one record of a `.gor` stream; the stream goes on after it.

@@ -161,7 +161,7 @@ impl Merger {
             );
         }
         let source = &mut self.sources[index];
-        source.bytes += (message.meta.line().len() + message.payload.len()) as u64;
+        source.bytes += (message.meta.line_len() + message.payload.len()) as u64;
         self.order += 1;
         source.ahead.push(Reverse(Queued {
             timestamp: message.meta.timestamp(),
