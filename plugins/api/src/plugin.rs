@@ -393,41 +393,32 @@ impl Inbox {
 
     /// The next message, or `None` once the inbox is closed and empty.
     pub fn recv(&self) -> Option<Message> {
-        self.next_from(|| self.receiver.recv().ok())
+        self.next_from(|| self.receiver.recv()).ok()
     }
 
     /// The next message, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Next {
         let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(msg) = self.take_current() {
-                return Next::Message(msg);
-            }
-            match self.receiver.recv_deadline(deadline) {
-                Ok(batch) => {
-                    if let Some(msg) = self.start_batch(batch) {
-                        return Next::Message(msg);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => return Next::Timeout,
-                Err(RecvTimeoutError::Disconnected) => return Next::Closed,
-            }
+        match self.next_from(|| self.receiver.recv_deadline(deadline)) {
+            Ok(msg) => Next::Message(msg),
+            Err(RecvTimeoutError::Timeout) => Next::Timeout,
+            Err(RecvTimeoutError::Disconnected) => Next::Closed,
         }
     }
 
     /// A message if one is ready now.
     pub fn try_recv(&self) -> Option<Message> {
-        self.next_from(|| self.receiver.try_recv().ok())
+        self.next_from(|| self.receiver.try_recv()).ok()
     }
 
-    /// The next message in hand, else from the batches `next_batch` yields.
-    fn next_from(&self, mut next_batch: impl FnMut() -> Option<Batch>) -> Option<Message> {
+    /// The next message in hand, else from the batches `next_batch` yields (until it fails).
+    fn next_from<E>(&self, mut next_batch: impl FnMut() -> Result<Batch, E>) -> Result<Message, E> {
         loop {
             if let Some(msg) = self.take_current() {
-                return Some(msg);
+                return Ok(msg);
             }
             if let Some(msg) = self.start_batch(next_batch()?) {
-                return Some(msg);
+                return Ok(msg);
             }
         }
     }
