@@ -232,11 +232,6 @@ impl MessageId {
         // SAFETY: the bytes are hex digits (ASCII): `of` is the only constructor.
         unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
-
-    /// The id's ASCII bytes.
-    pub fn as_bytes(&self) -> &[u8; 24] {
-        &self.0
-    }
 }
 
 impl std::ops::Deref for MessageId {

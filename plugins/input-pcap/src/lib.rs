@@ -188,7 +188,6 @@ impl Pacer {
         }
     }
 
-    /// False if shutdown began while waiting.
     /// When the packet captured at `ts_ns` is due; `None` without a speed.
     fn due(&mut self, ts_ns: i64) -> Option<Instant> {
         let speed = self.speed?;

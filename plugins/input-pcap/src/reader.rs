@@ -253,11 +253,21 @@ enum Records {
 
 /// Why the next bytes could not be read.
 enum Short {
-    /// The file ends after `got` bytes of the `wanted`.
+    /// The file ends after `got` of the bytes asked for.
     Ends { got: usize },
     /// Reading failed.
     Failed(std::io::Error),
 }
+
+/// Files up to this size are mapped in full up front (larger ones page by page, so that a
+/// huge capture does not have to be read before its first packet is processed).
+const POPULATE_UP_TO: u64 = 1 << 30;
+
+/// How much of a record is prefetched ahead of its turn: its record header, the packet
+/// headers and the start of an HTTP message. Large response bodies are skipped, so the
+/// hardware prefetcher cannot guess where records start; without this, reading each record
+/// header is a cache (and TLB) miss.
+const PREFETCH_RECORD: usize = 256;
 
 impl Records {
     /// The next `len` bytes; `Short::Ends` when fewer remain.
@@ -284,19 +294,7 @@ impl Records {
             }
         }
     }
-}
 
-/// Files up to this size are mapped in full up front (larger ones page by page, so that a
-/// huge capture does not have to be read before its first packet is processed).
-const POPULATE_UP_TO: u64 = 1 << 30;
-
-/// How much of a record is prefetched ahead of its turn: its record header, the packet
-/// headers and the start of an HTTP message. Large response bodies are skipped, so the
-/// hardware prefetcher cannot guess where records start; without this, reading each record
-/// header is a cache (and TLB) miss.
-const PREFETCH_RECORD: usize = 256;
-
-impl Records {
     /// Hints the CPU to load the start of the record after the next one, whose data is the
     /// `len` bytes from here (mapped files only). That record's header is in cache by now: it
     /// was prefetched one record ago, so the load has a whole record's work to complete in.
