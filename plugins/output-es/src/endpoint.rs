@@ -147,23 +147,9 @@ impl IndexName {
         if !self.dated {
             return self.template.clone();
         }
+        // `parse` let through only %Y %m %d %H, which are chrono's own.
         let time: DateTime<Utc> = DateTime::from_timestamp_nanos(timestamp_ns);
-        let mut out = String::with_capacity(self.template.len() + 8);
-        let mut chars = self.template.chars();
-        while let Some(c) = chars.next() {
-            if c != '%' {
-                out.push(c);
-                continue;
-            }
-            let formatted = match chars.next() {
-                Some('Y') => time.format("%Y"),
-                Some('m') => time.format("%m"),
-                Some('d') => time.format("%d"),
-                _ => time.format("%H"),
-            };
-            out.push_str(&formatted.to_string());
-        }
-        out
+        time.format(&self.template).to_string()
     }
 
     /// The pattern of every index this template yields (tokens become `*`).
