@@ -42,8 +42,6 @@ pub fn body(docs: &[Doc]) -> Vec<u8> {
 
 #[derive(Deserialize)]
 struct BulkResponse {
-    #[serde(default)]
-    errors: bool,
     items: Vec<std::collections::HashMap<String, ItemResult>>,
 }
 
@@ -67,6 +65,11 @@ pub enum Outcome {
 
 fn retryable(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
+}
+
+/// Whether a whole request that got `status` is sent again: overload and server errors.
+fn request_retryable(status: u16) -> bool {
+    status == 429 || status >= 500
 }
 
 /// Per-document outcomes of a 200 bulk response; `None` if the body does not match the
@@ -97,8 +100,7 @@ pub fn parse_response(body: &[u8], docs: usize) -> Option<Vec<Outcome>> {
             }
         })
         .collect::<Vec<_>>();
-    // `errors: false` with a failed item would be a broken server; trust the items.
-    let _ = response.errors;
+    // The items are trusted rather than the response's `errors` flag.
     Some(outcomes)
 }
 
@@ -188,7 +190,7 @@ impl Sender {
                 Some(outcomes) => Attempt::Items(outcomes),
                 None => Attempt::RetryAll("unexpected bulk response".into()),
             },
-            s if retryable(s) || s >= 500 => Attempt::RetryAll(format!("http {s}")),
+            s if request_retryable(s) => Attempt::RetryAll(format!("http {s}")),
             s => {
                 let reason = serde_json::from_slice::<serde_json::Value>(&bytes)
                     .ok()
@@ -216,7 +218,7 @@ impl Sender {
                     for (doc, outcome) in docs.into_iter().zip(outcomes) {
                         match outcome {
                             Outcome::Done => self.counters.add_out(doc.messages),
-                            Outcome::Failed(why) => self.fail(doc.messages, &why),
+                            Outcome::Failed(why) => self.fail(doc.messages, &why, None),
                             Outcome::Retry(why) => {
                                 reason = why;
                                 retry.push(doc);
@@ -228,7 +230,7 @@ impl Sender {
                 Attempt::RetryAll(reason) => (docs, reason),
                 Attempt::FailAll(reason) => {
                     let messages = docs.iter().map(|d| d.messages).sum();
-                    self.fail(messages, &reason);
+                    self.fail(messages, &reason, None);
                     return;
                 }
             };
@@ -237,33 +239,69 @@ impl Sender {
             }
             if attempt >= self.retries {
                 let messages = retry.iter().map(|d| d.messages).sum();
-                self.fail(
-                    messages,
-                    &format!("{reason} (gave up after {} attempts)", attempt + 1),
-                );
+                self.fail(messages, &reason, Some(attempt + 1));
                 return;
             }
             self.counters.extra("bulk retries").fetch_add(1, Relaxed);
-            let delay = self
-                .backoff
-                .saturating_mul(1 << attempt.min(16))
-                .min(Duration::from_secs(10));
-            std::thread::sleep(delay);
+            std::thread::sleep(self.delay(attempt));
             attempt += 1;
             docs = retry;
         }
     }
 
-    fn fail(&self, messages: u64, reason: &str) {
+    /// The wait after attempt `attempt` (from 0): the backoff, doubled each time, at most 10 s.
+    fn delay(&self, attempt: u32) -> Duration {
+        self.backoff
+            .saturating_mul(1 << attempt.min(16))
+            .min(Duration::from_secs(10))
+    }
+
+    /// PUTs the JSON `body` to `url`, retried like a bulk request; why it failed for good.
+    pub fn put_json(&self, url: &str, body: &[u8]) -> Result<(), String> {
+        let mut attempt = 0u32;
+        loop {
+            let request = self
+                .client
+                .put(url)
+                .header("Content-Type", "application/json")
+                .body(body.to_vec());
+            let failure = match self.auth.apply(request).send() {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if !request_retryable(status) {
+                        let text = response.text().unwrap_or_default();
+                        let text: String = text.chars().take(300).collect();
+                        return Err(format!("http {status}: {text}"));
+                    }
+                    format!("http {status}")
+                }
+                Err(e) => {
+                    tracing::debug!("{}: {url}: {e}", self.label);
+                    e.to_string()
+                }
+            };
+            if attempt >= self.retries {
+                return Err(failure);
+            }
+            std::thread::sleep(self.delay(attempt));
+            attempt += 1;
+        }
+    }
+
+    /// Counts `messages` as not indexed because of `kind`, after `attempts` when retried.
+    fn fail(&self, messages: u64, kind: &str, attempts: Option<u32>) {
         self.counters.add_drop(Reason::OutputError, messages);
-        let kind = reason.split(" (gave up").next().unwrap_or(reason);
         self.counters
             .extra(&format!("es error: {kind}"))
             .fetch_add(messages, Relaxed);
         self.counters.add_error();
+        let gave_up = attempts
+            .map(|n| format!(" (gave up after {n} attempts)"))
+            .unwrap_or_default();
         if let Some(held_back) = self.warnings.allow() {
             tracing::error!(
-                "{}: {messages} message(s) not indexed: {reason} ({held_back} similar messages held back)",
+                "{}: {messages} message(s) not indexed: {kind}{gave_up} ({held_back} similar messages held back)",
                 self.label
             );
         }

@@ -384,48 +384,15 @@ impl EsOutput {
         template["index_patterns"] = Value::from(vec![self.endpoint.index.pattern()]);
         let url = format!("{}/_index_template/shadowtap", self.endpoint.base);
         let body = serde_json::to_vec(&template).expect("serialises");
-        let mut delay = Duration::from_millis(100);
-        for attempt in 0..=self.settings.retries {
-            let request = self
-                .client
-                .put(&url)
-                .header("Content-Type", "application/json")
-                .body(body.clone());
-            let failure = match self.auth.apply(request).send() {
-                Ok(response) if response.status().is_success() => {
-                    tracing::info!("{}: installed index template shadowtap", self.label);
-                    return;
-                }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let text = response.text().unwrap_or_default();
-                    if status < 500 && status != 429 {
-                        format!(
-                            "http {status}: {}",
-                            text.chars().take(300).collect::<String>()
-                        )
-                    } else if attempt < self.settings.retries {
-                        std::thread::sleep(delay);
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                        continue;
-                    } else {
-                        format!("http {status}")
-                    }
-                }
-                Err(e) if attempt < self.settings.retries => {
-                    tracing::debug!("{}: template install: {e}", self.label);
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-                Err(e) => e.to_string(),
-            };
-            tracing::error!(
-                "{}: installing the index template failed: {failure}",
-                sender.label
-            );
-            cx.counters().add_error();
-            return;
+        match sender.put_json(&url, &body) {
+            Ok(()) => tracing::info!("{}: installed index template shadowtap", self.label),
+            Err(failure) => {
+                tracing::error!(
+                    "{}: installing the index template failed: {failure}",
+                    self.label
+                );
+                cx.counters().add_error();
+            }
         }
     }
 }
