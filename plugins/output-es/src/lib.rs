@@ -209,28 +209,30 @@ impl Documents {
         if let Some((id, _)) = self.order.pop_front() {
             if let Some(request) = self.pending.remove(&id) {
                 // Same id as a pair would have: the request alone, without response fields.
-                let source = record_value(&request);
-                out.push(self.doc(&request, request.id(), &source, 1));
+                out.push(self.doc(&request, request.id(), &record_json(&request), 1));
             }
         }
     }
 
     fn single(&self, msg: &Message) -> Doc {
         let id = format!("{}-{}", msg.id(), msg.kind().as_byte() as char);
-        let source = record_value(msg);
-        self.doc(msg, &id, &source, 1)
+        self.doc(msg, &id, &record_json(msg), 1)
     }
 
     fn paired(&self, request: &Message, response: &Message) -> Doc {
-        let source = pair_value(request, response);
-        self.doc(request, request.id(), &source, 2)
+        let json = serde_json::to_vec(&pair_value(request, response)).expect("records serialise");
+        self.doc(request, request.id(), &json, 2)
     }
 
-    fn doc(&self, msg: &Message, id: &str, source: &Value, messages: u64) -> Doc {
+    fn doc(&self, msg: &Message, id: &str, json: &[u8], messages: u64) -> Doc {
         let index = self.index.render(msg.meta.timestamp());
-        let json = serde_json::to_vec(source).expect("records serialise");
-        Doc::new(&index, id, &json, messages)
+        Doc::new(&index, id, json, messages)
     }
+}
+
+/// A message's record as JSON, serialised straight from the record.
+fn record_json(msg: &Message) -> Vec<u8> {
+    serde_json::to_vec(&Record::from_message(msg)).expect("records serialise")
 }
 
 fn record_value(msg: &Message) -> Value {
