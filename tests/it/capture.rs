@@ -196,16 +196,6 @@ fn meta_field(record: &Record, index: usize) -> i64 {
 // ---------------------------------------------------------------------------------------------
 // Running shadowtap
 
-/// The `shadowtap: ...` summary line (the last one on stderr).
-fn summary(output: &Output) -> String {
-    stderr(output)
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("shadowtap: "))
-        .unwrap_or("")
-        .to_string()
-}
-
 /// Runs shadowtap, asserts it exited 0 without a panic, and returns its records and summary.
 fn capture(args: &[&str]) -> (Vec<Record>, String) {
     let output = run(args);

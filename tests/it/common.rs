@@ -214,6 +214,16 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `shadowtap: ...` summary line (the last one on stderr).
+pub fn summary(output: &Output) -> String {
+    stderr(output)
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("shadowtap: "))
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A named number from the exit summary of instance `label` (e.g. `out`, `filtered`,
 /// `error: refused`); 0 when absent.
 pub fn summary_counter(stderr: &str, label: &str, name: &str) -> u64 {

@@ -179,16 +179,6 @@ fn handle(
     (200, json!({"took": 1, "errors": errors, "items": items}))
 }
 
-/// The exit summary line.
-fn summary(output: &std::process::Output) -> String {
-    stderr(output)
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("shadowtap: "))
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn gor_file(dir: &std::path::Path, requests: usize) -> String {
     let path = dir.join("traffic.gor");
     write_gor(&path, &traffic(requests, 1_700_000_000_000_000_000));
@@ -336,11 +326,7 @@ fn es_pairs_become_one_document_with_latency_and_basic_auth_from_the_url() {
 fn es_unreachable_cluster_counts_every_message_after_bounded_retries() {
     let dir = tempdir();
     let file = gor_file(dir.path(), 5);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::nginx::free_port();
     let output = run(&[
         "--input-file",
         &file,

@@ -6,6 +6,7 @@
 //! nothing" check runs against librdkafka's mock cluster in output-kafka's unit tests.
 
 use crate::common::*;
+use crate::nginx::{free_port, wait_for_port};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 struct Tansu {
     child: Child,
     port: u16,
+    binary: PathBuf,
 }
 
 fn tansu_binary() -> PathBuf {
@@ -36,13 +38,10 @@ fn tansu_binary() -> PathBuf {
 
 impl Tansu {
     fn start() -> Tansu {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_binary())
+        let binary = tansu_binary();
+        let child = Command::new(&binary)
             .args(["broker", "--storage-engine", "memory://tansu/"])
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
             .stdin(Stdio::null())
@@ -50,12 +49,12 @@ impl Tansu {
             .stderr(Stdio::null())
             .spawn()
             .expect("start tansu");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
+        wait_for_port(port, Duration::from_secs(20));
+        Tansu {
+            child,
+            port,
+            binary,
         }
-        Tansu { child, port }
     }
 
     fn bootstrap(&self) -> String {
@@ -63,7 +62,7 @@ impl Tansu {
     }
 
     fn create_topic(&self, topic: &str, partitions: u32) {
-        let status = Command::new(tansu_binary())
+        let status = Command::new(&self.binary)
             .args([
                 "topic",
                 "create",
@@ -126,7 +125,7 @@ fn python_client(dir: &Path, args: &[&str]) -> String {
     assert!(
         output.status.success(),
         "kafka-python client {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr(&output)
     );
     String::from_utf8(output.stdout).unwrap()
 }
