@@ -65,6 +65,19 @@ pub fn build_outputs(name: &str, flags: &[&str]) -> Result<Vec<OutputSpec>, Plug
     )
 }
 
+/// The error that building plugin `name` (an input or an output) from `flags` gives, as
+/// text; panics if it builds.
+pub fn build_error(name: &str, flags: &[&str]) -> String {
+    let built = match descriptor(name).factory {
+        Factory::Input(_) => build_inputs(name, flags).map(drop),
+        Factory::Output(_) => build_outputs(name, flags).map(drop),
+    };
+    match built {
+        Ok(()) => panic!("{name} {flags:?} built without an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Runs an input to completion; returns what it emitted, its counters and its result.
 pub fn run_input(spec: InputSpec) -> (Vec<Message>, Snapshot, Result<(), PluginError>) {
     let ledger = Ledger::new();

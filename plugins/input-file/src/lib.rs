@@ -261,16 +261,12 @@ mod tests {
     fn missing_and_directory_paths_are_usage_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope*.gor");
-        let err = testkit::build_inputs("input-file", &["--input-file", missing.to_str().unwrap()])
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("no file matches"), "{err}");
-        let err = testkit::build_inputs(
+        let err = testkit::build_error("input-file", &["--input-file", missing.to_str().unwrap()]);
+        assert!(err.contains("no file matches"), "{err}");
+        let err = testkit::build_error(
             "input-file",
             &["--input-file", dir.path().to_str().unwrap()],
-        )
-        .err()
-        .unwrap();
-        assert!(err.to_string().contains("is a directory"), "{err}");
+        );
+        assert!(err.contains("is a directory"), "{err}");
     }
 }

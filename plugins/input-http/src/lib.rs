@@ -401,10 +401,8 @@ mod tests {
     fn addresses() {
         assert_eq!(parse_address(":8080"), "0.0.0.0:8080");
         assert_eq!(parse_address("127.0.0.1:1"), "127.0.0.1:1");
-        let err = testkit::build_inputs("input-http", &["--input-http", "nonsense"])
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("--input-http"), "{err}");
+        let err = testkit::build_error("input-http", &["--input-http", "nonsense"]);
+        assert!(err.contains("--input-http"), "{err}");
     }
 
     #[test]

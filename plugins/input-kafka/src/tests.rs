@@ -53,12 +53,7 @@ fn offsets_parse() {
 
 #[test]
 fn flags_are_checked() {
-    let err = |flags: &[&str]| {
-        testkit::build_inputs("input-kafka", flags)
-            .err()
-            .expect("an error")
-            .to_string()
-    };
+    let err = |flags: &[&str]| testkit::build_error("input-kafka", flags);
     assert!(err(&["--input-kafka-topic", "t"]).contains("--input-kafka-host"));
     assert!(err(&["--input-kafka", "b:1/t", "--input-kafka-offset", "-5"]).contains("offset"));
     assert!(err(&[

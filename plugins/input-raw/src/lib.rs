@@ -354,13 +354,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_usage_errors() {
-        let err = testkit::build_inputs("input-raw", &["--input-raw", "eth0"])
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("expected [HOST]:PORT"), "{err}");
-        let err = testkit::build_inputs("input-raw", &["--input-raw", "no-such-if0:80"])
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("no-such-if0"), "{err}");
+        let err = testkit::build_error("input-raw", &["--input-raw", "eth0"]);
+        assert!(err.contains("expected [HOST]:PORT"), "{err}");
+        let err = testkit::build_error("input-raw", &["--input-raw", "no-such-if0:80"]);
+        assert!(err.contains("no-such-if0"), "{err}");
     }
 }

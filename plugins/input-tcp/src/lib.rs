@@ -359,12 +359,7 @@ mod tests {
 
     #[test]
     fn usage_errors_name_the_flag() {
-        let err = |flags: &[&str]| {
-            testkit::build_inputs("input-tcp", flags)
-                .err()
-                .expect("usage error")
-                .to_string()
-        };
+        let err = |flags: &[&str]| testkit::build_error("input-tcp", flags);
         assert!(err(&["--input-tcp", "127.0.0.1:0", "--input-tcp-secure"])
             .contains("--input-tcp-certificate"));
         assert!(err(&[

@@ -497,12 +497,7 @@ mod tests {
 
     #[test]
     fn flags_are_checked() {
-        let err = |flags: &[&str]| {
-            testkit::build_outputs("output-es", flags)
-                .err()
-                .expect("an error")
-                .to_string()
-        };
+        let err = |flags: &[&str]| testkit::build_error("output-es", flags);
         assert!(err(&["--output-es", "http://h:9200"]).contains("--output-es"));
         assert!(
             err(&["--output-es", "http://h:9200/x", "--output-es-workers", "0"])

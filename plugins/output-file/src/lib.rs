@@ -325,10 +325,7 @@ mod tests {
 
     #[test]
     fn missing_directory_is_a_usage_error() {
-        let err =
-            testkit::build_outputs("output-file", &["--output-file", "/nonexistent/dir/x.gor"])
-                .err()
-                .unwrap();
-        assert!(err.to_string().contains("/nonexistent/dir"), "{err}");
+        let err = testkit::build_error("output-file", &["--output-file", "/nonexistent/dir/x.gor"]);
+        assert!(err.contains("/nonexistent/dir"), "{err}");
     }
 }

@@ -547,10 +547,7 @@ mod tests {
     }
 
     fn build_err(flags: &[&str]) -> String {
-        testkit::build_outputs("output-http", flags)
-            .err()
-            .expect("usage error")
-            .to_string()
+        testkit::build_error("output-http", flags)
     }
 
     #[test]

@@ -81,12 +81,7 @@ fn conformance() {
 
 #[test]
 fn flags_are_checked() {
-    let err = |flags: &[&str]| {
-        testkit::build_outputs("output-kafka", flags)
-            .err()
-            .expect("an error")
-            .to_string()
-    };
+    let err = |flags: &[&str]| testkit::build_error("output-kafka", flags);
     assert!(err(&["--output-kafka", "b:9092"]).contains("BROKERS/TOPIC"));
     assert!(err(&["--output-kafka-host", "b:9092"]).contains("--output-kafka-topic"));
     assert!(err(&["--output-kafka", "b:1/t", "--output-kafka-config", "x"]).contains("key=value"));

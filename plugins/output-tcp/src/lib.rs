@@ -477,12 +477,7 @@ mod tests {
 
     #[test]
     fn usage_errors_name_the_flag() {
-        let err = |flags: &[&str]| {
-            testkit::build_outputs("output-tcp", flags)
-                .err()
-                .expect("usage error")
-                .to_string()
-        };
+        let err = |flags: &[&str]| testkit::build_error("output-tcp", flags);
         assert!(err(&["--output-tcp", "nohost"]).contains("--output-tcp"));
         assert!(err(&["--output-tcp", "a:1|x"]).contains("--output-tcp"));
         assert!(err(&["--output-tcp", "a:1", "--output-tcp-workers", "0"])
