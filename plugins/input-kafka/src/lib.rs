@@ -36,8 +36,8 @@ use shadowtap_api::{
     PluginError, Reason, Throttle,
 };
 use shadowtap_kafka_common::{
-    client_config, collect_targets, goreplay_json, log_client_error, parse_properties, Security,
-    Target,
+    client_config, collect_targets, goreplay_json, log_client_error, parse_properties, usage,
+    Security, Target,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -412,10 +412,6 @@ impl KafkaInput {
             }
         }
     }
-}
-
-fn usage(flag: &str) -> impl Fn(String) -> PluginError + '_ {
-    move |message| PluginError::usage(flag, message)
 }
 
 fn targets(args: &InputKafkaArgs) -> Result<Vec<Target>, PluginError> {

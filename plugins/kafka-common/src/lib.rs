@@ -6,7 +6,7 @@
 //! * [`KafkaTlsArgs`]: GoReplay's shared flags `--kafka-tls-ca-cert`, `--kafka-tls-client-cert`
 //!   and `--kafka-tls-client-key`, registered once as a shared flag group
 //!   (`register_shared_args!`) and read by both Kafka plugins with
-//!   `CoreSettings::shared_args`. Reading is lenient: absent flags read as unset.
+//!   `CoreSettings::shared_args`.
 //! * [`Security`] and [`client_config`]: SASL (PLAIN, SCRAM-SHA-256/512) and TLS as librdkafka
 //!   properties, plus `key=value` pass-through properties.
 //! * [`goreplay_json`]: GoReplay's `KafkaMessage` JSON, encoded byte-for-byte as GoReplay's Go
@@ -17,9 +17,9 @@
 
 pub mod goreplay_json;
 
-use clap::{Arg, ArgMatches, Command};
 use rdkafka::ClientConfig;
 use shadowtap_api::values::{split_limit, Limit};
+use shadowtap_api::PluginError;
 
 /// Where messages go to or come from: brokers and one topic.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,39 +67,47 @@ pub fn collect_targets(
     values: &[String],
     host: Option<&str>,
     topic: Option<&str>,
-) -> Result<Vec<Target>, shadowtap_api::PluginError> {
-    use shadowtap_api::PluginError;
-    let usage = |flag: String| move |message: String| PluginError::usage(&flag, message);
+) -> Result<Vec<Target>, PluginError> {
+    let (flag, host_flag, topic_flag) = (
+        format!("--{stem}"),
+        format!("--{stem}-host"),
+        format!("--{stem}-topic"),
+    );
     let mut targets = values
         .iter()
-        .map(|value| parse_target(value).map_err(usage(format!("--{stem}"))))
+        .map(|value| parse_target(value).map_err(usage(&flag)))
         .collect::<Result<Vec<_>, _>>()?;
     let host = host.filter(|s| !s.is_empty());
     let topic = topic.filter(|s| !s.is_empty());
     match (host, topic) {
         (Some(host), Some(topic)) => {
-            check_topic(topic).map_err(usage(format!("--{stem}-topic")))?;
+            check_topic(topic).map_err(usage(&topic_flag))?;
             targets.push(Target {
-                brokers: check_brokers(host).map_err(usage(format!("--{stem}-host")))?,
+                brokers: check_brokers(host).map_err(usage(&host_flag))?,
                 topic: topic.to_string(),
                 limit: None,
             });
         }
         (Some(_), None) => {
             return Err(PluginError::usage(
-                &format!("--{stem}-host"),
-                format!("needs --{stem}-topic"),
+                &host_flag,
+                format!("needs {topic_flag}"),
             ))
         }
         (None, Some(_)) => {
             return Err(PluginError::usage(
-                &format!("--{stem}-topic"),
-                format!("needs --{stem}-host"),
+                &topic_flag,
+                format!("needs {host_flag}"),
             ))
         }
         (None, None) => {}
     }
     Ok(targets)
+}
+
+/// Turns a message about flag `flag` into a usage error (for `map_err`).
+pub fn usage(flag: &str) -> impl Fn(String) -> PluginError + '_ {
+    move |message| PluginError::usage(flag, message)
 }
 
 /// Validates a Kafka topic name (1–249 characters of `[a-zA-Z0-9._-]`).
@@ -120,33 +128,31 @@ pub fn check_topic(topic: &str) -> Result<(), String> {
     }
 }
 
-/// The shared TLS flags (GoReplay's `--kafka-tls-*`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The shared TLS flags (GoReplay's `--kafka-tls-*`); an empty value is unset, as in GoReplay.
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct KafkaTlsArgs {
-    /// `--kafka-tls-ca-cert`: CA certificate (PEM) to verify brokers.
+    /// CA certificate (PEM file) to verify Kafka brokers; enables TLS (input-kafka and output-kafka)
+    #[arg(
+        id = "kafka-tls-ca-cert",
+        long = "kafka-tls-ca-cert",
+        value_name = "PEM"
+    )]
     pub ca_cert: Option<String>,
-    /// `--kafka-tls-client-cert`: client certificate (PEM).
+    /// Client certificate (PEM file) for Kafka TLS; needs --kafka-tls-client-key
+    #[arg(
+        id = "kafka-tls-client-cert",
+        long = "kafka-tls-client-cert",
+        value_name = "PEM"
+    )]
     pub client_cert: Option<String>,
-    /// `--kafka-tls-client-key`: client private key (PEM).
+    /// Client private key (PEM file) for Kafka TLS; needs --kafka-tls-client-cert
+    #[arg(
+        id = "kafka-tls-client-key",
+        long = "kafka-tls-client-key",
+        value_name = "PEM"
+    )]
     pub client_key: Option<String>,
 }
-
-const TLS_FLAGS: [(&str, &str); 3] = [
-    (
-        "kafka-tls-ca-cert",
-        "CA certificate (PEM file) to verify Kafka brokers; enables TLS (input-kafka and output-kafka)",
-    ),
-    (
-        "kafka-tls-client-cert",
-        "Client certificate (PEM file) for Kafka TLS; needs --kafka-tls-client-key",
-    ),
-    (
-        "kafka-tls-client-key",
-        "Client private key (PEM file) for Kafka TLS; needs --kafka-tls-client-cert",
-    ),
-];
-
-const TLS_HEADING: &str = "kafka-tls (shared by input-kafka and output-kafka)";
 
 impl KafkaTlsArgs {
     /// True when TLS is configured (a CA or a client certificate).
@@ -154,19 +160,29 @@ impl KafkaTlsArgs {
         self.ca_cert.is_some() || self.client_cert.is_some()
     }
 
+    /// The same flags with empty values unset.
+    fn without_empty(self) -> KafkaTlsArgs {
+        let set = |value: Option<String>| value.filter(|v| !v.is_empty());
+        KafkaTlsArgs {
+            ca_cert: set(self.ca_cert),
+            client_cert: set(self.client_cert),
+            client_key: set(self.client_key),
+        }
+    }
+
     /// Checks that certificate and key come together and that the files exist.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), PluginError> {
         match (&self.client_cert, &self.client_key) {
             (Some(_), None) => {
-                return Err((
-                    "--kafka-tls-client-cert".into(),
-                    "needs --kafka-tls-client-key".into(),
+                return Err(PluginError::usage(
+                    "--kafka-tls-client-cert",
+                    "needs --kafka-tls-client-key",
                 ))
             }
             (None, Some(_)) => {
-                return Err((
-                    "--kafka-tls-client-key".into(),
-                    "needs --kafka-tls-client-cert".into(),
+                return Err(PluginError::usage(
+                    "--kafka-tls-client-key",
+                    "needs --kafka-tls-client-cert",
                 ))
             }
             _ => {}
@@ -178,58 +194,11 @@ impl KafkaTlsArgs {
         ] {
             if let Some(path) = path {
                 if !std::path::Path::new(path).is_file() {
-                    return Err((flag.into(), format!("{path}: no such file")));
+                    return Err(PluginError::usage(flag, format!("{path}: no such file")));
                 }
             }
         }
         Ok(())
-    }
-}
-
-fn lenient(matches: &ArgMatches, id: &str) -> Option<String> {
-    matches
-        .try_get_one::<String>(id)
-        .ok()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .cloned()
-}
-
-impl clap::FromArgMatches for KafkaTlsArgs {
-    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        Ok(KafkaTlsArgs {
-            ca_cert: lenient(matches, TLS_FLAGS[0].0),
-            client_cert: lenient(matches, TLS_FLAGS[1].0),
-            client_key: lenient(matches, TLS_FLAGS[2].0),
-        })
-    }
-
-    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(matches)?;
-        Ok(())
-    }
-}
-
-impl clap::Args for KafkaTlsArgs {
-    /// Adds each shared flag unless an earlier plugin already added it.
-    fn augment_args(mut cmd: Command) -> Command {
-        for (id, help) in TLS_FLAGS {
-            if cmd.get_arguments().any(|a| a.get_id() == id) {
-                continue;
-            }
-            cmd = cmd.arg(
-                Arg::new(id)
-                    .long(id)
-                    .value_name("PEM")
-                    .help(help)
-                    .help_heading(TLS_HEADING),
-            );
-        }
-        cmd
-    }
-
-    fn augment_args_for_update(cmd: Command) -> Command {
-        Self::augment_args(cmd)
     }
 }
 
@@ -258,7 +227,7 @@ impl Sasl {
         mechanism: Option<&str>,
         username: Option<&str>,
         password: Option<&str>,
-    ) -> Result<Option<Sasl>, (String, String)> {
+    ) -> Result<Option<Sasl>, PluginError> {
         if !use_sasl {
             return Ok(None);
         }
@@ -267,8 +236,8 @@ impl Sasl {
             .unwrap_or("PLAIN")
             .to_ascii_uppercase();
         if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
-            return Err((
-                format!("--{prefix}-mechanism"),
+            return Err(PluginError::usage(
+                &format!("--{prefix}-mechanism"),
                 format!("unsupported SASL mechanism {mechanism:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
             ));
         }
@@ -298,13 +267,10 @@ impl Security {
         mechanism: Option<&str>,
         username: Option<&str>,
         password: Option<&str>,
-    ) -> Result<Security, shadowtap_api::PluginError> {
-        use shadowtap_api::PluginError;
-        let tls: KafkaTlsArgs = settings.shared_args()?;
-        tls.validate()
-            .map_err(|(flag, message)| PluginError::usage(&flag, message))?;
-        let sasl = Sasl::from_flags(stem, use_sasl, mechanism, username, password)
-            .map_err(|(flag, message)| PluginError::usage(&flag, message))?;
+    ) -> Result<Security, PluginError> {
+        let tls = settings.shared_args::<KafkaTlsArgs>()?.without_empty();
+        tls.validate()?;
+        let sasl = Sasl::from_flags(stem, use_sasl, mechanism, username, password)?;
         Ok(Security { tls, sasl })
     }
 }
@@ -385,7 +351,7 @@ pub fn log_client_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{Args, FromArgMatches};
+    use clap::{Args, Command, FromArgMatches};
 
     #[test]
     fn targets_parse() {
@@ -406,22 +372,21 @@ mod tests {
     }
 
     #[test]
-    fn tls_flags_are_added_once_and_read_by_everyone() {
+    fn tls_flags_are_read_and_empty_values_unset() {
         let cmd = KafkaTlsArgs::augment_args(Command::new("t"));
-        let cmd = KafkaTlsArgs::augment_args(cmd);
-        assert_eq!(cmd.get_arguments().count(), 3);
         let m = cmd
-            .try_get_matches_from(["t", "--kafka-tls-ca-cert", "ca.pem"])
+            .try_get_matches_from([
+                "t",
+                "--kafka-tls-ca-cert",
+                "ca.pem",
+                "--kafka-tls-client-key",
+                "",
+            ])
             .unwrap();
-        let tls = KafkaTlsArgs::from_arg_matches(&m).unwrap();
+        let tls = KafkaTlsArgs::from_arg_matches(&m).unwrap().without_empty();
         assert_eq!(tls.ca_cert.as_deref(), Some("ca.pem"));
+        assert_eq!(tls.client_key, None);
         assert!(tls.enabled());
-        // Absent flags (the other Kafka plugin not compiled in) read as unset.
-        let empty = Command::new("t").try_get_matches_from(["t"]).unwrap();
-        assert_eq!(
-            KafkaTlsArgs::from_arg_matches(&empty).unwrap(),
-            KafkaTlsArgs::default()
-        );
     }
 
     #[test]
@@ -430,7 +395,9 @@ mod tests {
             client_cert: Some("c.pem".into()),
             ..Default::default()
         };
-        assert_eq!(tls.validate().unwrap_err().0, "--kafka-tls-client-cert");
+        assert!(
+            matches!(tls.validate(), Err(PluginError::Usage { flag, .. }) if flag == "--kafka-tls-client-cert")
+        );
     }
 
     #[test]
@@ -462,7 +429,10 @@ mod tests {
         assert_eq!(config.get("ssl.ca.location"), Some("/ca.pem"));
         assert_eq!(config.get("linger.ms"), Some("7"));
         assert!(Sasl::from_flags("x", true, Some("GSSAPI"), None, None).is_err());
-        assert_eq!(Sasl::from_flags("x", false, None, None, None), Ok(None));
+        assert!(matches!(
+            Sasl::from_flags("x", false, None, None, None),
+            Ok(None)
+        ));
         assert!(parse_properties(&["novalue".into()]).is_err());
     }
 }

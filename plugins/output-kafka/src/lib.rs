@@ -36,8 +36,8 @@ use shadowtap_api::{
     OutputContext, OutputSpec, PluginError, Reason, Throttle,
 };
 use shadowtap_kafka_common::{
-    client_config, collect_targets, goreplay_json, log_client_error, parse_properties, Security,
-    Target,
+    client_config, collect_targets, goreplay_json, log_client_error, parse_properties, usage,
+    Security, Target,
 };
 use shadowtap_record::Record;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -314,10 +314,6 @@ impl KafkaOutput {
             delivery.failed.load(Relaxed)
         );
     }
-}
-
-fn usage(flag: &str) -> impl Fn(String) -> PluginError + '_ {
-    move |message| PluginError::usage(flag, message)
 }
 
 fn targets(args: &OutputKafkaArgs) -> Result<Vec<Target>, PluginError> {
