@@ -217,12 +217,14 @@ fn commit(consumer: &BaseConsumer<Context>, mode: CommitMode, label: &str) {
 }
 
 struct KafkaInput {
-    config: ClientConfig,
-    target: Target,
+    /// Created while building, so that a bad property is a usage error at startup.
+    consumer: BaseConsumer<Context>,
+    topic: String,
     label: String,
     json: bool,
     start: StartOffset,
-    group: Option<String>,
+    /// Reading as a consumer group member (offsets committed), not assigned every partition.
+    group: bool,
     speed: Option<f64>,
     commit_interval: Duration,
     exit_on_eof: bool,
@@ -244,17 +246,8 @@ impl Pacer {
 
 impl Input for KafkaInput {
     fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
-        let context = Context {
-            label: self.label.clone(),
-            group: self.group.is_some(),
-            rebalances: AtomicU64::new(0),
-            warnings: Throttle::default(),
-        };
-        let consumer: BaseConsumer<Context> = self
-            .config
-            .create_with_context(context)
-            .map_err(|e| PluginError::Runtime(format!("{}: {e}", self.label)))?;
-        let Some(partitions) = self.subscribe(&consumer, &cx)? else {
+        let consumer = &self.consumer;
+        let Some(partitions) = self.subscribe(consumer, &cx)? else {
             return Ok(()); // stopped before the topic could be reached
         };
         let mut pacer = self.speed.map(|speed| Pacer {
@@ -267,8 +260,8 @@ impl Input for KafkaInput {
         let mut last_commit = Instant::now();
         let mut assigned = partitions;
         while !cx.is_stopping() {
-            if self.group.is_some() && last_commit.elapsed() >= self.commit_interval {
-                commit(&consumer, CommitMode::Async, &self.label);
+            if self.group && last_commit.elapsed() >= self.commit_interval {
+                commit(consumer, CommitMode::Async, &self.label);
                 last_commit = Instant::now();
             }
             let rebalances = consumer.context().rebalances.load(Relaxed);
@@ -342,14 +335,14 @@ impl Input for KafkaInput {
                     }
                 }
             }
-            if self.group.is_some() {
+            if self.group {
                 if let Err(e) = consumer.store_offset_from_message(&record) {
                     tracing::debug!("{}: storing offset failed: {e}", self.label);
                 }
             }
         }
-        if self.group.is_some() {
-            commit(&consumer, CommitMode::Sync, &self.label);
+        if self.group {
+            commit(consumer, CommitMode::Sync, &self.label);
         }
         Ok(())
     }
@@ -363,8 +356,8 @@ impl KafkaInput {
         consumer: &BaseConsumer<Context>,
         cx: &InputContext,
     ) -> Result<Option<usize>, PluginError> {
-        let topic = &self.target.topic;
-        if self.group.is_some() {
+        let topic = &self.topic;
+        if self.group {
             consumer
                 .subscribe(&[topic])
                 .map_err(|e| PluginError::Runtime(format!("{}: {e}", self.label)))?;
@@ -514,24 +507,30 @@ fn build(args: InputKafkaArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>
                 _ => Some(speed.unwrap_or(1.0)),
             };
             let config = consumer_config(&args, &target, start, &security, &properties);
-            // Validate the properties now, so a typo is a usage error at startup.
-            config
-                .create::<BaseConsumer>()
-                .map_err(|e| PluginError::usage("--input-kafka-config", e.to_string()))?;
             let label = instance_label(
                 "input-kafka",
                 &format!("{}/{}", target.brokers, target.topic),
             );
+            let group = args.input_kafka_group.is_some();
+            let context = Context {
+                label: label.clone(),
+                group,
+                rebalances: AtomicU64::new(0),
+                warnings: Throttle::default(),
+            };
+            let consumer = config
+                .create_with_context(context)
+                .map_err(|e| PluginError::usage("--input-kafka-config", e.to_string()))?;
             let input = KafkaInput {
-                config,
+                consumer,
+                topic: target.topic,
                 label: label.clone(),
                 json: args.input_kafka_json_format,
                 start,
-                group: args.input_kafka_group.clone(),
+                group,
                 speed,
                 commit_interval: args.input_kafka_commit_interval,
                 exit_on_eof: args.input_kafka_exit_on_eof,
-                target,
             };
             Ok(InputSpec {
                 label,
