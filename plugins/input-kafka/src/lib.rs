@@ -26,7 +26,6 @@
 #![deny(missing_docs)]
 
 use bytes::Bytes;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, Message as _, Offset, TopicPartitionList};
@@ -429,7 +428,6 @@ fn consumer_config(
         .clone()
         .unwrap_or_else(|| format!("shadowtap-{}", shadowtap_api::random_id()));
     config
-        .set("client.id", "shadowtap")
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -448,8 +446,7 @@ fn consumer_config(
             } else {
                 "false"
             },
-        )
-        .set_log_level(RDKafkaLogLevel::Warning);
+        );
     client_config(&mut config, &target.brokers, security, properties);
     config
 }

@@ -17,6 +17,7 @@
 
 pub mod goreplay_json;
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::ClientConfig;
 use shadowtap_api::values::{split_limit, Limit};
 use shadowtap_api::PluginError;
@@ -292,16 +293,19 @@ pub fn parse_properties(pairs: &[String]) -> Result<Vec<(String, String)>, Strin
         .collect()
 }
 
-/// A librdkafka configuration for `brokers` with `security` applied, then `properties`
-/// (which override anything set before, including the caller's defaults set afterwards — so
-/// callers set their defaults first with [`ClientConfig::set`] and call this last).
+/// A librdkafka configuration for `brokers`: the defaults both plugins share (client id
+/// `shadowtap`, warnings logged), `security`, then `properties` (which override anything set
+/// before, including the caller's own defaults — so callers set those first and call this last).
 pub fn client_config(
     config: &mut ClientConfig,
     brokers: &str,
     security: &Security,
     properties: &[(String, String)],
 ) {
-    config.set("bootstrap.servers", brokers);
+    config
+        .set("client.id", "shadowtap")
+        .set("bootstrap.servers", brokers)
+        .set_log_level(RDKafkaLogLevel::Warning);
     let tls = security.tls.enabled();
     let protocol = match (&security.sasl, tls) {
         (Some(_), true) => Some("sasl_ssl"),

@@ -24,7 +24,6 @@
 //! Example: `shadowtap --input-raw :80 --output-kafka 10.0.0.1:9092,10.0.0.2:9092/traffic`.
 #![deny(missing_docs)]
 
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
@@ -346,7 +345,6 @@ fn producer_config(
 ) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
-        .set("client.id", "shadowtap")
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("partitioner", "murmur2_random")
@@ -356,8 +354,7 @@ fn producer_config(
             (args.output_kafka_buffer_size / 1024)
                 .clamp(1, 2_147_483_647)
                 .to_string(),
-        )
-        .set_log_level(RDKafkaLogLevel::Warning);
+        );
     if let Some(size) = args.output_kafka_batch_size {
         config.set("batch.size", size.clamp(1, 2_147_483_647).to_string());
     }
