@@ -239,26 +239,26 @@ fn meta_fields(line: &[u8]) -> Vec<&[u8]> {
     line.split(|&b| b == b' ').collect()
 }
 
-/// Encodes a message as GoReplay's `KafkaMessage` JSON.
-pub fn encode(msg: &Message) -> Vec<u8> {
+/// Appends a message as GoReplay's `KafkaMessage` JSON to `out`.
+pub fn encode(msg: &Message, out: &mut Vec<u8>) {
     let p = &msg.payload[..];
     let line = msg.meta.line();
     let fields = meta_fields(&line);
     let field = |i: usize| fields.get(i).copied().unwrap_or_default();
-    let mut out = Vec::with_capacity(p.len() + 128);
+    out.reserve(p.len() + 128);
     out.extend_from_slice(b"{\"Req_URL\":");
-    write_go_string(&mut out, path(p).unwrap_or_default());
+    write_go_string(out, path(p).unwrap_or_default());
     out.extend_from_slice(b",\"Req_Type\":");
-    write_go_string(&mut out, field(0));
+    write_go_string(out, field(0));
     out.extend_from_slice(b",\"Req_ID\":");
-    write_go_string(&mut out, field(1));
+    write_go_string(out, field(1));
     out.extend_from_slice(b",\"Req_Ts\":");
-    write_go_string(&mut out, field(2));
+    write_go_string(out, field(2));
     out.extend_from_slice(b",\"Req_Method\":");
-    write_go_string(&mut out, method(p).unwrap_or_default());
+    write_go_string(out, method(p).unwrap_or_default());
     if let Some(body) = body(p) {
         out.extend_from_slice(b",\"Req_Body\":");
-        write_go_string(&mut out, body);
+        write_go_string(out, body);
     }
     if let Some(headers) = parse_headers(p).filter(|h| !h.is_empty()) {
         out.extend_from_slice(b",\"Req_Headers\":{");
@@ -266,14 +266,13 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             if i > 0 {
                 out.push(b',');
             }
-            write_go_string(&mut out, name.as_bytes());
+            write_go_string(out, name.as_bytes());
             out.push(b':');
-            write_go_string(&mut out, values.join(", ").as_bytes());
+            write_go_string(out, values.join(", ").as_bytes());
         }
         out.push(b'}');
     }
     out.push(b'}');
-    out
 }
 
 /// A decoded `KafkaMessage` (missing fields are empty, as with Go's `json.Unmarshal`).
@@ -377,7 +376,9 @@ mod tests {
     }
 
     fn encoded(meta: &str, payload: &[u8]) -> String {
-        String::from_utf8(encode(&msg(meta, payload))).unwrap()
+        let mut out = Vec::new();
+        encode(&msg(meta, payload), &mut out);
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -439,7 +440,9 @@ mod tests {
             &m.payload[..],
             b"POST /x HTTP/1.1\r\nHost: h\r\nA: b\r\n\r\nhi"
         );
-        let again = decode(&encode(&m)).unwrap();
+        let mut encoded = Vec::new();
+        encode(&m, &mut encoded);
+        let again = decode(&encoded).unwrap();
         assert_eq!(again.payload.len(), m.payload.len());
         assert!(decode(b"not json").is_err());
         assert!(decode(br#"{"Req_Type":"","Req_ID":"a","Req_Ts":"1"}"#).is_err());

@@ -32,7 +32,7 @@ use rdkafka::{ClientConfig, ClientContext};
 use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::{
     instance_label, register_output, CoreSettings, Counters, Inbox, Message, Next, Output,
-    OutputContext, OutputSpec, PluginError, Reason, Throttle,
+    OutputContext, OutputSpec, PluginError, Reason, Throttle, BATCH_MAX,
 };
 use shadowtap_kafka_common::{
     client_config, collect_targets, goreplay_json, log_client_error, parse_properties, usage,
@@ -222,7 +222,7 @@ impl Output for KafkaOutput {
                 Next::Message(msg) => {
                     self.produce(&msg, &mut value);
                     // Drain what is already queued before serving delivery reports.
-                    for _ in 0..256 {
+                    for _ in 0..BATCH_MAX {
                         let Some(msg) = inbox.try_recv() else { break };
                         self.produce(&msg, &mut value);
                     }
@@ -245,7 +245,7 @@ impl KafkaOutput {
                 value.extend_from_slice(&msg.meta.line());
                 value.extend_from_slice(&msg.payload);
             }
-            Format::Json => value.extend_from_slice(&goreplay_json::encode(msg)),
+            Format::Json => goreplay_json::encode(msg, value),
             Format::Record => {
                 value.extend_from_slice(Record::from_message(msg).to_json().as_bytes())
             }
