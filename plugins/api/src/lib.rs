@@ -33,7 +33,8 @@ pub use message::{Endpoints, Message};
 pub use meta::{Kind, Meta, MetaError};
 pub use plugin::{
     instance_label, Batch, CoreSettings, Gate, Inbox, Input, InputContext, InputSpec, Next, Output,
-    OutputContext, OutputSpec, PluginError, Shutdown, ShutdownTrigger, Stopped, BATCH_MAX,
+    OutputContext, OutputSpec, PluginError, ReplayClock, Shutdown, ShutdownTrigger, Stopped,
+    BATCH_MAX,
 };
 pub use registry::{Factory, PluginDescriptor};
 pub use values::Limit;

@@ -125,6 +125,31 @@ impl Shutdown {
     }
 }
 
+/// Replays timestamped messages with their original spacing divided by `speed`, anchored at
+/// the first timestamp it sees (so a capture from last year starts now).
+#[derive(Debug)]
+pub struct ReplayClock {
+    speed: f64,
+    origin: Option<(i64, Instant)>,
+}
+
+impl ReplayClock {
+    /// A clock running `speed` times as fast as the original (2.0 = twice as fast).
+    pub fn new(speed: f64) -> Self {
+        ReplayClock {
+            speed,
+            origin: None,
+        }
+    }
+
+    /// When the message stamped `timestamp_ns` is due.
+    pub fn due(&mut self, timestamp_ns: i64) -> Instant {
+        let (first, started) = *self.origin.get_or_insert((timestamp_ns, Instant::now()));
+        let offset_ns = timestamp_ns.saturating_sub(first).max(0) as f64 / self.speed;
+        started + Duration::from_nanos(offset_ns as u64)
+    }
+}
+
 impl ShutdownTrigger {
     /// Begins shutdown (idempotent).
     pub fn trigger(&self) {

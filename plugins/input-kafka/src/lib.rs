@@ -32,7 +32,7 @@ use rdkafka::{ClientConfig, ClientContext, Message as _, Offset, TopicPartitionL
 use shadowtap_api::values::{duration_value, split_limit};
 use shadowtap_api::{
     instance_label, register_input, CoreSettings, Input, InputContext, InputSpec, Limit, Message,
-    PluginError, Reason, Throttle,
+    PluginError, Reason, ReplayClock, Throttle,
 };
 use shadowtap_kafka_common::{
     client_config, collect_targets, goreplay_json, log_client_error, parse_properties, usage,
@@ -229,30 +229,13 @@ struct KafkaInput {
     exit_on_eof: bool,
 }
 
-/// Holds messages back to replay them with their original spacing, divided by `speed`.
-struct Pacer {
-    speed: f64,
-    origin: Option<(i64, Instant)>,
-}
-
-impl Pacer {
-    fn deadline(&mut self, timestamp: i64) -> Option<Instant> {
-        let (first, started) = *self.origin.get_or_insert((timestamp, Instant::now()));
-        let offset_ns = (timestamp.saturating_sub(first)).max(0) as f64 / self.speed;
-        Some(started + Duration::from_nanos(offset_ns as u64))
-    }
-}
-
 impl Input for KafkaInput {
     fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
         let consumer = &self.consumer;
         let Some(partitions) = self.subscribe(consumer, &cx)? else {
             return Ok(()); // stopped before the topic could be reached
         };
-        let mut pacer = self.speed.map(|speed| Pacer {
-            speed,
-            origin: None,
-        });
+        let mut pacer = self.speed.map(ReplayClock::new);
         let warnings = Throttle::default();
         let mut at_eof: HashSet<i32> = HashSet::new();
         let mut seen_rebalances = 0;
@@ -308,10 +291,7 @@ impl Input for KafkaInput {
             };
             match decoded {
                 Ok(msg) => {
-                    if let Some(deadline) = pacer
-                        .as_mut()
-                        .and_then(|p| p.deadline(msg.meta.timestamp()))
-                    {
+                    if let Some(deadline) = pacer.as_mut().map(|p| p.due(msg.meta.timestamp())) {
                         if !cx.shutdown().sleep_until(deadline) {
                             break; // not handed on, so not committed: read again next time
                         }

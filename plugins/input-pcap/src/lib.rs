@@ -19,12 +19,12 @@ use reader::{open_capture, CaptureFile, Frame};
 use shadowtap_api::values::split_limit;
 use shadowtap_api::{
     instance_label, register_input, CoreSettings, Input, InputContext, InputSpec, PluginError,
-    Reason,
+    Reason, ReplayClock,
 };
 use shadowtap_capture::{DecodeError, Delivery, RawCaptureArgs, TrackerConfig, Worker};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Flags of `input-pcap`.
 #[derive(clap::Args, Debug)]
@@ -93,7 +93,7 @@ impl Input for PcapInput {
             path: self.path.clone(),
             worker,
             filters: Filters::new(self.bpf.clone()),
-            pacer: Pacer::new(self.speed),
+            pacer: self.speed.map(ReplayClock::new),
         };
         reading.read_all(&mut capture, &mut cx);
         reading.worker.finish(&mut cx);
@@ -127,7 +127,8 @@ struct Reading {
     path: PathBuf,
     worker: Worker,
     filters: Filters,
-    pacer: Pacer,
+    /// With a speed: when each packet is due.
+    pacer: Option<ReplayClock>,
 }
 
 impl Reading {
@@ -157,7 +158,8 @@ impl Reading {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        if let Some(due) = self.pacer.due(frame.ts_ns).filter(|&d| d > Instant::now()) {
+        let due = self.pacer.as_mut().map(|clock| clock.due(frame.ts_ns));
+        if let Some(due) = due.filter(|&d| d > Instant::now()) {
             self.worker.flush(cx);
             if !cx.shutdown().sleep_until(due) {
                 return;
@@ -171,29 +173,6 @@ impl Reading {
                 tracing::warn!("{}: packet {number}: link type {linktype} is not supported; its packets are skipped", self.path.display());
             }
         }
-    }
-}
-
-/// With a speed, waits until each packet is due relative to the first one.
-struct Pacer {
-    speed: Option<f64>,
-    started: Option<(Instant, i64)>,
-}
-
-impl Pacer {
-    fn new(speed: Option<f64>) -> Self {
-        Pacer {
-            speed,
-            started: None,
-        }
-    }
-
-    /// When the packet captured at `ts_ns` is due; `None` without a speed.
-    fn due(&mut self, ts_ns: i64) -> Option<Instant> {
-        let speed = self.speed?;
-        let (wall_start, capture_start) = *self.started.get_or_insert((Instant::now(), ts_ns));
-        let offset = ts_ns.saturating_sub(capture_start).max(0) as f64 / speed;
-        Some(wall_start + Duration::from_nanos(offset as u64))
     }
 }
 
