@@ -31,8 +31,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, Message as _, Offset, TopicPartitionList};
 use shadowtap_api::values::{duration_value, split_limit};
 use shadowtap_api::{
-    instance_label, register_input, CoreSettings, Input, InputContext, InputSpec, Limit, Message,
-    PluginError, Reason, ReplayClock, Throttle,
+    register_input, CoreSettings, Input, InputContext, InputSpec, Limit, Message, PluginError,
+    Reason, ReplayClock, Throttle,
 };
 use shadowtap_kafka_common::{
     client_config, collect_targets, goreplay_json, log_client_error, parse_properties, usage,
@@ -484,10 +484,7 @@ fn build(args: InputKafkaArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>
                 _ => Some(speed.unwrap_or(1.0)),
             };
             let config = consumer_config(&args, &target, start, &security, &properties);
-            let label = instance_label(
-                "input-kafka",
-                &format!("{}/{}", target.brokers, target.topic),
-            );
+            let label = target.label("input-kafka");
             let group = args.input_kafka_group.is_some();
             let context = Context {
                 label: label.clone(),

@@ -33,6 +33,13 @@ pub struct Target {
     pub limit: Option<Limit>,
 }
 
+impl Target {
+    /// The label of plugin `stem`'s instance for this target: `stem[brokers/topic]`.
+    pub fn label(&self, stem: &str) -> String {
+        shadowtap_api::instance_label(stem, &format!("{}/{}", self.brokers, self.topic))
+    }
+}
+
 /// Parses `BROKERS/TOPIC` (brokers comma-separated), with an optional `|N` or `|N%` suffix.
 pub fn parse_target(value: &str) -> Result<Target, String> {
     let (address, limit) = split_limit(value)?;

@@ -31,8 +31,8 @@ use rdkafka::producer::{
 use rdkafka::{ClientConfig, ClientContext};
 use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::{
-    instance_label, register_output, CoreSettings, Counters, Inbox, Message, Next, Output,
-    OutputContext, OutputSpec, PluginError, Reason, Throttle, BATCH_MAX,
+    register_output, CoreSettings, Counters, Inbox, Message, Next, Output, OutputContext,
+    OutputSpec, PluginError, Reason, Throttle, BATCH_MAX,
 };
 use shadowtap_kafka_common::{
     client_config, collect_targets, goreplay_json, log_client_error, parse_properties, usage,
@@ -384,10 +384,7 @@ fn build(args: OutputKafkaArgs, settings: &CoreSettings) -> Result<Vec<OutputSpe
     targets
         .into_iter()
         .map(|target| {
-            let label = instance_label(
-                "output-kafka",
-                &format!("{}/{}", target.brokers, target.topic),
-            );
+            let label = target.label("output-kafka");
             let delivery = Delivery {
                 counters: OnceLock::new(),
                 acked: AtomicU64::new(0),
