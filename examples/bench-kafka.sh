@@ -105,8 +105,8 @@ class Bulk(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         lines = body.splitlines()
-        items = [{"index": {"_index": json.loads(a)["index"]["_index"], "_id": json.loads(a)["index"]["_id"], "status": 201}}
-                 for a in lines[0::2]]
+        actions = [json.loads(a)["index"] for a in lines[0::2]]
+        items = [{"index": {"_index": a["_index"], "_id": a["_id"], "status": 201}} for a in actions]
         out = json.dumps({"took": 1, "errors": False, "items": items}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

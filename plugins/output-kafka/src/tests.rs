@@ -45,24 +45,20 @@ fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<(Vec<u8>, V
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut out = Vec::new();
-    while out.len() < expected && Instant::now() < deadline {
+    // Until `expected` records are in (or 20 s pass), then 500 ms more: nothing else arrives.
+    let mut deadline = Instant::now() + Duration::from_secs(20);
+    let mut complete = false;
+    while Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             out.push((
                 m.key().unwrap_or_default().to_vec(),
                 m.payload().unwrap_or_default().to_vec(),
             ));
         }
-    }
-    // Nothing more arrives.
-    let extra_deadline = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < extra_deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().unwrap_or_default().to_vec(),
-            ));
+        if !complete && out.len() >= expected {
+            complete = true;
+            deadline = Instant::now() + Duration::from_millis(500);
         }
     }
     out
