@@ -56,11 +56,29 @@ pub enum Reason {
     Paused,
     /// Dropped by the kernel or the capture ring before we saw it.
     KernelDrop,
+    /// Segments of a connection after an in-window RST closed it.
+    AfterReset,
+    /// A segment (or RST) outside the receive window: forged or stale.
+    OutOfWindow,
+    /// Bytes of a tunnel (`CONNECT`, an upgraded protocol) that are not decoded as HTTP.
+    Tunnel,
+    /// Out-of-order segments beyond the per-flow cap on held segments.
+    SegmentLimit,
+    /// A record or line longer than its documented cap.
+    Oversized,
+    /// Beyond a listener's memory budget across connections.
+    MemoryBudget,
+    /// Refused by a listener's connection limit.
+    ConnectionLimit,
+    /// A peer that did not authenticate (token or client certificate).
+    Unauthorized,
+    /// In flight in a plugin thread that panicked.
+    Panicked,
 }
 
 impl Reason {
     /// Every reason, in display order.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 31] = [
         Reason::QueueFull,
         Reason::RateLimited,
         Reason::Filtered,
@@ -83,6 +101,15 @@ impl Reason {
         Reason::BufferFull,
         Reason::Paused,
         Reason::KernelDrop,
+        Reason::AfterReset,
+        Reason::OutOfWindow,
+        Reason::Tunnel,
+        Reason::SegmentLimit,
+        Reason::Oversized,
+        Reason::MemoryBudget,
+        Reason::ConnectionLimit,
+        Reason::Unauthorized,
+        Reason::Panicked,
     ];
 
     /// A short human label (also the Prometheus `reason` label).
@@ -110,6 +137,15 @@ impl Reason {
             Reason::BufferFull => "reassembly buffer full",
             Reason::Paused => "paused",
             Reason::KernelDrop => "kernel drop",
+            Reason::AfterReset => "after reset",
+            Reason::OutOfWindow => "out of window",
+            Reason::Tunnel => "tunnel",
+            Reason::SegmentLimit => "segment limit",
+            Reason::Oversized => "oversized",
+            Reason::MemoryBudget => "memory budget",
+            Reason::ConnectionLimit => "connection limit",
+            Reason::Unauthorized => "unauthorized",
+            Reason::Panicked => "plugin panicked",
         }
     }
 
