@@ -40,6 +40,9 @@ pub struct CoreArgs {
     /// How often --stats prints
     #[arg(id = "stats-interval", long = "stats-interval", value_parser = duration_value, default_value = "5s", value_name = "DURATION")]
     pub stats_interval: Duration,
+    /// How --stats lines and the exit summary are printed: text, or json (each text line followed by one JSON object)
+    #[arg(id = "stats-format", long = "stats-format", value_enum, default_value_t = StatsFormat::Text, value_name = "FORMAT")]
+    pub stats_format: StatsFormat,
     /// Log detail: 0 info, 1 debug, 2+ trace (RUST_LOG overrides)
     #[arg(
         id = "verbose",
@@ -63,6 +66,15 @@ pub struct CoreArgs {
     /// The --http-* filters and rewrites.
     #[command(flatten)]
     pub modifiers: ModifierArgs,
+}
+
+/// How the ledger is printed (`--stats-format`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsFormat {
+    /// One human line (`label in N out N dropped N (reason N)…`).
+    Text,
+    /// One JSON object per line (`{"event":"stats"|"summary","plugins":[…]}`).
+    Json,
 }
 
 /// A parsed command line: core settings and every configured plugin instance.

@@ -17,8 +17,8 @@ use crate::middleware::{FeedbackRoute, Middleware, MiddlewareConfig};
 use crate::modifier::Modifier;
 use crossbeam_channel::{bounded, never, select, Receiver, SendTimeoutError, Sender, TrySendError};
 use shadowtap_api::{
-    Batch, CoreSettings, Counters, Gate, Inbox, InputContext, InputSpec, Ledger, Message,
-    OutputContext, OutputSpec, Reason, Role, Shutdown, ShutdownTrigger,
+    catch_panic, Backpressure, Batch, CoreSettings, Counters, Gate, Inbox, InputContext, InputSpec,
+    Ledger, Message, OutputContext, OutputSpec, Reason, Role, Shutdown, ShutdownTrigger,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -73,7 +73,11 @@ pub fn run(
     shutdown: &Shutdown,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let policy = if !pipeline.inputs.is_empty() && pipeline.inputs.iter().all(|i| i.live) {
+    let all_drop = pipeline
+        .inputs
+        .iter()
+        .all(|i| i.backpressure == Backpressure::Drop);
+    let policy = if !pipeline.inputs.is_empty() && all_drop {
         FullQueue::Drop
     } else {
         FullQueue::Wait
@@ -171,7 +175,7 @@ pub fn run(
     outcome.failures.extend(
         inputs
             .into_iter()
-            .filter_map(|h| h.join().unwrap_or(Some("an input panicked".into()))),
+            .filter_map(|h| h.join().unwrap_or(Some("an input thread died".into()))),
     );
     outcome.failures.extend(dispatch.finish(&feedback_rx));
     if let Some(handle) = forwarder {
@@ -213,15 +217,21 @@ fn forward_feedback(
     thread::Builder::new()
         .name("feedback".into())
         .spawn(move || {
-            for msg in from_outputs.iter() {
-                match to_middleware.try_send(msg) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => counters.add_drop(Reason::QueueFull, 1),
-                    Err(TrySendError::Disconnected(_)) => {
-                        counters.add_drop(Reason::MiddlewareLost, 1)
+            catch_panic(&counters.clone(), || {
+                for msg in from_outputs.iter() {
+                    match to_middleware.try_send(msg) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            counters.add_in(1);
+                            counters.add_drop(Reason::QueueFull, 1)
+                        }
+                        Err(TrySendError::Disconnected(_)) => {
+                            counters.add_in(1);
+                            counters.add_drop(Reason::MiddlewareLost, 1)
+                        }
                     }
                 }
-            }
+            });
         })
         .expect("spawn feedback thread")
 }
@@ -243,17 +253,19 @@ fn start_input(
         shutdown.clone(),
         gate,
         settings.clone(),
-    );
+    )
+    .with_backpressure(spec.backpressure);
     let label = spec.label;
     let plugin = spec.plugin;
     thread::Builder::new()
         .name(label.clone())
-        .spawn(move || {
-            plugin.run(cx).err().map(|e| {
+        .spawn(move || match catch_panic(&counters, || plugin.run(cx)) {
+            None => Some(format!("{label} panicked")),
+            Some(result) => result.err().map(|e| {
                 counters.add_error();
                 tracing::error!("{label}: {e}");
                 format!("{label}: {e}")
-            })
+            }),
         })
         .expect("spawn input thread")
 }
@@ -298,21 +310,23 @@ fn start_output(
         .spawn(move || {
             let unread = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let inbox = Inbox::new(rx.clone()).counting_unread(unread.clone());
-            let result = plugin.run(inbox, cx);
-            let failure = result.err().map(|e| {
-                thread_counters.add_error();
-                tracing::error!("{label}: {e}");
-                format!("{label}: {e}")
-            });
-            let reason = if failure.is_some() {
-                Reason::OutputError
-            } else {
-                Reason::Shutdown
+            let result = catch_panic(&thread_counters, || plugin.run(inbox, cx));
+            let (failure, reason) = match result {
+                None => (Some(format!("{label} panicked")), Reason::Panicked),
+                Some(Ok(())) => (None, Reason::Shutdown),
+                Some(Err(e)) => {
+                    thread_counters.add_error();
+                    tracing::error!("{label}: {e}");
+                    (Some(format!("{label}: {e}")), Reason::OutputError)
+                }
             };
             let unread = unread.load(std::sync::atomic::Ordering::Relaxed);
             let queued: u64 = rx.iter().map(|batch| batch.len() as u64).sum();
             if unread + queued > 0 {
                 thread_counters.add_drop(reason, unread + queued);
+            }
+            if failure.is_some() {
+                count_held_by_failed_output(&thread_counters, reason);
             }
             failure
         })
@@ -327,6 +341,16 @@ fn start_output(
         thread,
         pending: Vec::new(),
         pending_from: Vec::new(),
+    }
+}
+
+/// An output that failed or panicked held messages it neither delivered nor dropped:
+/// whatever its ledger does not account for was in its hands, and is counted as `reason`.
+fn count_held_by_failed_output(counters: &Counters, reason: Reason) {
+    let now = counters.snapshot();
+    let held = now.received.saturating_sub(now.passed + now.dropped());
+    if held > 0 {
+        counters.add_drop(reason, held);
     }
 }
 
@@ -440,6 +464,8 @@ impl Dispatch {
     }
 
     /// Routes each message of `batch` to its outputs' batches, then queues those batches.
+    /// The emitter counts a message out when it reached at least one output's queue, else
+    /// dropped with the reason it missed the last one for.
     fn dispatch(&mut self, mut batch: Batch, policy: FullQueue, feedback: &Receiver<Message>) {
         self.counters.add_in(batch.len() as u64);
         batch.retain_mut(|msg| self.prepare(msg));
@@ -449,21 +475,25 @@ impl Dispatch {
         if let Some(index) = self.sole_output() {
             // The common case: the batch goes on as it is, without a copy per message.
             let count = batch.len() as u64;
-            if self.queue(index, batch, policy, feedback) {
-                self.counters.add_out(count);
+            match self.queue(index, batch, policy, feedback) {
+                Ok(()) => self.counters.add_out(count),
+                Err(reason) => self.counters.add_drop(reason, count),
             }
             return;
         }
-        let mut delivered = vec![false; batch.len()];
+        let mut delivered = vec![Err(Reason::RateLimited); batch.len()];
         for (position, msg) in batch.into_iter().enumerate() {
             self.route(position, msg);
         }
         for index in 0..self.outputs.len() {
             self.queue_pending(index, policy, feedback, &mut delivered);
         }
-        let out = delivered.iter().filter(|&&d| d).count();
+        let out = delivered.iter().filter(|d| d.is_ok()).count();
         if out > 0 {
             self.counters.add_out(out as u64);
+        }
+        for missed in delivered.into_iter().filter_map(Result::err) {
+            self.counters.add_drop(missed, 1);
         }
     }
 
@@ -514,6 +544,7 @@ impl Dispatch {
                 None => true,
             };
             if !admitted {
+                output.counters.add_in(1);
                 output.counters.add_drop(Reason::RateLimited, 1);
                 continue;
             }
@@ -548,13 +579,13 @@ impl Dispatch {
     }
 
     /// Queues output `index`'s batch (one message per batch for a shared inbox), marking
-    /// the positions of what was queued in `delivered`.
+    /// in `delivered` the positions of what was queued (or why it was not).
     fn queue_pending(
         &mut self,
         index: usize,
         policy: FullQueue,
         feedback: &Receiver<Message>,
-        delivered: &mut [bool],
+        delivered: &mut [Result<(), Reason>],
     ) {
         let output = &mut self.outputs[index];
         if output.pending.is_empty() {
@@ -562,50 +593,54 @@ impl Dispatch {
         }
         let pending = std::mem::take(&mut output.pending);
         let from = std::mem::take(&mut output.pending_from);
-        if output.shared_inbox {
-            for (msg, position) in pending.into_iter().zip(&from) {
-                if self.queue(index, vec![msg], policy, feedback) {
-                    delivered[*position] = true;
-                }
+        let mut mark = |position: usize, result: Result<(), Reason>| {
+            if delivered[position].is_err() {
+                delivered[position] = result;
             }
-        } else if self.queue(index, pending, policy, feedback) {
-            from.iter().for_each(|&position| delivered[position] = true);
+        };
+        if output.shared_inbox {
+            for (msg, &position) in pending.into_iter().zip(&from) {
+                mark(position, self.queue(index, vec![msg], policy, feedback));
+            }
+        } else {
+            let result = self.queue(index, pending, policy, feedback);
+            from.iter().for_each(|&position| mark(position, result));
         }
     }
 
-    /// Queues `batch` for output `index`; true if queued.
+    /// Queues `batch` for output `index`, which counts it in (and, when it could not be
+    /// queued, dropped with the reason returned).
     fn queue(
         &mut self,
         index: usize,
         batch: Batch,
         policy: FullQueue,
         feedback: &Receiver<Message>,
-    ) -> bool {
+    ) -> Result<(), Reason> {
         let count = batch.len() as u64;
         let output = &mut self.outputs[index];
-        let Some(queue) = &output.queue else {
-            output.counters.add_drop(Reason::Shutdown, count);
-            return false;
+        output.counters.add_in(count);
+        let result = match &output.queue {
+            // An output that feeds back is closed once the inputs' messages are all in it:
+            // what comes after is its own replayed responses, which it does not take.
+            None if output.feedback => Err(Reason::NotForOutput),
+            None => Err(Reason::Shutdown),
+            Some(queue) => match queue.try_send(batch) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) if policy == FullQueue::Drop => Err(Reason::QueueFull),
+                Err(TrySendError::Full(batch)) => {
+                    let queue = queue.clone();
+                    self.send_waiting(&queue, batch, feedback)
+                        .then_some(())
+                        .ok_or(Reason::OutputError)
+                }
+                Err(TrySendError::Disconnected(_)) => Err(Reason::OutputError),
+            },
         };
-        let queued = match queue.try_send(batch) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) if policy == FullQueue::Drop => {
-                output.counters.add_drop(Reason::QueueFull, count);
-                return false;
-            }
-            Err(TrySendError::Full(batch)) => {
-                let queue = queue.clone();
-                self.send_waiting(&queue, batch, feedback)
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        };
-        let counters = &self.outputs[index].counters;
-        if queued {
-            counters.add_in(count);
-        } else {
-            counters.add_drop(Reason::OutputError, count);
+        if let Err(reason) = result {
+            self.outputs[index].counters.add_drop(reason, count);
         }
-        queued
+        result
     }
 
     /// Waits for room in `queue`, meanwhile collecting replayed responses so that an output

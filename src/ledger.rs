@@ -1,5 +1,7 @@
-//! Reporting the ledger: the summary line at exit and the periodic `--stats` line.
+//! Reporting the ledger: the summary line at exit and the periodic `--stats` line, as text
+//! or (`--stats-format json`) one JSON object per line.
 
+use crate::cli::StatsFormat;
 use shadowtap_api::ledger::Snapshot;
 use shadowtap_api::Ledger;
 use std::collections::HashMap;
@@ -9,10 +11,11 @@ use std::time::{Duration, Instant};
 
 /// Prints `[stats] <summary> || <rates>` to stderr every `interval` until `stop` is dropped:
 /// the totals, then per plugin (and per capture worker) messages/s in and out, packets/s and
-/// drops/s over the last interval.
+/// drops/s over the last interval. With JSON, each is followed by `{"event":"stats",…}`.
 pub fn start_stats(
     ledger: Arc<Ledger>,
     interval: Duration,
+    format: StatsFormat,
 ) -> (crossbeam_channel::Sender<()>, JoinHandle<()>) {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let handle = thread::Builder::new()
@@ -29,6 +32,9 @@ pub fn start_stats(
                     ledger.summary(),
                     rates(&previous.1, &now.1, seconds)
                 );
+                if format == StatsFormat::Json {
+                    eprintln!("{}", ledger.summary_json("stats"));
+                }
                 previous = now;
             }
         })
@@ -73,7 +79,11 @@ pub fn rates(before: &[Snapshot], after: &[Snapshot], seconds: f64) -> String {
         .join(" | ")
 }
 
-/// The final line printed to stderr at exit.
-pub fn final_summary(ledger: &Ledger) -> String {
-    format!("shadowtap: {}", ledger.summary())
+/// The final line printed to stderr at exit (with JSON, followed by the JSON summary).
+pub fn final_summary(ledger: &Ledger, format: StatsFormat) -> String {
+    let text = format!("shadowtap: {}", ledger.summary());
+    match format {
+        StatsFormat::Text => text,
+        StatsFormat::Json => format!("{text}\n{}", ledger.summary_json("summary")),
+    }
 }

@@ -67,6 +67,7 @@ fn run(config: cli::Config) -> i32 {
             return EXIT_USAGE;
         }
     }
+    log_panics_once();
     let ledger = Ledger::new();
     let (trigger, shutdown) = Shutdown::new();
     let trigger = Arc::new(trigger);
@@ -80,10 +81,11 @@ fn run(config: cli::Config) -> i32 {
             return EXIT_FAILURE;
         }
     }
+    let stats_format = config.core.stats_format;
     let stats = config
         .core
         .stats
-        .then(|| ledger::start_stats(ledger.clone(), config.core.stats_interval));
+        .then(|| ledger::start_stats(ledger.clone(), config.core.stats_interval, stats_format));
     let pipeline = emitter::Pipeline {
         inputs: config.inputs,
         outputs: config.outputs,
@@ -102,7 +104,7 @@ fn run(config: cli::Config) -> i32 {
         eprintln!("shadowtap: {problem}");
         return EXIT_USAGE;
     }
-    eprintln!("{}", ledger::final_summary(&ledger));
+    eprintln!("{}", ledger::final_summary(&ledger, stats_format));
     for failure in &outcome.failures {
         eprintln!("shadowtap: error: {failure}");
     }
@@ -111,6 +113,26 @@ fn run(config: cli::Config) -> i32 {
     } else {
         EXIT_FAILURE
     }
+}
+
+/// Every plugin thread is named after its plugin's label and run under `catch_panic`: this
+/// hook writes the one log line a panic gets, naming that thread, and the run goes on to end
+/// with exit status 1 (the catching side counts an error).
+fn log_panics_once() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("a shadowtap thread");
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let location = info
+            .location()
+            .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+        tracing::error!("{name}: panicked{location}: {message}");
+    }));
 }
 
 /// Becomes `name` (its uid, primary gid, no supplementary groups). Capture sockets are opened

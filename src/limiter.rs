@@ -90,7 +90,7 @@ mod tests {
     use shadowtap_api::Meta;
 
     fn msg(kind: Kind, id: &str) -> Message {
-        Message::new(Meta::new(kind, id, 0, 0), "x")
+        Message::new(Meta::new(kind, id, 0, 0).unwrap(), "x")
     }
 
     #[test]

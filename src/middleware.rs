@@ -14,7 +14,7 @@
 
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
 use shadowtap_api::wire::{decode_hex_line, encode_hex_line};
-use shadowtap_api::{Batch, Counters, Message, Reason, Shutdown, Throttle};
+use shadowtap_api::{catch_panic, Batch, Counters, Message, Reason, Shutdown, Throttle};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -173,28 +173,29 @@ impl Middleware {
         shutdown: Shutdown,
     ) -> io::Result<Middleware> {
         let first = config.spawn()?;
-        let supervisor = thread::Builder::new()
-            .name("middleware".into())
-            .spawn(move || {
-                let (feedback, ingress_done) = match feedback {
-                    Some(route) => (Some(route.messages), Some(route.ingress_done)),
-                    None => (None, None),
-                };
-                Supervisor {
-                    config,
-                    ingress,
-                    ingress_held: RefCell::new(Vec::new().into_iter()),
-                    feedback,
-                    egress,
-                    counters,
-                    shutdown,
-                    ingress_open: Cell::new(true),
-                    feedback_open: Cell::new(true),
-                    ingress_closed_at: Cell::new(None),
-                    ingress_done: Cell::new(ingress_done),
-                }
-                .run(first)
-            })?;
+        let label = counters.label().to_string();
+        let supervisor = thread::Builder::new().name(label).spawn(move || {
+            let panic_counters = counters.clone();
+            let (feedback, ingress_done) = match feedback {
+                Some(route) => (Some(route.messages), Some(route.ingress_done)),
+                None => (None, None),
+            };
+            let supervisor = Supervisor {
+                config,
+                ingress,
+                ingress_held: RefCell::new(Vec::new().into_iter()),
+                feedback,
+                egress,
+                counters,
+                shutdown,
+                ingress_open: Cell::new(true),
+                feedback_open: Cell::new(true),
+                ingress_closed_at: Cell::new(None),
+                ingress_done: Cell::new(ingress_done),
+            };
+            catch_panic(&panic_counters, move || supervisor.run(first))
+                .unwrap_or_else(|| Err("the middleware bridge panicked".into()))
+        })?;
         Ok(Middleware { supervisor })
     }
 
@@ -464,10 +465,15 @@ impl Supervisor {
             copy_buffer_size: self.config.copy_buffer_size,
             warnings: Throttle::default(),
         };
-        thread::spawn(move || {
-            reader.run(stdout);
-            drop(gone);
-        })
+        let name = format!("{}-reader", self.counters.label());
+        thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let counters = reader.counters.clone();
+                catch_panic(&counters, || reader.run(stdout));
+                drop(gone);
+            })
+            .expect("spawn middleware reader")
     }
 
     /// With restarts off, nothing consumes input any more: count what is left as lost.
@@ -475,17 +481,21 @@ impl Supervisor {
     fn drain_after_failure(&self) {
         self.ingress_done.take();
         let held = self.ingress_held.borrow_mut().len() as u64;
-        self.counters.add_drop(Reason::MiddlewareLost, held);
+        self.count_lost(held);
         while let Ok(batch) = self.ingress.recv_timeout(Duration::from_millis(100)) {
-            self.counters
-                .add_drop(Reason::MiddlewareLost, batch.len() as u64);
+            self.count_lost(batch.len() as u64);
         }
         if !self.shutdown.is_triggered() {
             for batch in self.ingress.iter() {
-                self.counters
-                    .add_drop(Reason::MiddlewareLost, batch.len() as u64);
+                self.count_lost(batch.len() as u64);
             }
         }
+    }
+
+    /// Messages that reach the bridge but never the child: in, and lost.
+    fn count_lost(&self, count: u64) {
+        self.counters.add_in(count);
+        self.counters.add_drop(Reason::MiddlewareLost, count);
     }
 }
 
@@ -580,7 +590,6 @@ impl LineReader {
         if msg.truncate_payload(self.copy_buffer_size) {
             self.counters.add_truncated(1);
         }
-        self.counters.add_out(1);
         let key = key(&msg);
         {
             let mut tracking = self.in_flight.lock().expect("in-flight lock");
@@ -593,14 +602,25 @@ impl LineReader {
         let mut tracking = self.in_flight.lock().expect("in-flight lock");
         tracking.handing_on = false;
         if !tracking.remove(&key) {
+            // A message of the middleware's own: it comes in here.
+            self.counters.add_in(1);
             self.counters
                 .extra("added by middleware")
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        if sent {
+            self.counters.add_out(1);
+        } else {
+            self.counters.add_drop(Reason::Shutdown, 1);
+        }
         sent
     }
 
+    /// A line that is not a message: counted in and dropped as malformed (the message it may
+    /// have answered stays in flight, and is counted when the middleware ends).
     fn reject(&self, number: u64, why: &str) {
+        self.counters.add_in(1);
+        self.counters.add_drop(Reason::Malformed, 1);
         self.counters
             .extra("malformed lines")
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

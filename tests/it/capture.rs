@@ -1212,7 +1212,7 @@ fn corpus_dir() -> PathBuf {
 
 /// Runs shadowtap over `files` in one process (several `--input-pcap`), killed after `limit`.
 fn run_corpus_group(files: &[PathBuf], limit: Duration) -> (Output, Duration) {
-    let mut command = Command::new(binary());
+    let mut command = command();
     for f in files {
         command.arg("--input-pcap").arg(f);
     }

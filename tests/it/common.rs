@@ -11,6 +11,16 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_shadowtap")
 }
 
+/// The binary under test as a command that prints its ledger as JSON too (every run's
+/// ledger is checked by [`wait_output`]). Spawn shadowtap only through this (or `run`).
+pub fn command() -> Command {
+    let mut command = Command::new(binary());
+    command.arg(STATS_JSON);
+    command
+}
+
+const STATS_JSON: &str = "--stats-format=json";
+
 /// Runs shadowtap with `args` to completion (killed after 60 s) and returns its output.
 pub fn run(args: &[&str]) -> Output {
     run_in(None, args)
@@ -18,7 +28,7 @@ pub fn run(args: &[&str]) -> Output {
 
 /// Runs shadowtap in `dir` with `args` to completion.
 pub fn run_in(dir: Option<&Path>, args: &[&str]) -> Output {
-    let mut command = Command::new(binary());
+    let mut command = command();
     command
         .args(args)
         .stdin(Stdio::null())
@@ -59,6 +69,44 @@ pub fn wait_output(mut child: std::process::Child, limit: Duration) -> Output {
         "shadowtap did not finish in {limit:?}; stderr:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    check_ledger(output)
+}
+
+/// True for the text summary line: `shadowtap: <label> in N out N…`.
+fn is_text_summary(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("shadowtap: ") else {
+        return false;
+    };
+    rest.split(" in ").skip(1).any(|after| {
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && after[digits..].starts_with(" out ")
+    })
+}
+
+/// Asserts that the run's ledger balances (`in = out + dropped` for every plugin), from its
+/// JSON summary, then removes the JSON lines from stderr so that tests read the text as
+/// users see it. A run that printed a text summary must have printed the JSON one too.
+fn check_ledger(mut output: Output) -> Output {
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    let is_json = |line: &str| line.starts_with("{\"event\":");
+    let json_summary = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"event\":\"summary\""));
+    match json_summary {
+        Some(json) => shadowtap_api::testkit::assert_ledger_balances(json),
+        None => {
+            if let Some(line) = text.lines().find(|l| is_text_summary(l)) {
+                panic!("a summary without {STATS_JSON} (spawn through common::command()): {line}");
+            }
+        }
+    }
+    let kept: Vec<&str> = text.lines().filter(|l| !is_json(l)).collect();
+    let mut kept = kept.join("\n");
+    if text.ends_with('\n') && !kept.is_empty() {
+        kept.push('\n');
+    }
+    output.stderr = kept.into_bytes();
     output
 }
 

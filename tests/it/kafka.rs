@@ -318,7 +318,7 @@ const GROUP_TIMEOUTS: [&str; 6] = [
 
 /// Starts a grouped shadowtap consumer writing to `out`, logging to `log`.
 fn group_consumer(broker: &Tansu, out: &Path, log: &Path) -> Child {
-    Command::new(binary())
+    command()
         .args(["--input-kafka", &format!("{}/shared", broker.bootstrap())])
         .args([
             "--input-kafka-group",

@@ -253,7 +253,7 @@ fn capture(lab: &Lab, flags: &[&str]) -> (Vec<Record>, String) {
         "--output-file-append",
     ];
     args.extend_from_slice(flags);
-    let child = Command::new(binary())
+    let child = command()
         .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -510,7 +510,7 @@ fn privileges_are_dropped_after_the_sockets_are_open() {
     let mut lab = Lab::new();
     lab.start_nginx();
     let value = format!("netns:{}/{}:80", lab.server_ns, lab.server_if);
-    let child = Command::new(binary())
+    let child = command()
         .args(["--input-raw", &value, "--user", "nobody", "--output-null"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -539,7 +539,7 @@ fn load_guard_pauses_capture_and_counts_it() {
     let mut lab = Lab::new();
     lab.start_nginx();
     let value = format!("netns:{}/{}:80", lab.server_ns, lab.server_if);
-    let child = Command::new(binary())
+    let child = command()
         .args([
             "--input-raw",
             &value,

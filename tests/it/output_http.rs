@@ -162,7 +162,7 @@ fn target_killed_and_restarted_mid_run() {
     // 40 requests, 100 ms apart at original speed: a 4 s run.
     write_requests(&input, &payloads, 100_000_000);
     let url = nginx.url();
-    let child = Command::new(binary())
+    let child = command()
         .args([
             "--input-file",
             path_str(&input),
@@ -275,7 +275,7 @@ fn tracked_responses_come_back_as_kind_3_with_the_request_id() {
 fn input_http_records_what_curl_sends() {
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
-    let child = Command::new(binary())
+    let child = command()
         .args(["--input-http", &address, "--output-stdout"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -344,7 +344,7 @@ fn input_http_feeds_output_http() {
     let nginx = Nginx::start();
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
-    let child = Command::new(binary())
+    let child = command()
         .args([
             "--input-http",
             &address,

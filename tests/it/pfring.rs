@@ -61,7 +61,7 @@ fn run_fake(env: &[(&str, &str)], args: &[&str]) -> Option<Run> {
     let lib = fake_library()?;
     let dir = tempdir();
     let log = dir.path().join("fake.log");
-    let mut command = Command::new(binary());
+    let mut command = command();
     command
         .arg("--input-pfring-lib")
         .arg(lib)

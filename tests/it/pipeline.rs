@@ -1,7 +1,7 @@
 //! The emitter end to end: fan-out, split, rate limits, stats, signals and exits.
 
 use crate::common::*;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn input_with(records: &[Record]) -> (tempfile::TempDir, String) {
@@ -160,7 +160,7 @@ fn stats_prints_periodically() {
 fn sigint_drains_and_flushes_then_exits_0() {
     let dir = tempdir();
     let out = dir.path().join("out.gor");
-    let child = Command::new(binary())
+    let child = command()
         .args([
             "--input-dummy",
             "x",
@@ -200,7 +200,7 @@ fn sigint_drains_and_flushes_then_exits_0() {
 fn closed_stdout_ends_the_run_with_status_0() {
     let records = traffic(20_000, 0);
     let (_dir, input) = input_with(&records);
-    let mut child = Command::new(binary())
+    let mut child = command()
         .args(["--input-file", &input, "--output-stdout"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

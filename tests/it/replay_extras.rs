@@ -4,7 +4,7 @@ use crate::common::*;
 use crate::nginx::{free_port, wait_for_port, Nginx};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// A Python middleware (using the shipped helper) that passes everything on and marks
@@ -116,7 +116,7 @@ fn scrape(port: u16, path: &str) -> String {
 fn metrics_serves_the_ledger_as_prometheus_text() {
     let port = free_port();
     let http_port = free_port();
-    let child = Command::new(binary())
+    let child = command()
         .args([
             "--input-http",
             &format!("127.0.0.1:{http_port}"),
@@ -191,7 +191,7 @@ fn metrics_counters_of_plugins_and_unknown_paths() {
             Record::request("b", 2_500_000_000, "GET /y HTTP/1.1\r\n\r\n"),
         ],
     );
-    let child = Command::new(binary())
+    let child = command()
         .args([
             "--input-file",
             path_str(&input),

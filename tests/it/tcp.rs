@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(binary())
+    command()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -74,11 +74,13 @@ pub enum Reason {
     Unauthorized,
     /// In flight in a plugin thread that panicked.
     Panicked,
+    /// Not for this output by design (a response given to an output that replays requests).
+    NotForOutput,
 }
 
 impl Reason {
     /// Every reason, in display order.
-    pub const ALL: [Reason; 31] = [
+    pub const ALL: [Reason; 32] = [
         Reason::QueueFull,
         Reason::RateLimited,
         Reason::Filtered,
@@ -110,6 +112,7 @@ impl Reason {
         Reason::ConnectionLimit,
         Reason::Unauthorized,
         Reason::Panicked,
+        Reason::NotForOutput,
     ];
 
     /// A short human label (also the Prometheus `reason` label).
@@ -146,6 +149,7 @@ impl Reason {
             Reason::ConnectionLimit => "connection limit",
             Reason::Unauthorized => "unauthorized",
             Reason::Panicked => "plugin panicked",
+            Reason::NotForOutput => "not for this output",
         }
     }
 
@@ -325,6 +329,33 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// This snapshot as a JSON object: `label`, `role`, `in`, `out`, `truncated`, `errors`,
+    /// `dropped` (reason label → count, non-zero only) and `extra` (name → value).
+    pub fn to_json(&self) -> serde_json::Value {
+        let dropped: serde_json::Map<String, serde_json::Value> = self
+            .drops
+            .iter()
+            .map(|(reason, n)| (reason.as_str().to_string(), (*n).into()))
+            .collect();
+        let extra: serde_json::Map<String, serde_json::Value> = self
+            .extra
+            .iter()
+            .map(|(name, n)| (name.clone(), (*n).into()))
+            .collect();
+        serde_json::json!({
+            "label": self.label,
+            "role": self.role.as_str(),
+            "in": self.received,
+            "out": self.passed,
+            "truncated": self.truncated,
+            "errors": self.errors,
+            "dropped": dropped,
+            "extra": extra,
+        })
+    }
+}
+
 /// Every counter set of one run.
 #[derive(Debug, Default)]
 pub struct Ledger {
@@ -368,6 +399,14 @@ impl Ledger {
     pub fn summary(&self) -> String {
         let parts: Vec<String> = self.snapshot().iter().map(Snapshot::describe).collect();
         parts.join(" | ")
+    }
+
+    /// The summary as one line of JSON: `{"event": <event>, "plugins": [<snapshot>…]}`
+    /// (see [`Snapshot::to_json`]); `event` is `summary` at exit, `stats` for `--stats`.
+    pub fn summary_json(&self, event: &str) -> String {
+        let plugins: Vec<serde_json::Value> =
+            self.snapshot().iter().map(Snapshot::to_json).collect();
+        serde_json::json!({ "event": event, "plugins": plugins }).to_string()
     }
 
     /// Total runtime errors across all plugins.

@@ -30,11 +30,11 @@ pub mod wire;
 
 pub use ledger::{Counters, Ledger, Reason, Role, Throttle};
 pub use message::{Endpoints, Message};
-pub use meta::{Kind, Meta, MetaError};
+pub use meta::{valid_id, Kind, Meta, MetaError, MAX_ID_LEN};
 pub use plugin::{
-    instance_label, Batch, CoreSettings, Gate, Inbox, Input, InputContext, InputSpec, Next, Output,
-    OutputContext, OutputSpec, PluginError, ReplayClock, Shutdown, ShutdownTrigger, Stopped,
-    BATCH_MAX,
+    catch_panic, instance_label, Backpressure, Batch, CoreSettings, Gate, Inbox, Input,
+    InputContext, InputSpec, Next, Output, OutputContext, OutputSpec, PluginError, ReplayClock,
+    Shutdown, ShutdownTrigger, Stopped, BATCH_MAX,
 };
 pub use registry::{Factory, PluginDescriptor};
 pub use values::Limit;

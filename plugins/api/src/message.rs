@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn truncation_reports() {
-        let mut msg = Message::new(Meta::new(Kind::Request, "a", 1, 0), "hello");
+        let mut msg = Message::new(Meta::new(Kind::Request, "a", 1, 0).unwrap(), "hello");
         assert!(!msg.truncate_payload(5));
         assert!(msg.truncate_payload(2));
         assert_eq!(&msg.payload[..], b"he");

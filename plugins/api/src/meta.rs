@@ -70,6 +70,36 @@ pub enum MetaError {
     /// There is no `\n` ending the header line.
     #[error("no header line (no newline in the message)")]
     NoHeaderLine,
+    /// The id breaks the id rule (see [`valid_id`]).
+    #[error("id {id:?} is invalid: {problem}")]
+    BadId {
+        /// The id, lossily decoded (and cut to 80 characters).
+        id: String,
+        /// Which part of the rule it breaks.
+        problem: &'static str,
+    },
+}
+
+/// The longest id accepted (GoReplay's are 24 or 40 characters; amplified copies add a suffix).
+pub const MAX_ID_LEN: usize = 256;
+
+/// The one rule for message ids, applied wherever an id enters: non-empty, at most
+/// [`MAX_ID_LEN`] bytes, ASCII graphic characters only (no space, TAB, newline or other
+/// control character, which would break the header line or what is written from it).
+pub fn valid_id(id: &[u8]) -> Result<(), MetaError> {
+    // `fold` rather than `all`: no early exit, so the check is vectorised.
+    let graphic = id.iter().fold(true, |ok, b| ok & b.is_ascii_graphic());
+    let problem = if id.is_empty() {
+        "empty"
+    } else if id.len() > MAX_ID_LEN {
+        "longer than 256 bytes"
+    } else if !graphic {
+        "holds a character that is not printable ASCII (space, TAB, control or non-ASCII)"
+    } else {
+        return Ok(());
+    };
+    let shown: String = String::from_utf8_lossy(id).chars().take(80).collect();
+    Err(MetaError::BadId { id: shown, problem })
 }
 
 /// A header line: the exact bytes of one that was read, or the fields of one built here.
@@ -168,6 +198,7 @@ impl Meta {
                 String::from_utf8_lossy(fields[0]).into(),
             ));
         }
+        valid_id(fields[1])?;
         let timestamp = parse_number("timestamp", fields[2])?;
         let latency = match fields.get(3) {
             Some(f) if !f.is_empty() => Some(parse_number("latency", f)?),
@@ -183,12 +214,9 @@ impl Meta {
         })
     }
 
-    /// Builds the 4-field line GoReplay writes.
-    /// `id` must be a non-empty ASCII token without spaces.
-    pub fn new(kind: Kind, id: &str, timestamp: i64, latency: i64) -> Meta {
-        // `fold` rather than `all`: no early exit, so the check is vectorised.
-        let graphic = id.bytes().fold(true, |ok, b| ok & b.is_ascii_graphic());
-        assert!(!id.is_empty() && graphic, "invalid message id {id:?}");
+    /// Builds the 4-field line GoReplay writes; `id` must pass [`valid_id`].
+    pub fn new(kind: Kind, id: &str, timestamp: i64, latency: i64) -> Result<Meta, MetaError> {
+        valid_id(id.as_bytes())?;
         let text = if ID_START + id.len() <= BUILT_HEAD {
             let mut head = [b' '; BUILT_HEAD];
             head[0] = kind.as_byte();
@@ -198,14 +226,14 @@ impl Meta {
             let kind = char::from(kind.as_byte());
             Text::Verbatim(format!("{kind} {id} {timestamp} {latency}\n").into())
         };
-        Meta {
+        Ok(Meta {
             text,
             kind: Kind::from_byte(kind.as_byte()),
             id_len: id.len(),
             timestamp,
             latency,
             has_latency: true,
-        }
+        })
     }
 
     /// Message kind (first field).
@@ -281,14 +309,15 @@ impl Meta {
         }
     }
 
-    /// The same line with another id; every other byte is kept.
-    pub fn with_id(&self, id: &str) -> Meta {
+    /// The same line with another id (which must pass [`valid_id`]); every other byte is kept.
+    pub fn with_id(&self, id: &str) -> Result<Meta, MetaError> {
+        valid_id(id.as_bytes())?;
         let line = self.line();
         let mut text = Vec::with_capacity(line.len() + id.len());
         text.extend_from_slice(&line[..ID_START]);
         text.extend_from_slice(id.as_bytes());
         text.extend_from_slice(&line[ID_START + self.id_len..]);
-        Meta::parse(Bytes::from(text)).expect("id without spaces keeps the line valid")
+        Meta::parse(Bytes::from(text))
     }
 }
 
@@ -348,7 +377,7 @@ mod tests {
         let line = "3 abc 5 6 extra fields here\n";
         let meta = Meta::parse(Bytes::from(line)).unwrap();
         assert_eq!(&*meta.line(), line.as_bytes());
-        let renamed = meta.with_id("xyz");
+        let renamed = meta.with_id("xyz").unwrap();
         assert_eq!(&*renamed.line(), b"3 xyz 5 6 extra fields here\n");
     }
 
@@ -372,16 +401,16 @@ mod tests {
 
     #[test]
     fn new_builds_goreplay_line() {
-        let meta = Meta::new(Kind::Request, "abc", 10, -1);
+        let meta = Meta::new(Kind::Request, "abc", 10, -1).unwrap();
         assert_eq!(&*meta.line(), b"1 abc 10 -1\n");
-        let meta = Meta::new(Kind::Response, "x", i64::MIN, 0);
+        let meta = Meta::new(Kind::Response, "x", i64::MIN, 0).unwrap();
         assert_eq!(&*meta.line(), format!("2 x {} 0\n", i64::MIN).as_bytes());
         assert_eq!(Meta::parse(meta.to_bytes()), Ok(meta));
     }
 
     #[test]
     fn built_lines_round_trip_at_every_size() {
-        for id_len in [1, 24, 40, 60, 61, 200] {
+        for id_len in [1, 24, 40, 60, 61, 200, MAX_ID_LEN] {
             let id = "a".repeat(id_len);
             for (timestamp, latency) in [
                 (0, 0),
@@ -389,7 +418,7 @@ mod tests {
                 (i64::MIN, i64::MIN),
                 (i64::MAX, -1),
             ] {
-                let meta = Meta::new(Kind::Response, &id, timestamp, latency);
+                let meta = Meta::new(Kind::Response, &id, timestamp, latency).unwrap();
                 let expected = format!("2 {id} {timestamp} {latency}\n");
                 assert_eq!(&*meta.line(), expected.as_bytes());
                 assert_eq!(meta.line_len(), expected.len());
@@ -404,9 +433,35 @@ mod tests {
     }
 
     #[test]
+    fn bad_ids_are_rejected_everywhere() {
+        let long = "x".repeat(MAX_ID_LEN + 1);
+        for id in ["a\tb", "a\u{1}", "", "caf\u{e9}", "a\rb", long.as_str()] {
+            assert!(
+                matches!(
+                    Meta::new(Kind::Request, id, 1, 0),
+                    Err(MetaError::BadId { .. })
+                ),
+                "{id:?}"
+            );
+            let ok = Meta::new(Kind::Request, "ok", 1, 0).unwrap();
+            assert!(ok.with_id(id).is_err(), "{id:?}");
+        }
+        for line in ["1 a\tb 1\n", "1 a\x0bb 1 2\n", "1 a\x7f 1\n"] {
+            assert!(
+                matches!(Meta::parse(Bytes::from(line)), Err(MetaError::BadId { .. })),
+                "{line:?}"
+            );
+        }
+        let err = Meta::parse(Bytes::from("1 a\tb 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"a\\tb\""), "{err}");
+    }
+
+    #[test]
     fn long_ids_spill_to_the_heap() {
-        let id = "x".repeat(300);
-        let meta = Meta::new(Kind::Request, &id, 1, 2);
+        let id = "x".repeat(MAX_ID_LEN);
+        let meta = Meta::new(Kind::Request, &id, 1, 2).unwrap();
         assert_eq!(&*meta.line(), format!("1 {id} 1 2\n").as_bytes());
         assert_eq!(meta.id(), id);
     }

@@ -163,6 +163,19 @@ impl ShutdownTrigger {
     }
 }
 
+/// Runs `f` (a plugin thread's body), catching a panic so that it cannot hang the run: the
+/// panic hook has already logged it once with the thread's name (the plugin's label), so
+/// this only counts an error on `counters`. `None` when `f` panicked.
+pub fn catch_panic<T>(counters: &Counters, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            counters.add_error();
+            None
+        }
+    }
+}
+
 /// Decides per message whether an input may pass it on (the engine's `|N` limiter).
 pub trait Gate: Send {
     /// True to pass `msg` on.
@@ -184,7 +197,7 @@ pub const BATCH_MAX: usize = 256;
 pub struct InputContext {
     sender: Sender<Batch>,
     pending: Batch,
-    pending_waits: bool,
+    backpressure: Backpressure,
     /// The size of the last batch sent: a new batch reserves that much (a full batch at high
     /// rates, a few messages at low ones, so that queued batches do not hold idle capacity).
     last_batch_len: usize,
@@ -206,7 +219,7 @@ impl InputContext {
         InputContext {
             sender,
             pending: Vec::new(),
-            pending_waits: true,
+            backpressure: Backpressure::Wait,
             last_batch_len: 1,
             counters,
             shutdown,
@@ -215,43 +228,49 @@ impl InputContext {
         }
     }
 
-    /// Passes a message on, waiting while the pipeline is full (for replayable sources).
+    /// The same context, obeying `backpressure` (the input's declaration) when full.
+    pub fn with_backpressure(mut self, backpressure: Backpressure) -> Self {
+        self.backpressure = backpressure;
+        self
+    }
+
+    /// Passes a message on; when the pipeline is full it waits (or, for an input declared
+    /// [`Backpressure::Drop`], drops and counts).
     pub fn emit(&mut self, msg: Message) -> Result<(), Stopped> {
         if self.admit(&msg) {
             self.pending.push(msg);
         }
-        self.send_waiting()
+        self.send_pending()
     }
 
-    /// Adds a message to the batch being built; the batch is passed on, waiting while the
-    /// pipeline is full, when it holds [`BATCH_MAX`] messages or at [`InputContext::flush`].
-    /// Call `flush` before the input pauses (sleeps, waits for data, ends).
+    /// Adds a message to the batch being built; the batch is passed on (as
+    /// [`InputContext::emit`] does) when it holds [`BATCH_MAX`] messages or at
+    /// [`InputContext::flush`]. Call `flush` before the input pauses (sleeps, waits, ends).
     pub fn push(&mut self, msg: Message) -> Result<(), Stopped> {
-        self.pending_waits = true;
         self.add_to_batch(msg);
         if self.pending.len() >= BATCH_MAX {
-            return self.send_waiting();
+            return self.send_pending();
         }
         Ok(())
     }
 
-    /// Like [`InputContext::push`], for live sources: a full batch that finds the pipeline
-    /// full is dropped and counted instead of waiting.
+    /// [`InputContext::push`] for sources that have no use for [`Stopped`] (live capture).
     pub fn push_or_drop(&mut self, msg: Message) {
-        self.pending_waits = false;
-        self.add_to_batch(msg);
-        if self.pending.len() >= BATCH_MAX {
-            self.send_or_drop();
-        }
+        let _ = self.push(msg);
     }
 
-    /// Passes on the batch built by `push` (waiting) or `push_or_drop` (dropping when full).
+    /// Passes on the batch built by `push`, obeying the declared back-pressure.
     pub fn flush(&mut self) -> Result<(), Stopped> {
-        if self.pending_waits {
-            self.send_waiting()
-        } else {
-            self.send_or_drop();
-            Ok(())
+        self.send_pending()
+    }
+
+    fn send_pending(&mut self) -> Result<(), Stopped> {
+        match self.backpressure {
+            Backpressure::Wait => self.send_waiting(),
+            Backpressure::Drop => {
+                self.send_or_drop();
+                Ok(())
+            }
         }
     }
 
@@ -271,9 +290,16 @@ impl InputContext {
         }
         let batch = self.take_pending();
         let count = batch.len() as u64;
-        self.sender.send(batch).map_err(|_| Stopped)?;
-        self.counters.add_out(count);
-        Ok(())
+        match self.sender.send(batch) {
+            Ok(()) => {
+                self.counters.add_out(count);
+                Ok(())
+            }
+            Err(_) => {
+                self.counters.add_drop(Reason::Shutdown, count);
+                Err(Stopped)
+            }
+        }
     }
 
     /// The batch to send; its messages are counted in here, once per batch rather than per
@@ -300,7 +326,10 @@ impl InputContext {
                 self.counters.add_drop(Reason::QueueFull, count);
                 false
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.add_drop(Reason::Shutdown, count);
+                false
+            }
         }
     }
 
@@ -322,23 +351,38 @@ impl InputContext {
     }
 
     /// Passes on what the input's threads still send to `rx`, until all of them have hung up
-    /// or `deadline` passes.
+    /// or `deadline` passes; what is still in `rx` then (or cannot be passed on) is counted in
+    /// and dropped as `unsent at shutdown`, so the ledger stays exact.
     pub fn forward_until(&mut self, rx: &Receiver<Message>, deadline: Instant) {
         while let Ok(msg) = rx.recv_deadline(deadline) {
             if self.emit(msg).is_err() {
                 break;
             }
         }
+        self.drop_unsent(rx);
     }
 
-    /// Passes a message on without waiting (for live capture): when the pipeline is full the
-    /// message is dropped and counted. Returns false if it was not passed on.
+    /// Counts in and drops (`unsent at shutdown`) every message left in `rx`.
+    pub fn drop_unsent(&mut self, rx: &Receiver<Message>) {
+        let left = rx.try_iter().count() as u64;
+        if left > 0 {
+            self.counters.add_in(left);
+            self.counters.add_drop(Reason::Shutdown, left);
+        }
+    }
+
+    /// Passes a message on at once when the pipeline has room; when it is full the message
+    /// is dropped and counted (or, for an input declared [`Backpressure::Wait`], waited for).
+    /// Returns false if it was not passed on.
     pub fn offer(&mut self, msg: Message) -> bool {
         if !self.admit(&msg) {
             return false;
         }
         self.pending.push(msg);
-        self.send_or_drop()
+        match self.backpressure {
+            Backpressure::Wait => self.send_waiting().is_ok(),
+            Backpressure::Drop => self.send_or_drop(),
+        }
     }
 
     /// Whether the gate lets `msg` into the pending batch (where it is counted in when the
@@ -562,12 +606,19 @@ impl OutputContext {
     }
 
     /// Sends a message produced by this output (a replayed response) back into the pipeline.
-    /// Only outputs registered with feedback enabled have a channel; others get `Err`.
+    /// Only outputs registered with feedback enabled have a channel; others get `Err`. A
+    /// message that cannot be fed back is counted as `responses not fed back` on this output.
     pub fn feed_back(&self, msg: Message) -> Result<(), Stopped> {
-        match &self.feedback {
+        let sent = match &self.feedback {
             Some(tx) => tx.send(msg).map_err(|_| Stopped),
             None => Err(Stopped),
+        };
+        if sent.is_err() {
+            self.counters
+                .extra("responses not fed back")
+                .fetch_add(1, Ordering::Relaxed);
         }
+        sent
     }
 
     /// The run's core settings.
@@ -615,14 +666,26 @@ impl Default for CoreSettings {
     }
 }
 
+/// What happens to an input's messages when the pipeline (or an output's queue) is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backpressure {
+    /// Wait for room: nothing is lost, the source is slowed down (files, Kafka, listeners
+    /// whose clients are slowed by TCP flow control or by the answer coming late).
+    #[default]
+    Wait,
+    /// Drop and count (`queue full`): for live capture, which cannot slow the traffic.
+    Drop,
+}
+
 /// One configured input instance, as a plugin's factory returns it.
 pub struct InputSpec {
     /// Label in logs and the ledger, e.g. `input-file[requests.gor]`.
     pub label: String,
     /// The instance.
     pub plugin: Box<dyn Input>,
-    /// True for live sources (capture, listeners): they drop rather than wait when full.
-    pub live: bool,
+    /// What this input and the engine do when the pipeline is full (the one declaration:
+    /// [`InputContext`] and the emitter both obey it).
+    pub backpressure: Backpressure,
     /// An `|N` / `|N%` limit the engine applies to its requests.
     pub limit: Option<Limit>,
 }

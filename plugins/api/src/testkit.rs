@@ -78,6 +78,64 @@ pub fn build_error(name: &str, flags: &[&str]) -> String {
     }
 }
 
+/// Why a ledger summary does not balance.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerCheckError {
+    /// The text is not the JSON summary (`Ledger::summary_json`).
+    #[error("not a ledger summary: {0}")]
+    NotASummary(String),
+    /// A plugin's counts do not add up.
+    #[error("{label}: in {received} ≠ out {passed} + dropped {dropped} (in {json})")]
+    Unbalanced {
+        /// The plugin's label.
+        label: String,
+        /// Its `in`.
+        received: u64,
+        /// Its `out`.
+        passed: u64,
+        /// The sum of its drops.
+        dropped: u64,
+        /// The whole summary.
+        json: String,
+    },
+}
+
+/// Checks a JSON ledger summary (a line printed with `--stats-format json`): for every
+/// plugin and engine stage, `in = out + Σ dropped(reason)`.
+pub fn check_ledger_balances(json: &str) -> Result<(), LedgerCheckError> {
+    let not_summary = |why: &str| LedgerCheckError::NotASummary(format!("{why}: {json}"));
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| not_summary(&e.to_string()))?;
+    let plugins = value["plugins"]
+        .as_array()
+        .ok_or_else(|| not_summary("no \"plugins\" array"))?;
+    for plugin in plugins {
+        let count = |key: &str| plugin[key].as_u64().ok_or_else(|| not_summary(key));
+        let (received, passed) = (count("in")?, count("out")?);
+        let drops = plugin["dropped"]
+            .as_object()
+            .ok_or_else(|| not_summary("dropped"))?;
+        let dropped: u64 = drops.values().filter_map(serde_json::Value::as_u64).sum();
+        if received != passed + dropped {
+            return Err(LedgerCheckError::Unbalanced {
+                label: plugin["label"].as_str().unwrap_or("?").to_string(),
+                received,
+                passed,
+                dropped,
+                json: json.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Asserts that a JSON ledger summary balances (see [`check_ledger_balances`]).
+pub fn assert_ledger_balances(json: &str) {
+    if let Err(e) = check_ledger_balances(json) {
+        panic!("the ledger does not balance: {e}");
+    }
+}
+
 /// Runs an input to completion; returns what it emitted, its counters and its result.
 pub fn run_input(spec: InputSpec) -> (Vec<Message>, Snapshot, Result<(), PluginError>) {
     let ledger = Ledger::new();
@@ -159,4 +217,27 @@ pub fn check_conformance(name: &str, shared_stems: &[&str]) {
         Some(0),
         "{name}: builds instances without its flags"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Reason;
+
+    #[test]
+    fn balanced_and_unbalanced_summaries() {
+        let ledger = Ledger::new();
+        let input = ledger.register("input-file[a.gor]", Role::Input);
+        input.add_in(3);
+        input.add_out(2);
+        input.add_drop(Reason::Malformed, 1);
+        check_ledger_balances(&ledger.summary_json("summary")).unwrap();
+        input.add_in(1);
+        let err = check_ledger_balances(&ledger.summary_json("summary")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("input-file[a.gor]: in 4"),
+            "{err}"
+        );
+        assert!(check_ledger_balances("shadowtap: x in 1").is_err());
+    }
 }

@@ -266,7 +266,10 @@ mod tests {
     use crate::meta::{Kind, Meta};
 
     fn msg(id: &str, body: &str) -> Message {
-        Message::new(Meta::new(Kind::Request, id, 1, 0), body.to_string())
+        Message::new(
+            Meta::new(Kind::Request, id, 1, 0).unwrap(),
+            body.to_string(),
+        )
     }
 
     fn read_all(bytes: &[u8], cap: usize) -> Vec<Result<Record, RecordError>> {

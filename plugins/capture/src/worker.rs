@@ -232,7 +232,8 @@ pub fn to_message(message: HttpMessage) -> Message {
         message.id.as_str(),
         message.start_ns,
         message.latency_ns,
-    );
+    )
+    .expect("capture ids are generated hex");
     Message::new(meta, message.payload).with_endpoints(Endpoints {
         src: message.src,
         dst: message.dst,

@@ -33,8 +33,14 @@ impl DummyInput {
         let id = random_id();
         let now = now_ns();
         [
-            Message::new(Meta::new(Kind::Request, &id, now, -1), REQUEST),
-            Message::new(Meta::new(Kind::Response, &id, now + 1, 1), RESPONSE),
+            Message::new(
+                Meta::new(Kind::Request, &id, now, -1).expect("random ids are hex"),
+                REQUEST,
+            ),
+            Message::new(
+                Meta::new(Kind::Response, &id, now + 1, 1).expect("random ids are hex"),
+                RESPONSE,
+            ),
         ]
     }
 }
@@ -63,7 +69,7 @@ fn build(args: InputDummyArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, Plugi
                 plugin: Box::new(DummyInput {
                     interval: Duration::from_secs(1),
                 }),
-                live: false,
+                backpressure: shadowtap_api::Backpressure::Wait,
                 limit,
             })
         })

@@ -176,7 +176,7 @@ fn build(args: InputFileArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, Plugin
                     looping: args.input_file_loop,
                     dry_run: args.input_file_dry_run,
                 }),
-                live: false,
+                backpressure: shadowtap_api::Backpressure::Wait,
                 limit,
             })
         })
@@ -200,7 +200,7 @@ mod tests {
         let mut file = std::fs::File::create(path).unwrap();
         for &ts in stamps {
             let msg = Message::new(
-                Meta::new(Kind::Request, &format!("id{ts}"), ts, 0),
+                Meta::new(Kind::Request, &format!("id{ts}"), ts, 0).unwrap(),
                 format!("GET /{ts} HTTP/1.1\r\n\r\n"),
             );
             wire::write_record(&mut file, &msg).unwrap();

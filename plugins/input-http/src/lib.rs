@@ -11,8 +11,7 @@
 //!
 //! Back-pressure instead of loss: the request is answered only once the pipeline accepted it
 //! (`emit`, blocking), so a slow output slows the clients down rather than dropping their
-//! requests. The input still counts as live (`live: true`): when *all* inputs are live the
-//! engine drops at full output queues instead of waiting.
+//! requests (declared `Backpressure::Wait`, which the engine obeys up to the outputs).
 //!
 //! Flags: `--input-http ADDR` (repeatable; `127.0.0.1:8080`, `:8080` = all interfaces).
 //! One thread per connection, at most 1024 connections per listener (more get `503`).
@@ -79,7 +78,7 @@ fn build(args: InputHttpArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, Plugin
             Ok(InputSpec {
                 label: instance_label("input-http", value),
                 plugin: Box::new(HttpInput { listener, address }),
-                live: true,
+                backpressure: shadowtap_api::Backpressure::Wait,
                 limit: None,
             })
         })
@@ -216,7 +215,8 @@ impl Connection {
             if truncated {
                 self.counters.add_truncated(1);
             }
-            let meta = Meta::new(Kind::Request, &random_id(), now_ns(), -1);
+            let meta =
+                Meta::new(Kind::Request, &random_id(), now_ns(), -1).expect("random ids are hex");
             if self.tx.send(Message::new(meta, request)).is_err() {
                 return self.reject("503 Service Unavailable");
             }

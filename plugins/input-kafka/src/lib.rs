@@ -509,7 +509,7 @@ fn build(args: InputKafkaArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>
             Ok(InputSpec {
                 label,
                 plugin: Box::new(input),
-                live: false,
+                backpressure: shadowtap_api::Backpressure::Wait,
                 limit,
             })
         })

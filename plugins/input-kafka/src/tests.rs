@@ -28,7 +28,7 @@ fn run(flags: &[&str]) -> (Vec<Message>, shadowtap_api::ledger::Snapshot) {
     let mut specs = testkit::build_inputs("input-kafka", flags).expect("build");
     assert_eq!(specs.len(), 1);
     let spec = specs.pop().unwrap();
-    assert!(!spec.live);
+    assert_eq!(spec.backpressure, shadowtap_api::Backpressure::Wait);
     let (messages, snapshot, result) = testkit::run_input(spec);
     result.unwrap();
     (messages, snapshot)

@@ -268,7 +268,7 @@ fn build(args: InputPcapArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>,
                     bpf: args.input_pcap_bpf_filter.clone(),
                     speed: args.input_pcap_speed.0,
                 }),
-                live: false,
+                backpressure: shadowtap_api::Backpressure::Wait,
                 limit,
             })
         })

@@ -420,7 +420,7 @@ fn build(args: InputPfringArgs, settings: &CoreSettings) -> Result<Vec<InputSpec
                     tracker: tracker.clone(),
                     headers_only: raw.headers_only(),
                 }),
-                live: true,
+                backpressure: shadowtap_api::Backpressure::Drop,
                 limit,
             });
         }

@@ -179,7 +179,7 @@ impl Plan<'_> {
         Ok(vec![InputSpec {
             label: instance_label("input-raw", value),
             plugin: input,
-            live: false,
+            backpressure: shadowtap_api::Backpressure::Wait,
             limit: None,
         }])
     }
@@ -230,7 +230,7 @@ impl Plan<'_> {
                         guard: self.guard.clone(),
                         kernel_drops_seen: 0,
                     }),
-                    live: true,
+                    backpressure: shadowtap_api::Backpressure::Drop,
                     limit: None,
                 })
             })

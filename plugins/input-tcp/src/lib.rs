@@ -161,7 +161,7 @@ fn build(args: InputTcpArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, PluginE
                     address: local,
                     tls: tls.clone(),
                 }),
-                live: true,
+                backpressure: shadowtap_api::Backpressure::Wait,
                 limit,
             })
         })

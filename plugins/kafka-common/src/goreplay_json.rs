@@ -346,6 +346,9 @@ impl fmt::Display for DecodeError {
 /// Decodes GoReplay's `KafkaMessage` JSON into a message, as GoReplay's `Dump()` rebuilds it.
 pub fn decode(value: &[u8]) -> Result<Message, DecodeError> {
     let m: KafkaMessage = serde_json::from_slice(value).map_err(DecodeError::Json)?;
+    // The id alone first: a space or newline in it would otherwise shift the other fields
+    // or add a line to the header written back.
+    shadowtap_api::valid_id(m.id.as_bytes()).map_err(DecodeError::Meta)?;
     let meta = Meta::parse(Bytes::from(format!("{} {} {}\n", m.kind, m.id, m.ts)))
         .map_err(DecodeError::Meta)?;
     let mut payload = Vec::with_capacity(64 + m.url.len() + m.body.len());
@@ -446,5 +449,15 @@ mod tests {
         assert_eq!(again.payload.len(), m.payload.len());
         assert!(decode(b"not json").is_err());
         assert!(decode(br#"{"Req_Type":"","Req_ID":"a","Req_Ts":"1"}"#).is_err());
+        for id in [r"a\nb", r"a 5", r"a\tb", ""] {
+            let json = format!(r#"{{"Req_Type":"1","Req_ID":"{id}","Req_Ts":"1"}}"#);
+            assert!(
+                matches!(
+                    decode(json.as_bytes()),
+                    Err(DecodeError::Meta(MetaError::BadId { .. }))
+                ),
+                "{id:?}"
+            );
+        }
     }
 }

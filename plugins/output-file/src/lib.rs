@@ -239,7 +239,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 Message::new(
-                    Meta::new(Kind::Request, &format!("id{i}"), i, 0),
+                    Meta::new(Kind::Request, &format!("id{i}"), i, 0).unwrap(),
                     format!("GET /{i} HTTP/1.1\r\n\r\n"),
                 )
             })

@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn tokens_expand() {
         let template = Template::new("/x/%t-%r-%i-%Y.gor", InstanceId("abcdefgh".into()));
-        let msg = Message::new(Meta::new(Kind::Response, "a/b", 1, 0), "x");
+        let msg = Message::new(Meta::new(Kind::Response, "a/b", 1, 0).unwrap(), "x");
         let name = template.render(&msg).to_string_lossy().into_owned();
         assert!(name.starts_with("/x/2-a_b-abcdefgh-20"), "{name}");
         let plain = Template::new("100%.gor", InstanceId("i".into()));

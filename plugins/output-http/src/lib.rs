@@ -48,10 +48,10 @@ use crossbeam_channel::{bounded, RecvTimeoutError};
 use request::RequestError;
 use shadowtap_api::values::{duration_value, split_limit};
 use shadowtap_api::{
-    instance_label, now_ns, register_output, CoreSettings, Counters, Inbox, Kind, Limit, Message,
-    Meta, Next, Output, OutputContext, OutputSpec, PluginError, Reason, Throttle,
+    catch_panic, instance_label, now_ns, register_output, CoreSettings, Counters, Inbox, Kind,
+    Limit, Message, Meta, Next, Output, OutputContext, OutputSpec, PluginError, Reason, Throttle,
 };
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use target::{Scheme, Target};
@@ -291,6 +291,8 @@ struct Shared<'a> {
     samples: Mutex<Vec<u32>>,
     warnings: Throttle,
     ignored: Arc<AtomicU64>,
+    /// Set once a worker found the inbox closed: no worker is started or replaced after.
+    closed: AtomicBool,
     amplified: Option<Arc<AtomicU64>>,
     copies: u32,
     pacer: Option<Mutex<Pacer>>,
@@ -310,6 +312,7 @@ impl Output for HttpOutput {
             samples: Mutex::new(Vec::new()),
             warnings: Throttle::default(),
             ignored: cx.counters().extra("ignored responses"),
+            closed: AtomicBool::new(false),
             amplified: (self.copies > 1).then(|| cx.counters().extra("amplified copies")),
             copies: self.copies,
             pacer: self.settings.rate.map(|rate| Mutex::new(Pacer::new(rate))),
@@ -324,7 +327,11 @@ impl Output for HttpOutput {
                 let (shared, inbox) = (&shared, &inbox);
                 std::thread::Builder::new()
                     .name(format!("{}-worker", self.label))
-                    .spawn_scoped(scope, move || worker(shared, inbox))
+                    .spawn_scoped(scope, move || {
+                        // A panic is counted by the worker's `InHand` guard, which also gives
+                        // its slot back so that the supervisor replaces it.
+                        catch_panic(shared.cx.counters(), || worker(shared, inbox));
+                    })
                     .expect("spawn output-http worker");
             };
             for _ in 0..self.settings.workers_min {
@@ -334,11 +341,13 @@ impl Output for HttpOutput {
                 let (shared, inbox) = (&shared, &inbox);
                 scope.spawn(move || print_stats(shared, inbox, stats_stop_rx));
             }
-            while shared.active.load(Relaxed) > 0 {
+            while shared.active.load(Relaxed) > 0 || !shared.closed.load(Relaxed) {
                 std::thread::sleep(SUPERVISE);
-                if shared.idle.load(Relaxed) == 0
-                    && !inbox.is_empty()
-                    && shared.active.load(Relaxed) < self.settings.workers_max
+                let active = shared.active.load(Relaxed);
+                let busy = shared.idle.load(Relaxed) == 0 && !inbox.is_empty();
+                let replace = active < self.settings.workers_min;
+                if !shared.closed.load(Relaxed)
+                    && (replace || (busy && active < self.settings.workers_max))
                 {
                     spawn_worker();
                 }
@@ -395,6 +404,7 @@ fn worker(shared: &Shared, inbox: &Inbox) {
                 continue;
             }
             Next::Closed => {
+                shared.closed.store(true, Relaxed);
                 shared.active.fetch_sub(1, Relaxed);
                 shared.idle.fetch_sub(1, Relaxed);
                 break;
@@ -402,9 +412,11 @@ fn worker(shared: &Shared, inbox: &Inbox) {
         };
         if msg.kind() != Kind::Request {
             shared.ignored.fetch_add(1, Relaxed);
+            counters.add_drop(Reason::NotForOutput, 1);
             continue;
         }
         shared.idle.fetch_sub(1, Relaxed);
+        let in_hand = InHand(shared);
         for copy in 0..shared.copies {
             let copied;
             let job = if copy == 0 {
@@ -414,7 +426,16 @@ fn worker(shared: &Shared, inbox: &Inbox) {
                     counter.fetch_add(1, Relaxed);
                 }
                 let id = format!("{}-{copy}", msg.id());
-                copied = Message::new(msg.meta.with_id(&id), msg.payload.clone());
+                // Each copy is a message of its own: in once, then out or dropped.
+                counters.add_in(1);
+                copied = match msg.meta.with_id(&id) {
+                    Ok(meta) => Message::new(meta, msg.payload.clone()),
+                    Err(e) => {
+                        counters.add_drop(Reason::Malformed, 1);
+                        warn(shared, &msg, &format!("copy not replayed: {e}"));
+                        continue;
+                    }
+                };
                 &copied
             };
             if let Some(pacer) = &shared.pacer {
@@ -423,12 +444,25 @@ fn worker(shared: &Shared, inbox: &Inbox) {
             }
             replay(shared, &mut session, job, counters, &mut status_counters);
         }
+        std::mem::forget(in_hand);
         shared.idle.fetch_add(1, Relaxed);
     }
     if session.foreign_redirects > 0 {
         counters
             .extra("redirects to other hosts not followed")
             .fetch_add(session.foreign_redirects, Relaxed);
+    }
+}
+
+/// A request a worker is replaying. Dropped only when the worker panics (it is forgotten
+/// once the request is done): the request is counted as `plugin panicked` and the worker's
+/// slot is given back, so that the pool neither waits for it nor stays short of a worker.
+struct InHand<'a, 'b>(&'a Shared<'b>);
+
+impl Drop for InHand<'_, '_> {
+    fn drop(&mut self) {
+        self.0.cx.counters().add_drop(Reason::Panicked, 1);
+        self.0.active.fetch_sub(1, Relaxed);
     }
 }
 
@@ -457,14 +491,7 @@ fn replay(
                 }
             }
             if shared.settings.track {
-                let meta = Meta::new(
-                    Kind::ReplayedResponse,
-                    msg.id(),
-                    start_ns,
-                    rtt.as_nanos() as i64,
-                );
-                // Err only once the pipeline has stopped: nothing left to feed.
-                let _ = shared.cx.feed_back(Message::new(meta, response.raw));
+                feed_back_response(shared, msg, start_ns, rtt, response.raw);
             }
         }
         Err(SendError::Request(error)) => {
@@ -484,6 +511,23 @@ fn replay(
                 .fetch_add(1, Relaxed);
             warn(shared, msg, &error.to_string());
         }
+    }
+}
+
+/// Sends the replayed response back into the pipeline as a kind 3 message with the request's
+/// id; one that cannot be is counted (by the context) and warned about.
+fn feed_back_response(shared: &Shared, msg: &Message, start_ns: i64, rtt: Duration, raw: Vec<u8>) {
+    let latency = rtt.as_nanos() as i64;
+    let meta = match Meta::new(Kind::ReplayedResponse, msg.id(), start_ns, latency) {
+        Ok(meta) => meta,
+        Err(e) => return warn(shared, msg, &format!("response not fed back: {e}")),
+    };
+    if shared.cx.feed_back(Message::new(meta, raw)).is_err() {
+        warn(
+            shared,
+            msg,
+            "response not fed back: the pipeline has stopped",
+        );
     }
 }
 
@@ -650,12 +694,12 @@ mod tests {
         .remove(0);
         let request = |i: usize| {
             Message::new(
-                Meta::new(Kind::Request, &format!("id{i}"), 0, 0),
+                Meta::new(Kind::Request, &format!("id{i}"), 0, 0).unwrap(),
                 format!("POST /p{i}?q HTTP/1.1\r\nhost: prod\r\nConnection: close\r\nContent-Length: 3\r\nX-Odd: A\r\n\r\nb{i:02}"),
             )
         };
         let response = Message::new(
-            Meta::new(Kind::Response, "id0", 0, 0),
+            Meta::new(Kind::Response, "id0", 0, 0).unwrap(),
             "HTTP/1.1 200 OK\r\n\r\n",
         );
         let messages = vec![request(0), response, request(1), request(2)];
@@ -688,7 +732,7 @@ mod tests {
         let messages = (0..5)
             .map(|i| {
                 Message::new(
-                    Meta::new(Kind::Request, &format!("id{i}"), 0, 0),
+                    Meta::new(Kind::Request, &format!("id{i}"), 0, 0).unwrap(),
                     "GET / HTTP/1.1\r\n\r\n",
                 )
             })

@@ -16,7 +16,7 @@ fn message(i: usize, kind: Kind) -> Message {
         _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_string(),
     };
     Message::new(
-        Meta::new(kind, &id, 1_700_000_000_000_000_000 + i as i64, 7),
+        Meta::new(kind, &id, 1_700_000_000_000_000_000 + i as i64, 7).unwrap(),
         payload,
     )
 }

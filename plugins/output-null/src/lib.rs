@@ -56,7 +56,7 @@ mod tests {
             .unwrap()
             .remove(0);
         let msgs = (0..3)
-            .map(|i| Message::new(Meta::new(Kind::Request, &i.to_string(), i, 0), "x"))
+            .map(|i| Message::new(Meta::new(Kind::Request, &i.to_string(), i, 0).unwrap(), "x"))
             .collect();
         let (snapshot, result) = testkit::run_output(spec, msgs);
         result.unwrap();

@@ -63,6 +63,7 @@ impl Output for StdoutOutput {
             match written {
                 Ok(()) => cx.counters().add_out(count),
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    cx.counters().add_drop(Reason::Shutdown, count);
                     return discard_after_broken_pipe(inbox, &cx);
                 }
                 Err(e) => return Err(PluginError::io("writing to stdout", e)),

@@ -514,7 +514,7 @@ mod tests {
             .map(|i| {
                 let kind = [Kind::Request, Kind::Response, Kind::ReplayedResponse][i % 3];
                 Message::new(
-                    Meta::new(kind, &format!("id{i}"), i as i64, 0),
+                    Meta::new(kind, &format!("id{i}"), i as i64, 0).unwrap(),
                     format!("p{i}\n"),
                 )
             })

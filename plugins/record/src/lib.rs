@@ -230,7 +230,7 @@ mod tests {
     fn request_record_has_parsed_fields() {
         let payload = format!("GET /a?b=1 HTTP/1.1\r\nHost: shop\r\nUser-Agent: {FIREFOX}\r\nReferer: http://x/\r\nAccept: */*\r\nX-Two: 1\r\nx-two: 2\r\n\r\n");
         let msg = Message::new(
-            Meta::new(Kind::Request, "abc", 1_700_000_000_123_456_789, 0),
+            Meta::new(Kind::Request, "abc", 1_700_000_000_123_456_789, 0).unwrap(),
             payload,
         )
         .with_endpoints(Endpoints {
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn response_record_has_status_and_latency() {
         let msg = Message::new(
-            Meta::new(Kind::Response, "abc", 5, 1234),
+            Meta::new(Kind::Response, "abc", 5, 1234).unwrap(),
             "HTTP/1.1 404 Not Found\r\nServer: nginx\r\nContent-Length: 9\r\nContent-Type: text/html\r\n\r\nnot found",
         );
         let record = Record::from_message(&msg);
@@ -278,7 +278,10 @@ mod tests {
 
     #[test]
     fn non_http_payloads_keep_the_header_fields() {
-        let msg = Message::new(Meta::new(Kind::Request, "z", 0, 0), "\x00\x01binary");
+        let msg = Message::new(
+            Meta::new(Kind::Request, "z", 0, 0).unwrap(),
+            "\x00\x01binary",
+        );
         let record = Record::from_message(&msg);
         assert_eq!(record.id, "z");
         assert!(record.method.is_none());
