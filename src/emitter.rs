@@ -17,8 +17,9 @@ use crate::middleware::{FeedbackRoute, Middleware, MiddlewareConfig};
 use crate::modifier::Modifier;
 use crossbeam_channel::{bounded, never, select, Receiver, SendTimeoutError, Sender, TrySendError};
 use shadowtap_api::{
-    catch_panic, Backpressure, Batch, CoreSettings, Counters, Gate, Inbox, InputContext, InputSpec,
-    Ledger, Message, OutputContext, OutputSpec, Reason, Role, Shutdown, ShutdownTrigger,
+    catch_panic, test_panic_point, Backpressure, Batch, CoreSettings, Counters, Gate, Inbox,
+    InputContext, InputSpec, Ledger, Message, OutputContext, OutputSpec, Reason, Role, Shutdown,
+    ShutdownTrigger,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -259,13 +260,18 @@ fn start_input(
     let plugin = spec.plugin;
     thread::Builder::new()
         .name(label.clone())
-        .spawn(move || match catch_panic(&counters, || plugin.run(cx)) {
-            None => Some(format!("{label} panicked")),
-            Some(result) => result.err().map(|e| {
-                counters.add_error();
-                tracing::error!("{label}: {e}");
-                format!("{label}: {e}")
-            }),
+        .spawn(move || {
+            match catch_panic(&counters, || {
+                test_panic_point(&label);
+                plugin.run(cx)
+            }) {
+                None => Some(format!("{label} panicked")),
+                Some(result) => result.err().map(|e| {
+                    counters.add_error();
+                    tracing::error!("{label}: {e}");
+                    format!("{label}: {e}")
+                }),
+            }
         })
         .expect("spawn input thread")
 }
@@ -310,7 +316,10 @@ fn start_output(
         .spawn(move || {
             let unread = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let inbox = Inbox::new(rx.clone()).counting_unread(unread.clone());
-            let result = catch_panic(&thread_counters, || plugin.run(inbox, cx));
+            let result = catch_panic(&thread_counters, || {
+                test_panic_point(&label);
+                plugin.run(inbox, cx)
+            });
             let (failure, reason) = match result {
                 None => (Some(format!("{label} panicked")), Reason::Panicked),
                 Some(Ok(())) => (None, Reason::Shutdown),

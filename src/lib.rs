@@ -71,7 +71,7 @@ fn run(config: cli::Config) -> i32 {
     let ledger = Ledger::new();
     let (trigger, shutdown) = Shutdown::new();
     let trigger = Arc::new(trigger);
-    watch_signals(trigger.clone());
+    watch_signals(trigger.clone(), ledger.clone(), config.core.stats_format);
     if let Some(after) = config.core.exit_after {
         stop_after(trigger.clone(), after);
     }
@@ -166,8 +166,13 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// First SIGINT/SIGTERM: stop inputs and drain. Second: exit at once.
-fn watch_signals(trigger: Arc<ShutdownTrigger>) {
+/// How long the first SIGINT/SIGTERM lets queues drain before the process exits anyway
+/// (status 1, the summary printed), so a stuck plugin thread cannot keep it alive.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// First SIGINT/SIGTERM: stop inputs and drain (at most [`DRAIN_DEADLINE`]). Second: exit
+/// at once.
+fn watch_signals(trigger: Arc<ShutdownTrigger>, ledger: Arc<Ledger>, format: cli::StatsFormat) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
         tracing::warn!("cannot install signal handlers; Ctrl-C will not drain queues");
@@ -181,7 +186,17 @@ fn watch_signals(trigger: Arc<ShutdownTrigger>) {
             }
             eprintln!("shadowtap: stopping: draining queues (signal again to exit at once)");
             trigger.trigger();
+            exit_after_drain_deadline(ledger.clone(), format);
         }
+    });
+}
+
+fn exit_after_drain_deadline(ledger: Arc<Ledger>, format: cli::StatsFormat) {
+    std::thread::spawn(move || {
+        std::thread::sleep(DRAIN_DEADLINE);
+        eprintln!("{}", ledger::final_summary(&ledger, format));
+        eprintln!("shadowtap: error: still draining {DRAIN_DEADLINE:?} after the signal; exiting");
+        std::process::exit(EXIT_FAILURE);
     });
 }
 

@@ -16,3 +16,4 @@ mod pfring;
 mod pipeline;
 mod replay_extras;
 mod tcp;
+mod trust;

@@ -31,6 +31,8 @@ pub mod wire;
 pub use ledger::{Counters, Ledger, Reason, Role, Throttle};
 pub use message::{Endpoints, Message};
 pub use meta::{valid_id, Kind, Meta, MetaError, MAX_ID_LEN};
+#[doc(hidden)]
+pub use plugin::test_panic_point;
 pub use plugin::{
     catch_panic, instance_label, Backpressure, Batch, CoreSettings, Gate, Inbox, Input,
     InputContext, InputSpec, Next, Output, OutputContext, OutputSpec, PluginError, ReplayClock,

@@ -176,6 +176,19 @@ pub fn catch_panic<T>(counters: &Counters, f: impl FnOnce() -> T) -> Option<T> {
     }
 }
 
+/// Test-only: panics when the environment variable `SHADOWTAP_TEST_PANIC` is set and
+/// `label` starts with its value. Called at the start of every plugin thread and in
+/// output-http's workers, so that the integration tests can prove that a panicking plugin
+/// ends the run (exit 1) instead of hanging it. Not a feature: do not set it otherwise.
+#[doc(hidden)]
+pub fn test_panic_point(label: &str) {
+    if let Some(prefix) = std::env::var_os("SHADOWTAP_TEST_PANIC") {
+        if !prefix.is_empty() && label.starts_with(&*prefix.to_string_lossy()) {
+            panic!("SHADOWTAP_TEST_PANIC={}", prefix.to_string_lossy());
+        }
+    }
+}
+
 /// Decides per message whether an input may pass it on (the engine's `|N` limiter).
 pub trait Gate: Send {
     /// True to pass `msg` on.

@@ -473,6 +473,7 @@ fn replay(
     counters: &Arc<Counters>,
     status_counters: &mut [Option<Arc<AtomicU64>>; 6],
 ) {
+    shadowtap_api::test_panic_point(&format!("{}-worker", shared.label));
     let started = Instant::now();
     let start_ns = now_ns();
     match session.send(&msg.payload, shared.settings.keep) {
