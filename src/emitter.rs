@@ -1,11 +1,17 @@
 //! The emitter: every input → (middleware) → dispatch → every output's bounded queue.
 //!
 //! Threads and channels, no async. Inputs send batches of messages into one bounded ingress
-//! channel (replayable sources wait when it is full, live ones drop and count). The dispatch
-//! thread copies each message to every output's queue (or one, round-robin, with
-//! `--split-output`), a batch in, one batch per output out. When every
-//! input is live, dispatch never waits on a full output queue: it drops into the ledger, so a
-//! dead output stalls nothing. When all inputs have ended, queues drain and the run ends.
+//! channel, obeying their one back-pressure declaration (`InputSpec::backpressure`: `Wait`
+//! when it is full, or `Drop` and count). The dispatch thread copies each message to every
+//! output's queue (or one, round-robin, with `--split-output`), a batch in, one batch per
+//! output out. When every input is declared `Drop` (live capture), dispatch never waits on a
+//! full output queue: it drops into the ledger, so a dead output stalls nothing. When all
+//! inputs have ended, queues drain and the run ends.
+//!
+//! The ledger is exact: the emitter counts a message out when it reached at least one
+//! output's queue, else dropped with the reason; each output counts in everything offered to
+//! it, then out or dropped. Every plugin thread runs under `catch_panic`: a panic is logged
+//! once, counted (`plugin panicked` for what the thread held) and fails the run (exit 1).
 //!
 //! Dispatch applies, in order: the copy-buffer cut, `--prettify-http`, the `--http-*`
 //! modifiers (a filtered request is dropped as `filtered`, and so are later responses with its

@@ -232,6 +232,13 @@ impl Counters {
         self.drops[reason.index()].fetch_add(n, Relaxed);
     }
 
+    /// Units (messages, or packets for capture) that came in and were dropped here at once
+    /// for `reason`: counted in and dropped, so that in = out + dropped holds.
+    pub fn add_refused(&self, reason: Reason, n: u64) {
+        self.add_in(n);
+        self.add_drop(reason, n);
+    }
+
     /// Messages passed on with their payload cut short.
     pub fn add_truncated(&self, n: u64) {
         self.truncated.fetch_add(n, Relaxed);

@@ -122,7 +122,7 @@ impl Worker {
                 Ok(())
             }
             Err(error) => {
-                self.outlet.counters.add_drop(decode_reason(&error), 1);
+                self.outlet.counters.add_refused(decode_reason(&error), 1);
                 Err(error)
             }
         };
@@ -206,7 +206,7 @@ impl Sink<'_> {
             }
             Event::Dropped { reason, count } => {
                 if let Some(reason) = tracker_reason(reason) {
-                    outlet.counters.add_drop(reason, count);
+                    outlet.counters.add_refused(reason, count);
                 }
             }
         }

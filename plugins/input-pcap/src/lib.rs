@@ -144,7 +144,7 @@ impl Reading {
                         "{}: packet {number}: {e}; the rest of the file is unreadable",
                         self.path.display()
                     );
-                    cx.counters().add_drop(Reason::FormatError, 1);
+                    cx.counters().add_refused(Reason::FormatError, 1);
                     break;
                 }
             }

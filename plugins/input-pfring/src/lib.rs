@@ -466,7 +466,7 @@ impl RingStats {
         let Some(stats) = ring.stats() else { return };
         let new_drops = stats.drop.saturating_sub(self.last.drop);
         if new_drops > 0 {
-            cx.counters().add_drop(Reason::KernelDrop, new_drops);
+            cx.counters().add_refused(Reason::KernelDrop, new_drops);
         }
         self.received.store(stats.recv, Relaxed);
         self.dropped.store(stats.drop, Relaxed);

@@ -127,12 +127,12 @@ impl LiveInput {
                 counters
                     .extra("kernel packets")
                     .fetch_add(stats.packets, Relaxed);
-                counters.add_drop(Reason::KernelDrop, stats.drops);
+                counters.add_refused(Reason::KernelDrop, stats.drops);
             }
             Source::Pcap(capture) => {
                 if let Ok(stats) = capture.stats() {
                     let total = u64::from(stats.dropped) + u64::from(stats.if_dropped);
-                    counters.add_drop(
+                    counters.add_refused(
                         Reason::KernelDrop,
                         total.saturating_sub(self.kernel_drops_seen),
                     );
@@ -160,7 +160,7 @@ fn paused(guard: &Option<LoadGuard>, cx: &InputContext) -> bool {
     let Some(why) = guard.as_ref().and_then(LoadGuard::paused) else {
         return false;
     };
-    cx.counters().add_drop(Reason::Paused, 1);
+    cx.counters().add_refused(Reason::Paused, 1);
     cx.counters()
         .extra(&format!("paused: {why}"))
         .fetch_add(1, Relaxed);
