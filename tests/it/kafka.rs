@@ -428,3 +428,48 @@ fn kafka_consumer_group_shares_partitions_without_loss_or_duplicates_and_resumes
     want.sort_by_key(key);
     assert_eq!(resumed, want);
 }
+
+/// A Kafka JSON record (the space after `{` lets `Record::id` find a key for it).
+fn json_record(id: &str, ts: u64) -> Record {
+    Record {
+        meta: format!(
+            r#"{{ "Req_URL":"/k","Req_Type":"1","Req_ID":"{id}","Req_Ts":"{ts}","Req_Method":"GET"}}"#
+        )
+        .into_bytes(),
+        payload: Vec::new(),
+    }
+}
+
+#[test]
+fn kafka_json_ids_that_break_the_header_are_malformed() {
+    let broker = Tansu::start();
+    broker.create_topic("ids", 1);
+    let dir = tempdir();
+    let records = [
+        json_record("good1", 1),
+        json_record(r"a\nb", 2),
+        json_record(r"tab\there", 3),
+        json_record("a 5", 4),
+        json_record("good2", 5),
+    ];
+    produce(dir.path(), &broker, "ids", &records);
+    let output = run(&[
+        "--input-kafka",
+        &format!("{}/ids", broker.bootstrap()),
+        "--input-kafka-json-format",
+        "--input-kafka-offset=-2|100000%",
+        "--input-kafka-exit-on-eof",
+        "--output-stdout",
+    ]);
+    assert_success(&output);
+    let text = stderr(&output);
+    assert_eq!(
+        summary_counter(&text, "input-kafka", "malformed"),
+        3,
+        "{text}"
+    );
+    assert!(text.contains("is invalid"), "{text}");
+    let got = decode(&output.stdout);
+    let ids: Vec<String> = got.iter().map(Record::id).collect();
+    assert_eq!(ids, ["good1", "good2"], "{text}");
+}

@@ -211,3 +211,83 @@ fn input_tcp_into_a_slow_target_loses_nothing() {
     assert_eq!(summary_counter(&text, &http, "out"), count as u64, "{text}");
     assert!(!text.contains("dropped"), "nothing dropped: {text}");
 }
+
+#[test]
+fn an_input_tcp_peer_sending_a_tab_id_gets_a_malformed_drop() {
+    let dir = tempdir();
+    let out = dir.path().join("out.gor");
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let receiver = command()
+        .args(["--input-tcp", &address, "--output-file", path_str(&out)])
+        .arg("--output-file-append")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, Duration::from_secs(10));
+    let get = "GET / HTTP/1.1\r\n\r\n";
+    let records = [
+        Record::request("good1", 1, get),
+        Record {
+            meta: b"1 bad\tid 2 0\n".to_vec(),
+            payload: get.as_bytes().to_vec(),
+        },
+        Record::request("good2", 3, get),
+    ];
+    let mut peer = TcpStream::connect(&address).unwrap();
+    peer.write_all(&encode(&records)).unwrap();
+    drop(peer);
+    std::thread::sleep(Duration::from_millis(500));
+    terminate(&receiver);
+    let output = wait_output(receiver, Duration::from_secs(20));
+    let text = stderr(&output);
+    assert_success(&output);
+    let label = format!("input-tcp[{address}]");
+    assert_eq!(summary_counter(&text, &label, "malformed"), 1, "{text}");
+    let ids: Vec<String> = read_gor(&out).iter().map(Record::id).collect();
+    assert_eq!(ids, ["good1", "good2"], "{text}");
+}
+
+#[test]
+fn middleware_output_with_a_tab_id_is_a_malformed_drop() {
+    let dir = tempdir();
+    let input = dir.path().join("in.gor");
+    let out = dir.path().join("out.gor");
+    write_requests(&input, &plain_gets(3), 1_000);
+    let script = dir.path().join("tab_ids.py");
+    std::fs::write(
+        &script,
+        "import sys, binascii\n\
+         for n, line in enumerate(sys.stdin):\n    \
+             raw = binascii.unhexlify(line.strip())\n    \
+             if n == 1:\n        \
+                 head, rest = raw.split(b'\\n', 1)\n        \
+                 f = head.split(b' ')\n        \
+                 f[1] = b'x\\ty'\n        \
+                 raw = b' '.join(f) + b'\\n' + rest\n    \
+             sys.stdout.write(binascii.hexlify(raw).decode() + '\\n')\n    \
+             sys.stdout.flush()\n",
+    )
+    .unwrap();
+    let middleware = format!("python3 {}", path_str(&script));
+    let output = run(&[
+        "--input-file",
+        path_str(&input),
+        "--middleware",
+        &middleware,
+        "--output-file",
+        path_str(&out),
+        "--output-file-append",
+    ]);
+    let text = stderr(&output);
+    assert_success(&output);
+    assert_eq!(read_gor(&out).len(), 2, "{text}");
+    assert_eq!(
+        summary_counter(&text, "middleware[", "malformed"),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("output line 2"), "the line is named: {text}");
+}
