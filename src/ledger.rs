@@ -87,3 +87,25 @@ pub fn final_summary(ledger: &Ledger, format: StatsFormat) -> String {
         StatsFormat::Json => format!("{text}\n{}", ledger.summary_json("summary")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shadowtap_api::{Reason, Role};
+
+    #[test]
+    fn json_summary_follows_the_text_line_and_balances() {
+        let ledger = Ledger::new();
+        let input = ledger.register("input-file[a.gor]", Role::Input);
+        input.add_refused(Reason::Malformed, 1);
+        input.add_in(2);
+        input.add_out(2);
+        let text = final_summary(&ledger, StatsFormat::Json);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("shadowtap: input-file[a.gor] in 3 out 2"));
+        assert!(lines[1].starts_with(r#"{"event":"summary""#), "{text}");
+        shadowtap_api::testkit::assert_ledger_balances(lines[1]);
+        assert_eq!(final_summary(&ledger, StatsFormat::Text), lines[0]);
+    }
+}

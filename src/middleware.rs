@@ -298,7 +298,13 @@ impl Supervisor {
         let stderr = child.stderr.take().expect("piped stderr");
         let (gone_tx, gone_rx) = crossbeam_channel::bounded::<()>(0);
         let reader = self.spawn_reader(stdout, in_flight.clone(), gone_tx);
-        let stderr_pass = thread::spawn(move || pass_stderr(stderr));
+        let counters = self.counters.clone();
+        let stderr_pass = thread::Builder::new()
+            .name(format!("{}-stderr", self.counters.label()))
+            .spawn(move || {
+                catch_panic(&counters, || pass_stderr(stderr));
+            })
+            .expect("spawn middleware stderr thread");
         let feed = self.feed(stdin, &gone_rx, &in_flight);
         let (status, clean_exit) = match feed {
             Feed::InputEnded => wait_with_grace(child),

@@ -102,6 +102,10 @@ fn tab_ids_are_malformed_drops_and_the_replay_ends() {
     let http = format!("output-http[{}]", server.url);
     assert_eq!(summary_counter(&text, &http, "out"), 5, "{text}");
     assert_eq!(summary_counter(&text, "output-null", "out"), 10, "{text}");
+    assert!(
+        !text.contains("unsent at shutdown"),
+        "all delivered: {text}"
+    );
 }
 
 #[test]
