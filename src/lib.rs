@@ -194,6 +194,8 @@ fn watch_signals(trigger: Arc<ShutdownTrigger>, ledger: Arc<Ledger>, format: cli
 fn exit_after_drain_deadline(ledger: Arc<Ledger>, format: cli::StatsFormat) {
     std::thread::spawn(move || {
         std::thread::sleep(DRAIN_DEADLINE);
+        // What threads still hold is lost now: counted, so the ledger stays exact.
+        ledger.settle(shadowtap_api::Reason::Shutdown);
         eprintln!("{}", ledger::final_summary(&ledger, format));
         eprintln!("shadowtap: error: still draining {DRAIN_DEADLINE:?} after the signal; exiting");
         std::process::exit(EXIT_FAILURE);

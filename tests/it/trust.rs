@@ -295,3 +295,38 @@ fn middleware_output_with_a_tab_id_is_a_malformed_drop() {
     );
     assert!(text.contains("output line 2"), "the line is named: {text}");
 }
+
+#[test]
+fn the_first_signal_ends_a_run_stuck_on_a_silent_target_within_the_drain_deadline() {
+    let server = SlowServer::start(Duration::from_secs(3600));
+    let dir = tempdir();
+    let input = dir.path().join("in.gor");
+    write_requests(&input, &plain_gets(3), 1_000);
+    let child = command()
+        .args([
+            "--input-file",
+            path_str(&input),
+            "--output-http",
+            &server.url,
+        ])
+        .args(["--output-http-timeout", "1h"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    terminate(&child);
+    let output = wait_output(child, Duration::from_secs(45));
+    let text = stderr(&output);
+    assert!(signalled.elapsed() < Duration::from_secs(40), "{text}");
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("still draining"), "{text}");
+    let http = format!("output-http[{}]", server.url);
+    assert_eq!(
+        summary_counter(&text, &http, "unsent at shutdown"),
+        3,
+        "{text}"
+    );
+}

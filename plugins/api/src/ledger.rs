@@ -416,6 +416,18 @@ impl Ledger {
         serde_json::json!({ "event": event, "plugins": plugins }).to_string()
     }
 
+    /// Counts, for every counter set, what came in and is neither out nor dropped as dropped
+    /// for `reason` (for a run that exits while threads still hold messages).
+    pub fn settle(&self, reason: Reason) {
+        for counters in self.entries.lock().expect("ledger lock").iter() {
+            let now = counters.snapshot();
+            let held = now.received.saturating_sub(now.passed + now.dropped());
+            if held > 0 {
+                counters.add_drop(reason, held);
+            }
+        }
+    }
+
     /// Total runtime errors across all plugins.
     pub fn errors(&self) -> u64 {
         self.snapshot().iter().map(|s| s.errors).sum()

@@ -328,9 +328,12 @@ impl Output for HttpOutput {
                 std::thread::Builder::new()
                     .name(format!("{}-worker", self.label))
                     .spawn_scoped(scope, move || {
-                        // A panic is counted by the worker's `InHand` guard, which also gives
-                        // its slot back so that the supervisor replaces it.
-                        catch_panic(shared.cx.counters(), || worker(shared, inbox));
+                        // A dead worker gives its slot back (the request it held is counted
+                        // by its `InHand` guard), so the supervisor replaces it.
+                        if catch_panic(shared.cx.counters(), || worker(shared, inbox)).is_none() {
+                            shared.idle.fetch_sub(1, Relaxed);
+                            shared.active.fetch_sub(1, Relaxed);
+                        }
                     })
                     .expect("spawn output-http worker");
             };
@@ -455,14 +458,14 @@ fn worker(shared: &Shared, inbox: &Inbox) {
 }
 
 /// A request a worker is replaying. Dropped only when the worker panics (it is forgotten
-/// once the request is done): the request is counted as `plugin panicked` and the worker's
-/// slot is given back, so that the pool neither waits for it nor stays short of a worker.
+/// once the request is done): the request is counted as `plugin panicked` and the worker
+/// counts as idle again, as if it had finished it, before its slot is given back.
 struct InHand<'a, 'b>(&'a Shared<'b>);
 
 impl Drop for InHand<'_, '_> {
     fn drop(&mut self) {
         self.0.cx.counters().add_drop(Reason::Panicked, 1);
-        self.0.active.fetch_sub(1, Relaxed);
+        self.0.idle.fetch_add(1, Relaxed);
     }
 }
 
