@@ -743,3 +743,70 @@ pub fn instance_label(name: &str, value: &str) -> String {
         format!("{name}[{value}]")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Ledger;
+    use crate::ledger::Role;
+    use crate::meta::{Kind, Meta};
+
+    fn message(i: usize) -> Message {
+        Message::new(
+            Meta::new(Kind::Request, &format!("id{i}"), 1, 0).unwrap(),
+            "x",
+        )
+    }
+
+    fn context(backpressure: Backpressure) -> (InputContext, Receiver<Batch>, Arc<Counters>) {
+        let counters = Ledger::new().register("input-test", Role::Input);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (_trigger, shutdown) = Shutdown::new();
+        let settings = CoreSettings::default();
+        let cx = InputContext::new(tx, counters.clone(), shutdown, None, settings)
+            .with_backpressure(backpressure);
+        (cx, rx, counters)
+    }
+
+    #[test]
+    fn a_drop_declaration_drops_and_counts_when_full() {
+        let (mut cx, rx, counters) = context(Backpressure::Drop);
+        for i in 0..3 {
+            cx.emit(message(i)).unwrap();
+            cx.push_or_drop(message(i));
+            cx.flush().unwrap();
+        }
+        let now = counters.snapshot();
+        assert_eq!((now.received, now.passed), (6, 1));
+        assert_eq!(now.drops, vec![(Reason::QueueFull, 5)]);
+        drop(rx);
+    }
+
+    #[test]
+    fn a_wait_declaration_waits_and_what_a_closed_pipeline_refuses_is_counted() {
+        let (mut cx, rx, counters) = context(Backpressure::Wait);
+        let reader = std::thread::spawn(move || rx.iter().take(3).map(|b| b.len()).sum::<usize>());
+        for i in 0..3 {
+            cx.emit(message(i)).unwrap();
+        }
+        assert_eq!(reader.join().unwrap(), 3);
+        assert_eq!(cx.emit(message(9)), Err(Stopped));
+        let now = counters.snapshot();
+        assert_eq!((now.received, now.passed), (4, 3));
+        assert_eq!(now.drops, vec![(Reason::Shutdown, 1)]);
+    }
+
+    #[test]
+    fn forward_until_counts_what_it_leaves_behind() {
+        let (mut cx, rx, counters) = context(Backpressure::Wait);
+        drop(rx);
+        let (tx, from_threads) = crossbeam_channel::unbounded();
+        for i in 0..4 {
+            tx.send(message(i)).unwrap();
+        }
+        cx.forward_until(&from_threads, Instant::now() + Duration::from_millis(50));
+        let now = counters.snapshot();
+        assert_eq!(now.received, 4);
+        assert_eq!(now.dropped(), 4);
+    }
+}

@@ -148,7 +148,8 @@ pub fn run_input(spec: InputSpec) -> (Vec<Message>, Snapshot, Result<(), PluginE
         shutdown,
         None,
         CoreSettings::default(),
-    );
+    )
+    .with_backpressure(spec.backpressure);
     let result = spec.plugin.run(cx);
     (
         rx.try_iter().flatten().collect(),
