@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 /// A client that does not read its answers for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After an error answer, how long (and how much) the client's data is still read.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 1 << 20;
 
 /// Why a request was not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +57,32 @@ pub(crate) struct Connection {
 
 /// The read side: what was read and not used yet, and when the client last sent something.
 struct Input {
+    /// Bytes read; those before `used` are consumed (dropped when more is read, so taking
+    /// many small lines does not move the rest each time).
     buf: Vec<u8>,
+    used: usize,
     last_data: Instant,
     idled: bool,
+}
+
+impl Input {
+    /// The bytes read and not consumed yet.
+    fn data(&self) -> &[u8] {
+        &self.buf[self.used..]
+    }
+
+    /// Consumes `n` bytes, returning them.
+    fn take(&mut self, n: usize) -> &[u8] {
+        let start = self.used;
+        self.used += n;
+        &self.buf[start..self.used]
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        self.buf.drain(..self.used);
+        self.used = 0;
+        self.buf.extend_from_slice(bytes);
+    }
 }
 
 impl Connection {
@@ -67,6 +93,7 @@ impl Connection {
         self.stream.set_nodelay(true)?;
         let mut input = Input {
             buf: Vec::with_capacity(READ_CHUNK),
+            used: 0,
             last_data: Instant::now(),
             idled: false,
         };
@@ -98,10 +125,10 @@ impl Connection {
                 return Err(Failure::Unauthorized);
             }
         }
-        if head.expect_continue && input.buf.len() == head.len {
+        if head.expect_continue && input.data().len() == head.len {
             self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
-        let mut request = input.buf.drain(..head.len).collect::<Vec<u8>>();
+        let mut request = input.take(head.len).to_vec();
         let limit = self.cap.max(head.len);
         let truncated = match head.body {
             Body::Length(n) => self.copy_body(input, &mut request, limit, n)?,
@@ -126,21 +153,27 @@ impl Connection {
 
     fn read_head(&mut self, input: &mut Input) -> Result<Option<RequestHead>, Failure> {
         loop {
-            if !input.buf.is_empty() {
-                match parse_head(&input.buf) {
+            if !input.data().is_empty() {
+                match parse_head(input.data()) {
                     Ok(Some(head)) if head.len <= MAX_HEAD => return Ok(Some(head)),
-                    Ok(None) if input.buf.len() <= MAX_HEAD => {}
+                    Ok(None) if input.data().len() <= MAX_HEAD => {}
                     Ok(_) => {
                         return Err(Failure::Oversized {
                             status: "431 Request Header Fields Too Large",
                             what: "request line and headers over 64 KiB",
                         })
                     }
+                    Err(httparse::Error::TooManyHeaders) => {
+                        return Err(Failure::Oversized {
+                            status: "431 Request Header Fields Too Large",
+                            what: "more than 128 headers",
+                        })
+                    }
                     Err(_) => return Err(Failure::Malformed("request head does not parse")),
                 }
             }
             if self.read_more(input)? == 0 {
-                return match input.buf.is_empty() {
+                return match input.data().is_empty() {
                     true => Ok(None),
                     false => Err(Failure::Incomplete("head")),
                 };
@@ -169,8 +202,30 @@ impl Connection {
         self.warnings
             .warn(|| format!("{peer}: {}: {failure}{when}", reason.as_str()));
         match status {
-            Some(status) => self.reject(status),
+            Some(status) => {
+                self.reject(status)?;
+                self.linger();
+                Ok(())
+            }
             None => Ok(()),
+        }
+    }
+
+    /// Closes gently after an error answer: the client may still be sending, and closing
+    /// with unread data would reset the connection and could destroy the answer in flight.
+    fn linger(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let deadline = Instant::now() + LINGER;
+        let mut discarded = 0;
+        let mut chunk = [0u8; READ_CHUNK];
+        while Instant::now() < deadline && discarded < LINGER_BYTES {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => discarded += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+                Err(_) => return,
+            }
         }
     }
 
@@ -195,7 +250,7 @@ impl Connection {
             }
             match self.stream.read(&mut chunk) {
                 Ok(n) => {
-                    input.buf.extend_from_slice(&chunk[..n]);
+                    input.append(&chunk[..n]);
                     input.last_data = Instant::now();
                     return Ok(n);
                 }
@@ -229,12 +284,11 @@ impl Connection {
     ) -> Result<bool, Failure> {
         let mut truncated = false;
         while n > 0 {
-            if input.buf.is_empty() {
+            if input.data().is_empty() {
                 self.need(input)?;
             }
-            let take = (input.buf.len() as u64).min(n) as usize;
-            truncated |= keep(request, &input.buf[..take], limit);
-            input.buf.drain(..take);
+            let take = (input.data().len() as u64).min(n) as usize;
+            truncated |= keep(request, input.take(take), limit);
             n -= take as u64;
         }
         Ok(truncated)
@@ -252,11 +306,12 @@ impl Connection {
     ) -> Result<Option<(Vec<u8>, bool)>, Failure> {
         let mut scanned = 0;
         loop {
-            let window = &input.buf[scanned..input.buf.len().min(max)];
+            let data = input.data();
+            let window = &data[scanned..data.len().min(max)];
             if let Some(i) = window.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = input.buf.drain(..=scanned + i).collect();
-                let cut = keep(request, &line, limit);
-                let content = line.strip_suffix(b"\n").unwrap_or(&line);
+                let line = input.take(scanned + i + 1);
+                let cut = keep(request, line, limit);
+                let content = line.strip_suffix(b"\n").unwrap_or(line);
                 let content = content.strip_suffix(b"\r").unwrap_or(content);
                 return Ok(Some((content.to_vec(), cut)));
             }
@@ -313,11 +368,11 @@ impl Connection {
         let mut used = 0;
         let mut truncated = false;
         loop {
-            let before = input.buf.len();
             let Some((line, cut)) = self.line(input, request, limit, MAX_HEAD - used)? else {
                 return Err(oversized);
             };
-            used += before - input.buf.len();
+            // The line, its `\r\n` and nothing else was taken from the input.
+            used += line.len() + 2;
             truncated |= cut;
             if line.is_empty() {
                 return Ok(truncated);

@@ -18,7 +18,7 @@
 //! One thread per connection.
 //!
 //! Caps on what a client sends, each checked before anything is kept: request line and headers
-//! 64 KiB (else `431`), a chunk-size line 4 KiB with its extensions (else `400`), the trailer
+//! 64 KiB and 128 headers (else `431`), a chunk-size line 4 KiB with its extensions (else `400`), the trailer
 //! block 64 KiB (else `431`); each is counted as one message dropped `oversized` and the
 //! connection is closed. The request as a whole (chunk lines included) is kept up to `--copy-buffer-size`
 //! and the rest read and discarded (counted truncated). A request that does not parse gets

@@ -381,6 +381,7 @@ impl Connection {
             raw,
             shutdown: self.shutdown.clone(),
             last_data: Instant::now(),
+            received: 0,
             draining_since: None,
             idle_timeout: self.policy.idle_timeout,
             idled: idled.clone(),
@@ -388,15 +389,19 @@ impl Connection {
         if let Some(config) = &self.policy.tls {
             let mut tls = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
             if let Err(e) = handshake(&mut tls, &mut patient) {
-                return self.handshake_failed(e);
+                return self.handshake_failed(e, patient.received == 0);
             }
             patient.inner = Box::new(StreamOwned::new(tls, stream));
         }
         let mut input = BufReader::with_capacity(READ_BUFFER, patient);
         if let Some(token) = &self.policy.token {
-            if !authenticated(&mut input, token)? {
-                self.unauthorized("missing or wrong AUTH token");
-                return Ok(());
+            match authenticate(&mut input, token)? {
+                Auth::Passed => {}
+                Auth::Failed => {
+                    self.unauthorized("missing or wrong AUTH token");
+                    return Ok(());
+                }
+                Auth::Silent => return Ok(()),
             }
         }
         self.read_records(RecordReader::new(input, self.cap), &idled)
@@ -452,7 +457,10 @@ impl Connection {
         }
     }
 
-    fn handshake_failed(&self, error: io::Error) -> io::Result<()> {
+    fn handshake_failed(&self, error: io::Error, silent: bool) -> io::Result<()> {
+        if silent {
+            return Ok(());
+        }
         if self.policy.client_ca {
             self.unauthorized(&format!("TLS handshake failed: {error}"));
         } else {
@@ -499,17 +507,29 @@ fn handshake(tls: &mut ServerConnection, io: &mut Patient) -> io::Result<()> {
     Ok(())
 }
 
+/// How a connection's `AUTH` line went.
+enum Auth {
+    Passed,
+    Failed,
+    /// The peer closed without sending anything (a port probe): nothing to count.
+    Silent,
+}
+
 /// Reads the `AUTH <token>` line (bounded) and checks the token in constant time.
-fn authenticated(input: &mut impl BufRead, token: &Secret) -> io::Result<bool> {
+fn authenticate(input: &mut impl BufRead, token: &Secret) -> io::Result<Auth> {
     let mut line = Vec::new();
     input.take(MAX_AUTH_LINE).read_until(b'\n', &mut line)?;
-    let Some(presented) = line
+    if line.is_empty() {
+        return Ok(Auth::Silent);
+    }
+    let presented = line
         .strip_suffix(b"\n")
         .and_then(|line| line.strip_prefix(b"AUTH "))
-    else {
-        return Ok(false);
-    };
-    Ok(token.matches(presented.strip_suffix(b"\r").unwrap_or(presented)))
+        .map(|token| token.strip_suffix(b"\r").unwrap_or(token));
+    Ok(match presented {
+        Some(presented) if token.matches(presented) => Auth::Passed,
+        _ => Auth::Failed,
+    })
 }
 
 /// Reads through the poll timeouts, ends the stream gracefully after a stop, and ends it
@@ -519,6 +539,8 @@ struct Patient {
     raw: TcpStream,
     shutdown: Shutdown,
     last_data: Instant,
+    /// Bytes read so far.
+    received: u64,
     draining_since: Option<Instant>,
     idle_timeout: Option<Duration>,
     /// Set when the stream ended because of the idle timeout.
@@ -534,6 +556,7 @@ impl Read for Patient {
             match self.inner.read(buf) {
                 Ok(n) => {
                     self.last_data = Instant::now();
+                    self.received += n as u64;
                     return Ok(n);
                 }
                 Err(e)
