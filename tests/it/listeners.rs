@@ -550,3 +550,99 @@ fn metrics_answers_while_a_slowloris_client_holds_a_connection() {
     assert!(text.contains("shadowtap_messages_in_total"), "{text}");
     assert!(took < Duration::from_secs(1), "the scrape took {took:?}");
 }
+
+#[test]
+fn passwords_in_urls_never_reach_stderr() {
+    let dead = free_port();
+    let runs = [
+        vec![
+            "--input-dummy".to_string(),
+            "x".into(),
+            "--output-es".into(),
+            "ftp://elastic:pa55-Word@127.0.0.1:9200/idx".into(),
+        ],
+        vec![
+            "--input-dummy".into(),
+            "x".into(),
+            "--output-http".into(),
+            format!("http://replayer:pa55-Word@127.0.0.1:{dead}/"),
+        ],
+        vec![
+            "--input-dummy".into(),
+            "x".into(),
+            "--exit-after".into(),
+            "300ms".into(),
+            "--output-es".into(),
+            format!("http://elastic:pa55-Word@127.0.0.1:{dead}/idx"),
+            "--output-es-retries".into(),
+            "0".into(),
+        ],
+    ];
+    for args in runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = run(&args);
+        let err = stderr(&output);
+        assert!(
+            !err.contains("pa55-Word"),
+            "{args:?} leaked the password:\n{err}"
+        );
+    }
+    let output = run(&[
+        "--input-dummy",
+        "x",
+        "--output-http",
+        &format!("http://replayer:pa55-Word@127.0.0.1:{dead}/"),
+    ]);
+    assert!(
+        stderr(&output).contains("replayer:***@"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn secrets_come_from_files_and_sasl_without_tls_warns() {
+    let dir = tempdir();
+    let password = dir.path().join("kafka-password");
+    std::fs::write(&password, "kafka-pa55\n").unwrap();
+    let dead = free_port();
+    let mut child = Command::new(binary())
+        .args(["--input-dummy", "x", "--output-kafka-host"])
+        .arg(format!("127.0.0.1:{dead}"))
+        .args(["--output-kafka-topic", "t", "--output-kafka-use-sasl"])
+        .args(["--output-kafka-username", "u", "--kafka-sasl-password-file"])
+        .arg(&password)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    let mut warned = false;
+    while Instant::now() < deadline && !warned {
+        let Some(Ok(line)) = lines.next() else { break };
+        warned = line.contains("SASL/PLAIN without TLS: the password travels in the clear");
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warned, "{seen}");
+    assert!(!seen.contains("kafka-pa55"), "{seen}");
+    // A token file that cannot be read is named; its content never is.
+    let output = run(&[
+        "--input-tcp",
+        "127.0.0.1:0",
+        "--output-null",
+        "--input-tcp-auth-token-file",
+        "/nonexistent/token",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr(&output).contains("/nonexistent/token"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -8,7 +8,8 @@
 //!   the chosen policy: a refused output-tcp peer reconnects with back-off, so memory stays
 //!   bounded and nothing is allocated for a peer that was not admitted.
 //! * [`Secret`]: a token from a flag, an environment variable or a file, compared in constant
-//!   time, never printed (its `Debug` shows `***`).
+//!   time, never printed (its `Debug` shows `***`); [`redact_url`] hides the password of a
+//!   `user:pass@` URL wherever one is logged.
 //! * [`Warnings`]: one warning line, then at most one "N more like this" line per interval.
 #![deny(missing_docs)]
 
@@ -17,5 +18,5 @@ mod secret;
 mod warnings;
 
 pub use admission::{Admission, Refusal, Ticket};
-pub use secret::{Secret, SecretError};
+pub use secret::{redact_url, Secret, SecretError};
 pub use warnings::Warnings;

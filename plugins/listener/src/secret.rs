@@ -78,6 +78,21 @@ fn read_secret_file(flag: &str, path: &Path) -> Result<Vec<u8>, SecretError> {
     Ok(bytes)
 }
 
+/// `url` with the password of its `user:pass@` part replaced by `***`, to log or put in an
+/// error; a URL without one is returned as it is. Works without a scheme too (`user:pass@host`).
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let Some(colon) = rest[..at].find(':') else {
+        return url.to_string();
+    };
+    format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..])
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
@@ -93,6 +108,15 @@ impl fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(redact_url("http://u:p@h:1/x"), "http://u:***@h:1/x");
+        assert_eq!(redact_url("u:p:q@h/i"), "u:***@h/i");
+        assert_eq!(redact_url("https://u@h/"), "https://u@h/");
+        assert_eq!(redact_url("http://h/a:b@c"), "http://h/a:b@c");
+        assert_eq!(redact_url("http://u:p@w@h"), "http://u:***@h");
+    }
 
     #[test]
     fn loads_from_value_or_file_and_hides_itself() {
