@@ -140,7 +140,16 @@ fn parse_address(value: &str) -> String {
     }
 }
 
-fn policy(args: &InputHttpArgs) -> Result<Policy, PluginError> {
+/// The memory one connection reserves: a request (head, body, trailers) growing to its cap
+/// and the read buffer.
+fn connection_cost(cap: usize) -> u64 {
+    (2 * (cap + 2 * MAX_HEAD) + READ_CHUNK) as u64
+}
+
+fn policy(args: &InputHttpArgs, settings: &CoreSettings) -> Result<Policy, PluginError> {
+    let cost = connection_cost(settings.copy_buffer_size);
+    Admission::check_budget(args.input_http_max_memory, cost)
+        .map_err(|e| PluginError::usage("--input-http-max-memory", e))?;
     let token = Secret::load(
         "--input-http-auth-token",
         args.input_http_auth_token.as_deref(),
@@ -161,8 +170,11 @@ fn policy(args: &InputHttpArgs) -> Result<Policy, PluginError> {
     })
 }
 
-fn build(args: InputHttpArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
-    let policy = Arc::new(policy(&args)?);
+fn build(args: InputHttpArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
+    if args.input_http.is_empty() {
+        return Ok(Vec::new());
+    }
+    let policy = Arc::new(policy(&args, settings)?);
     args.input_http
         .iter()
         .map(|value| {
@@ -203,7 +215,7 @@ impl Input for HttpInput {
         let cap = cx.settings().copy_buffer_size;
         let listener = Listener {
             admission: Admission::new(self.policy.max_connections, self.policy.max_memory),
-            cost: (2 * (cap + 2 * MAX_HEAD) + READ_CHUNK) as u64,
+            cost: connection_cost(cap),
             warnings: Arc::new(Warnings::new("input-http", WARN_INTERVAL)),
             cap,
         };

@@ -206,7 +206,15 @@ fn tls_config(args: &InputTcpArgs) -> Result<Option<Arc<ServerConfig>>, PluginEr
         .map_err(tls_error)
 }
 
-fn policy(args: &InputTcpArgs) -> Result<Policy, PluginError> {
+/// The memory one connection reserves: its buffers and a record growing to its cap.
+fn connection_cost(cap: usize) -> u64 {
+    (2 * cap + READ_BUFFER + TLS_BUFFERS) as u64
+}
+
+fn policy(args: &InputTcpArgs, settings: &CoreSettings) -> Result<Policy, PluginError> {
+    let cost = connection_cost(settings.copy_buffer_size);
+    Admission::check_budget(args.input_tcp_max_memory, cost)
+        .map_err(|e| PluginError::usage("--input-tcp-max-memory", e))?;
     let token = Secret::load(
         "--input-tcp-auth-token",
         args.input_tcp_auth_token.as_deref(),
@@ -229,11 +237,11 @@ fn policy(args: &InputTcpArgs) -> Result<Policy, PluginError> {
     })
 }
 
-fn build(args: InputTcpArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
+fn build(args: InputTcpArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
     if args.input_tcp.is_empty() {
         return Ok(Vec::new());
     }
-    let policy = Arc::new(policy(&args)?);
+    let policy = Arc::new(policy(&args, settings)?);
     args.input_tcp
         .iter()
         .map(|value| {
@@ -276,7 +284,7 @@ impl Input for TcpInput {
         let cap = cx.settings().copy_buffer_size;
         let listener = Listener {
             admission: Admission::new(self.policy.max_connections, self.policy.max_memory),
-            cost: (2 * cap + READ_BUFFER + TLS_BUFFERS) as u64,
+            cost: connection_cost(cap),
             warnings: Arc::new(Warnings::new("input-tcp", WARN_INTERVAL)),
             cap,
         };
@@ -634,5 +642,19 @@ mod tests {
         ])
         .contains("--input-tcp-certificate"));
         assert!(err(&["--input-tcp", "127.0.0.1:0|x"]).contains("--input-tcp"));
+        assert!(err(&[
+            "--input-tcp",
+            "127.0.0.1:0",
+            "--input-tcp-max-memory",
+            "1kb"
+        ])
+        .contains("--input-tcp-max-memory"));
+        assert!(err(&[
+            "--input-tcp",
+            "127.0.0.1:0",
+            "--input-tcp-tls-client-ca",
+            "/ca.pem"
+        ])
+        .contains("--input-tcp-secure"));
     }
 }

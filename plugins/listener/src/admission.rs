@@ -63,6 +63,17 @@ impl Admission {
         })
     }
 
+    /// A usage error's message when `max_memory` cannot hold even one connection of `cost`.
+    pub fn check_budget(max_memory: u64, cost: u64) -> Result<(), String> {
+        if cost > max_memory {
+            return Err(format!(
+                "{max_memory} bytes cannot hold one connection ({cost} bytes: twice \
+                 --copy-buffer-size and the read buffers); raise it or lower --copy-buffer-size"
+            ));
+        }
+        Ok(())
+    }
+
     /// Connections open now.
     pub fn connections(&self) -> usize {
         self.in_use.lock().expect("admission lock").connections
@@ -99,5 +110,7 @@ mod tests {
         drop(b);
         assert_eq!(admission.connections(), 0);
         assert!(admission.admit(100).is_ok());
+        assert!(Admission::check_budget(10, 11).is_err());
+        assert!(Admission::check_budget(11, 11).is_ok());
     }
 }
