@@ -9,7 +9,7 @@
 //! `--output-tcp-skip-verify` (TLS without certificate verification),
 //! `--output-tcp-stats` (a line on stderr every 5 s),
 //! `--output-tcp-tls-cert PEM` / `--output-tcp-tls-key PEM` (a client certificate, for an
-//! input-tcp started with `--input-tcp-tls-client-ca`),
+//! input-tcp started with `--input-tcp-tls-client-ca`; implies `--output-tcp-secure`),
 //! `--output-tcp-auth-token TOKEN` (or `SHADOWTAP_OUTPUT_TCP_AUTH_TOKEN`, or
 //! `--output-tcp-auth-token-file FILE`): each connection starts with the line
 //! `AUTH <token>\n`, which an input-tcp with `--input-tcp-auth-token` requires (do not set it
