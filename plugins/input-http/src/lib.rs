@@ -251,7 +251,7 @@ impl HttpInput {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "input-http: accept failed");
+                    listener.warnings.warn(|| format!("accept failed: {e}"));
                     return;
                 }
             };
@@ -285,7 +285,9 @@ impl HttpInput {
                     }
                 });
             if let Err(e) = spawned {
-                tracing::warn!(error = %e, "input-http: cannot start a connection thread");
+                listener
+                    .warnings
+                    .warn(|| format!("cannot start a connection thread: {e}"));
             }
         }
     }

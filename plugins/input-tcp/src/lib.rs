@@ -322,7 +322,7 @@ impl TcpInput {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "input-tcp: accept failed");
+                    listener.warnings.warn(|| format!("accept failed: {e}"));
                     return;
                 }
             };
@@ -352,7 +352,9 @@ impl TcpInput {
                     }
                 });
             if let Err(e) = spawned {
-                tracing::warn!(error = %e, "input-tcp: cannot start a connection thread");
+                listener
+                    .warnings
+                    .warn(|| format!("cannot start a connection thread: {e}"));
             }
         }
     }
