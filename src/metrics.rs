@@ -1,17 +1,35 @@
 //! `--metrics ADDR`: the ledger as Prometheus text (exposition format 0.0.4) at `/metrics`,
-//! served by a small HTTP/1.x server thread (one request per connection).
+//! served by hyper on one thread (a tokio current-thread runtime): connections are served
+//! concurrently (at most 64), a request head must arrive within 2 s and a connection is closed
+//! after 5 s, so a slow or silent client delays nobody. (tiny_http was considered: it serves
+//! each connection on its own thread but has no deadline for a request that trickles in.)
 //!
 //! Series: `shadowtap_messages_in_total{plugin,role}`, `shadowtap_messages_out_total`,
 //! `shadowtap_messages_dropped_total{plugin,role,reason}`, `shadowtap_messages_truncated_total`,
 //! `shadowtap_errors_total`, and every extra counter of a plugin as
 //! `shadowtap_counter{plugin,role,name}`.
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use shadowtap_api::Ledger;
+use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// A client must have sent its whole request head within this long.
+const HEAD_DEADLINE: Duration = Duration::from_secs(2);
+/// A connection is closed after this long, whatever it is doing.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(5);
+/// Connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 64;
 
 /// Binds `address` (`:9090` means all interfaces) and serves the ledger from a thread.
 pub fn serve(address: &str, ledger: Arc<Ledger>) -> io::Result<SocketAddr> {
@@ -21,53 +39,76 @@ pub fn serve(address: &str, ledger: Arc<Ledger>) -> io::Result<SocketAddr> {
         address.to_string()
     };
     let listener = TcpListener::bind(&address)?;
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
     std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                if let Err(e) = answer(stream, &ledger) {
-                    tracing::debug!("metrics: {e}");
-                }
-            }
-        })?;
+        .spawn(move || runtime.block_on(accept_loop(listener, ledger)))?;
     tracing::info!(address = %local, "serving Prometheus metrics at /metrics");
     Ok(local)
 }
 
-fn answer(mut stream: TcpStream, ledger: &Ledger) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.len() > 16 << 10 {
-            break;
-        }
-    }
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let mut parts = line.split(|&b| b == b' ');
-    let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
-    let (status, body) = match (method, path) {
-        (b"GET" | b"HEAD", b"/metrics") => ("200 OK", render(ledger)),
-        (b"GET" | b"HEAD", _) => ("404 Not Found", "not found; try /metrics\n".to_string()),
-        _ => ("405 Method Not Allowed", "use GET\n".to_string()),
+async fn accept_loop(listener: TcpListener, ledger: Arc<Ledger>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => return tracing::warn!("metrics: cannot serve: {e}"),
     };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    if method != b"HEAD" {
-        response.push_str(&body);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::debug!("metrics: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("metrics: {MAX_CONNECTIONS} connections open; one refused");
+            continue;
+        };
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let response = answer(&request, &ledger);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_DEADLINE)
+                .keep_alive(false)
+                .title_case_headers(true)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(CONNECTION_DEADLINE, connection).await {
+                Ok(Err(e)) => tracing::debug!("metrics: {e}"),
+                Err(_) => tracing::debug!("metrics: connection closed at its deadline"),
+                Ok(Ok(())) => {}
+            }
+            drop(slot);
+        });
     }
-    stream.write_all(response.as_bytes())
+}
+
+fn answer(request: &Request<hyper::body::Incoming>, ledger: &Ledger) -> Response<Full<Bytes>> {
+    let (status, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") => (StatusCode::OK, render(ledger)),
+        (&Method::GET | &Method::HEAD, _) => (
+            StatusCode::NOT_FOUND,
+            "not found; try /metrics\n".to_string(),
+        ),
+        _ => (StatusCode::METHOD_NOT_ALLOWED, "use GET\n".to_string()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// Escapes a label value (`\`, `"` and newlines).

@@ -7,6 +7,7 @@ mod common;
 mod es;
 mod files;
 mod kafka;
+mod listeners;
 mod live;
 mod middleware;
 mod modifiers;

@@ -14,29 +14,56 @@
 //! requests (declared `Backpressure::Wait`, which the engine obeys up to the outputs).
 //!
 //! Flags: `--input-http ADDR` (repeatable; `127.0.0.1:8080`, `:8080` = all interfaces).
-//! One thread per connection, at most 1024 connections per listener (more get `503`).
+//! One thread per connection.
+//!
+//! Caps on what a client sends, each checked before anything is kept: request line and headers
+//! 64 KiB and 128 headers (else `431`), a chunk-size line 4 KiB with its extensions (else `400`), the trailer
+//! block 64 KiB (else `431`); each is counted as one message dropped `oversized` and the
+//! connection is closed. The request as a whole (chunk lines included) is kept up to `--copy-buffer-size`
+//! and the rest read and discarded (counted truncated). A request that does not parse gets
+//! `400` and is counted `malformed`; one left unfinished at close or idle timeout `incomplete`.
+//!
+//! Limits (see `shadowtap-listener`): `--input-http-max-connections N` (default 256; more get
+//! `503`, counted `connection limit`), `--input-http-max-memory SIZE` (default 512mb; each
+//! connection reserves twice `--copy-buffer-size` plus 144 KiB; one the budget cannot cover
+//! gets `503`, counted `memory budget`), `--input-http-idle-timeout DURATION` (default 60s,
+//! `0` = never). `--input-http-auth-token TOKEN` (or `SHADOWTAP_INPUT_HTTP_AUTH_TOKEN`, or
+//! `--input-http-auth-token-file FILE`) requires `Authorization: Bearer <token>` on every
+//! request, compared in constant time; others get `401` and are counted `unauthorized`.
+//! Warnings a client can provoke name its address, once, then one "N more like this" line per
+//! 10 s; a token never appears in them.
 //!
 //! Example: `shadowtap --input-http :28019 --output-file pushed.gor`, then
 //! `curl -d 'a=1' http://localhost:28019/submit`.
 #![deny(missing_docs)]
 
+mod connection;
+mod head;
+
+use connection::Connection;
 use crossbeam_channel::{bounded, Sender};
+use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::{
-    instance_label, now_ns, random_id, register_input, CoreSettings, Counters, Input, InputContext,
-    InputSpec, Kind, Message, Meta, PluginError, Shutdown,
+    instance_label, register_input, CoreSettings, Counters, Input, InputContext, InputSpec,
+    Message, PluginError,
 };
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use shadowtap_listener::{Admission, Refusal, Secret, Warnings};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often blocked accept and reads look at the shutdown flag.
 const POLL: Duration = Duration::from_millis(50);
-/// Connections served at once per listener.
-const MAX_CONNECTIONS: usize = 1024;
-/// Largest request head accepted.
+/// Largest request head (request line and headers) accepted; also the trailer block's cap.
 const MAX_HEAD: usize = 64 << 10;
+/// Largest chunk-size line accepted (with its extensions).
+const MAX_CHUNK_LINE: usize = 4 << 10;
+/// Bytes read from a connection at a time.
+const READ_CHUNK: usize = 16 << 10;
+/// Warnings a client can provoke: one line per this interval.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// How long queued requests may still be handed on after shutdown began.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -46,11 +73,62 @@ pub struct InputHttpArgs {
     /// Listen for HTTP requests on ADDR (e.g. :8080) and record each one; answers 200
     #[arg(id = "input-http", long = "input-http", value_name = "ADDR")]
     pub input_http: Vec<String>,
+    /// Require `Authorization: Bearer <TOKEN>` on every request (others get 401)
+    #[arg(
+        id = "input-http-auth-token",
+        long = "input-http-auth-token",
+        env = "SHADOWTAP_INPUT_HTTP_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub input_http_auth_token: Option<String>,
+    /// Read --input-http-auth-token from FILE
+    #[arg(
+        id = "input-http-auth-token-file",
+        long = "input-http-auth-token-file",
+        value_name = "FILE"
+    )]
+    pub input_http_auth_token_file: Option<PathBuf>,
+    /// Connections served at once per listener; more get 503
+    #[arg(
+        id = "input-http-max-connections",
+        long = "input-http-max-connections",
+        default_value_t = 256,
+        value_name = "N"
+    )]
+    pub input_http_max_connections: usize,
+    /// Memory all connections of a listener may reserve (each: 2 x --copy-buffer-size + 144kb)
+    #[arg(
+        id = "input-http-max-memory",
+        long = "input-http-max-memory",
+        value_parser = size_value,
+        default_value = "512mb",
+        value_name = "SIZE"
+    )]
+    pub input_http_max_memory: u64,
+    /// Close a connection that sent nothing for this long (0 = never)
+    #[arg(
+        id = "input-http-idle-timeout",
+        long = "input-http-idle-timeout",
+        value_parser = duration_value,
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    pub input_http_idle_timeout: Duration,
+}
+
+/// What every connection of a listener shares.
+struct Policy {
+    token: Option<Secret>,
+    idle_timeout: Option<Duration>,
+    max_connections: usize,
+    max_memory: u64,
 }
 
 struct HttpInput {
     listener: TcpListener,
     address: SocketAddr,
+    policy: Arc<Policy>,
 }
 
 fn parse_address(value: &str) -> String {
@@ -61,7 +139,41 @@ fn parse_address(value: &str) -> String {
     }
 }
 
-fn build(args: InputHttpArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
+/// The memory one connection reserves: a request (head, body, trailers) growing to its cap
+/// and the read buffer.
+fn connection_cost(cap: usize) -> u64 {
+    (2 * (cap + 2 * MAX_HEAD) + READ_CHUNK) as u64
+}
+
+fn policy(args: &InputHttpArgs, settings: &CoreSettings) -> Result<Policy, PluginError> {
+    let cost = connection_cost(settings.copy_buffer_size);
+    Admission::check_budget(args.input_http_max_memory, cost)
+        .map_err(|e| PluginError::usage("--input-http-max-memory", e))?;
+    let token = Secret::load(
+        "--input-http-auth-token",
+        args.input_http_auth_token.as_deref(),
+        args.input_http_auth_token_file.as_deref(),
+    )
+    .map_err(|e| PluginError::usage("--input-http-auth-token", e.to_string()))?;
+    if args.input_http_max_connections == 0 {
+        return Err(PluginError::usage(
+            "--input-http-max-connections",
+            "must be at least 1",
+        ));
+    }
+    Ok(Policy {
+        token,
+        idle_timeout: Some(args.input_http_idle_timeout).filter(|t| !t.is_zero()),
+        max_connections: args.input_http_max_connections,
+        max_memory: args.input_http_max_memory,
+    })
+}
+
+fn build(args: InputHttpArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
+    if args.input_http.is_empty() {
+        return Ok(Vec::new());
+    }
+    let policy = Arc::new(policy(&args, settings)?);
     args.input_http
         .iter()
         .map(|value| {
@@ -77,7 +189,11 @@ fn build(args: InputHttpArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, Plugin
             tracing::info!(%address, "input-http listening");
             Ok(InputSpec {
                 label: instance_label("input-http", value),
-                plugin: Box::new(HttpInput { listener, address }),
+                plugin: Box::new(HttpInput {
+                    listener,
+                    address,
+                    policy: policy.clone(),
+                }),
                 backpressure: shadowtap_api::Backpressure::Wait,
                 limit: None,
             })
@@ -95,11 +211,16 @@ register_input! {
 impl Input for HttpInput {
     fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
         let (tx, rx) = bounded::<Message>(256);
-        let active = Arc::new(AtomicUsize::new(0));
         let cap = cx.settings().copy_buffer_size;
+        let listener = Listener {
+            admission: Admission::new(self.policy.max_connections, self.policy.max_memory),
+            cost: connection_cost(cap),
+            warnings: Arc::new(Warnings::new("input-http", WARN_INTERVAL)),
+            cap,
+        };
         tracing::debug!(address = %self.address, "input-http accepting");
         while !cx.is_stopping() {
-            accept_all(&self.listener, &tx, &active, &cx, cap);
+            self.accept_all(&listener, &tx, &cx);
             if cx.forward_ready(&rx, POLL).is_err() {
                 return Ok(());
             }
@@ -108,289 +229,83 @@ impl Input for HttpInput {
         drop(tx);
         // Connections notice the shutdown within POLL; pass on what they still hand over.
         cx.forward_until(&rx, Instant::now() + DRAIN);
+        listener.warnings.finish();
         Ok(())
     }
 }
 
-fn accept_all(
-    listener: &TcpListener,
-    tx: &Sender<Message>,
-    active: &Arc<AtomicUsize>,
-    cx: &InputContext,
-    cap: usize,
-) {
-    loop {
-        let (mut stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "input-http: accept failed");
-                return;
-            }
-        };
-        if active.load(Relaxed) >= MAX_CONNECTIONS {
-            cx.counters()
-                .extra("connections refused (limit)")
-                .fetch_add(1, Relaxed);
-            let _ = stream.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-            continue;
-        }
-        active.fetch_add(1, Relaxed);
-        let connection = Connection {
-            stream,
-            tx: tx.clone(),
-            shutdown: cx.shutdown().clone(),
-            counters: cx.counters().clone(),
-            cap,
-        };
-        let active = active.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("input-http {peer}"))
-            .spawn(move || {
-                if let Err(e) = connection.serve() {
-                    tracing::debug!(%peer, error = %e, "input-http connection ended");
-                }
-                active.fetch_sub(1, Relaxed);
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "input-http: cannot start a connection thread");
-        }
-    }
-}
-
-/// One client connection.
-struct Connection {
-    stream: TcpStream,
-    tx: Sender<Message>,
-    shutdown: Shutdown,
-    counters: Arc<Counters>,
+/// The state of one listener's run that its accept loop needs.
+struct Listener {
+    admission: Admission,
+    /// The memory one connection reserves.
+    cost: u64,
+    warnings: Arc<Warnings>,
     cap: usize,
 }
 
-/// How a request's body is delimited.
-enum Body {
-    Length(u64),
-    Chunked,
-}
-
-struct RequestHead {
-    len: usize,
-    body: Body,
-    close: bool,
-    expect_continue: bool,
-}
-
-impl Connection {
-    fn serve(mut self) -> io::Result<()> {
-        self.stream.set_nonblocking(false)?;
-        self.stream.set_read_timeout(Some(POLL))?;
-        self.stream.set_nodelay(true)?;
-        let mut buf = Vec::with_capacity(8 << 10);
+impl HttpInput {
+    fn accept_all(&self, listener: &Listener, tx: &Sender<Message>, cx: &InputContext) {
         loop {
-            let head = loop {
-                if !buf.is_empty() {
-                    match parse_head(&buf) {
-                        Ok(Some(head)) => break head,
-                        Ok(None) if buf.len() > MAX_HEAD => {
-                            return self.reject("431 Request Header Fields Too Large")
-                        }
-                        Ok(None) => {}
-                        Err(_) => return self.reject("400 Bad Request"),
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    listener.warnings.warn(|| format!("accept failed: {e}"));
+                    return;
+                }
+            };
+            let ticket = match listener.admission.admit(listener.cost) {
+                Ok(ticket) => ticket,
+                Err(refusal) => {
+                    refuse(cx.counters(), &listener.warnings, peer, refusal);
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    continue;
+                }
+            };
+            let connection = Connection {
+                stream,
+                peer,
+                tx: tx.clone(),
+                shutdown: cx.shutdown().clone(),
+                counters: cx.counters().clone(),
+                warnings: listener.warnings.clone(),
+                cap: listener.cap,
+                token: self.policy.token.clone(),
+                idle_timeout: self.policy.idle_timeout,
+                _ticket: ticket,
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("input-http {peer}"))
+                .spawn(move || {
+                    if let Err(e) = connection.serve() {
+                        tracing::debug!(%peer, error = %e, "input-http connection ended");
                     }
-                }
-                if self.read_more(&mut buf)? == 0 {
-                    return Ok(());
-                }
-            };
-            if head.expect_continue && buf.len() == head.len {
-                self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-            }
-            let mut request = buf.drain(..head.len).collect::<Vec<u8>>();
-            let truncated = match head.body {
-                Body::Length(n) => self.copy_body(&mut buf, &mut request, n)?,
-                Body::Chunked => self.chunked_body(&mut buf, &mut request)?,
-            };
-            if truncated {
-                self.counters.add_truncated(1);
-            }
-            let meta =
-                Meta::new(Kind::Request, &random_id(), now_ns(), -1).expect("random ids are hex");
-            if self.tx.send(Message::new(meta, request)).is_err() {
-                return self.reject("503 Service Unavailable");
-            }
-            let answer: &[u8] = if head.close {
-                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            } else {
-                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-            };
-            self.stream.write_all(answer)?;
-            if head.close {
-                return Ok(());
-            }
-        }
-    }
-
-    fn reject(&mut self, status: &str) -> io::Result<()> {
-        let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        self.stream.write_all(answer.as_bytes())
-    }
-
-    /// Reads more bytes into `buf`; 0 at EOF or shutdown. Waits while the client is idle.
-    fn read_more(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        let mut chunk = [0u8; 16 << 10];
-        loop {
-            if self.shutdown.is_triggered() {
-                return Ok(0);
-            }
-            match self.stream.read(&mut chunk) {
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    return Ok(n);
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn need(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
-        if self.read_more(buf)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed inside a request",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Moves `n` body bytes from the connection to `request` (beyond the cap they are read
-    /// and discarded); true if some were discarded.
-    fn copy_body(
-        &mut self,
-        buf: &mut Vec<u8>,
-        request: &mut Vec<u8>,
-        mut n: u64,
-    ) -> io::Result<bool> {
-        let mut truncated = false;
-        while n > 0 {
-            if buf.is_empty() {
-                self.need(buf)?;
-            }
-            let take = (buf.len() as u64).min(n) as usize;
-            let room = self.cap.saturating_sub(request.len()).min(take);
-            request.extend_from_slice(&buf[..room]);
-            truncated |= room < take;
-            buf.drain(..take);
-            n -= take as u64;
-        }
-        Ok(truncated)
-    }
-
-    /// Moves one line (through `\n`) to `request`; returns its content without the line end.
-    fn line(&mut self, buf: &mut Vec<u8>, request: &mut Vec<u8>) -> io::Result<Vec<u8>> {
-        loop {
-            if let Some(i) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=i).collect();
-                request.extend_from_slice(&line);
-                let content = line.strip_suffix(b"\n").unwrap_or(&line);
-                return Ok(content.strip_suffix(b"\r").unwrap_or(content).to_vec());
-            }
-            if buf.len() > 8 << 10 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "chunk line too long",
-                ));
-            }
-            self.need(buf)?;
-        }
-    }
-
-    /// Moves a chunked body, as received, to `request`.
-    fn chunked_body(&mut self, buf: &mut Vec<u8>, request: &mut Vec<u8>) -> io::Result<bool> {
-        let mut truncated = false;
-        loop {
-            let line = self.line(buf, request)?;
-            let size_text = line.split(|&b| b == b';').next().unwrap_or_default();
-            let size = std::str::from_utf8(size_text)
-                .ok()
-                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
-            if size == 0 {
-                while !self.line(buf, request)?.is_empty() {}
-                return Ok(truncated);
-            }
-            truncated |= self.copy_body(buf, request, size)?;
-            if !self.line(buf, request)?.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "bad chunk end"));
+                });
+            if let Err(e) = spawned {
+                listener
+                    .warnings
+                    .warn(|| format!("cannot start a connection thread: {e}"));
             }
         }
     }
 }
 
-fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, httparse::Error> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut request = httparse::Request::new(&mut headers);
-    let len = match request.parse(buf)? {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial => return Ok(None),
-    };
-    let http10 = request.version == Some(0);
-    let mut close = http10;
-    let mut length = 0;
-    let mut chunked = false;
-    let mut expect_continue = false;
-    for header in request.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            length = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or(httparse::Error::HeaderValue)?;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = header
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
-                    close = false;
-                }
-            }
-        } else if name.eq_ignore_ascii_case("expect") {
-            expect_continue = header.value.eq_ignore_ascii_case(b"100-continue");
-        }
-    }
-    Ok(Some(RequestHead {
-        len,
-        body: if chunked {
-            Body::Chunked
-        } else {
-            Body::Length(length)
-        },
-        close,
-        expect_continue,
-    }))
+/// Counts a refused connection as one message dropped, and warns (rate-limited).
+fn refuse(counters: &Counters, warnings: &Warnings, peer: SocketAddr, refusal: Refusal) {
+    counters.add_in(1);
+    counters.add_drop(refusal.reason(), 1);
+    warnings.warn(|| format!("refused {peer}: {}", refusal.reason().as_str()));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use shadowtap_api::testkit;
-    use shadowtap_api::{Ledger, Role};
+    use shadowtap_api::{Kind, Ledger, Role, Shutdown};
     use std::io::BufRead;
+    use std::net::TcpStream;
 
     #[test]
     fn conformance() {

@@ -3,7 +3,25 @@
 //!
 //! Flags: `--input-tcp ADDR` (repeatable; `127.0.0.1:28020`, `:28020` = all interfaces;
 //! `ADDR|N` / `ADDR|N%` limit requests), `--input-tcp-secure` (TLS listener) with
-//! `--input-tcp-certificate PEM` and `--input-tcp-certificate-key PEM`.
+//! `--input-tcp-certificate PEM` and `--input-tcp-certificate-key PEM`;
+//! `--input-tcp-tls-client-ca PEM` then requires every peer to present a client certificate
+//! signed by that CA (`--output-tcp-tls-cert`/`--output-tcp-tls-key` on the sender).
+//!
+//! Shared token: with `--input-tcp-auth-token TOKEN` (or `SHADOWTAP_INPUT_TCP_AUTH_TOKEN`, or
+//! `--input-tcp-auth-token-file FILE`), a connection's first line must be `AUTH <token>\n`
+//! (at most 4 KiB; `--output-tcp-auth-token` sends it) before its records; the token is
+//! compared in constant time. Without a token nothing changes (GoReplay peers keep working).
+//! A peer that fails (wrong or missing token, or no valid client certificate) is closed and
+//! counted as one message dropped `unauthorized`; the warning names its address, never a token.
+//!
+//! Limits against any peer (see `shadowtap-listener`): `--input-tcp-max-connections N`
+//! (default 256) and `--input-tcp-max-memory SIZE` (default 512mb; each connection reserves
+//! its read buffers plus twice `--copy-buffer-size`, a connection the budget cannot cover is
+//! refused and counted `memory budget`, one over the limit `connection limit`);
+//! `--input-tcp-idle-timeout DURATION` (default 60s, `0` = never) closes a connection that
+//! sent nothing for that long (a record it left unfinished is counted `incomplete`).
+//! Warnings a peer can provoke (malformed records, refusals) are written once, then as one
+//! "N more like this" line per 10 s.
 //!
 //! One thread per connection. Records are read in bounded memory: a payload longer than
 //! `--copy-buffer-size` is cut (counted as truncated), a bad header line is counted as
@@ -23,19 +41,18 @@
 #![deny(missing_docs)]
 
 use crossbeam_channel::{bounded, Sender};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use shadowtap_api::values::split_limit;
+use shadowtap_api::values::{duration_value, size_value, split_limit};
 use shadowtap_api::wire::{RecordError, RecordReader};
 use shadowtap_api::{
     instance_label, register_input, CoreSettings, Counters, Input, InputContext, InputSpec,
     Message, PluginError, Reason, Shutdown,
 };
-use std::io::{self, BufReader, Read};
+use shadowtap_listener::{Admission, Refusal, Secret, Ticket, Warnings};
+use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,8 +62,14 @@ const POLL: Duration = Duration::from_millis(50);
 const DRAIN_IDLE: Duration = Duration::from_millis(300);
 /// After stop, connections are closed after this long at most.
 const DRAIN_MAX: Duration = Duration::from_secs(2);
-/// Connections served at once per listener.
-const MAX_CONNECTIONS: usize = 1024;
+/// The read buffer of a connection.
+const READ_BUFFER: usize = 64 << 10;
+/// What TLS buffers may add to a connection's memory.
+const TLS_BUFFERS: usize = 64 << 10;
+/// Longest `AUTH <token>` line.
+const MAX_AUTH_LINE: u64 = 4 << 10;
+/// Warnings a peer can provoke: one line per this interval.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Flags of `input-tcp`.
 #[derive(clap::Args, Debug)]
@@ -71,12 +94,71 @@ pub struct InputTcpArgs {
         value_name = "PEM"
     )]
     pub input_tcp_certificate_key: Option<PathBuf>,
+    /// PEM file with the CA that must have signed every peer's client certificate (with --input-tcp-secure)
+    #[arg(
+        id = "input-tcp-tls-client-ca",
+        long = "input-tcp-tls-client-ca",
+        value_name = "PEM"
+    )]
+    pub input_tcp_tls_client_ca: Option<PathBuf>,
+    /// Require each connection to start with the line `AUTH <TOKEN>`
+    #[arg(
+        id = "input-tcp-auth-token",
+        long = "input-tcp-auth-token",
+        env = "SHADOWTAP_INPUT_TCP_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub input_tcp_auth_token: Option<String>,
+    /// Read --input-tcp-auth-token from FILE
+    #[arg(
+        id = "input-tcp-auth-token-file",
+        long = "input-tcp-auth-token-file",
+        value_name = "FILE"
+    )]
+    pub input_tcp_auth_token_file: Option<PathBuf>,
+    /// Connections served at once per listener; more are refused
+    #[arg(
+        id = "input-tcp-max-connections",
+        long = "input-tcp-max-connections",
+        default_value_t = 256,
+        value_name = "N"
+    )]
+    pub input_tcp_max_connections: usize,
+    /// Memory all connections of a listener may reserve (each: 2 x --copy-buffer-size + 128kb)
+    #[arg(
+        id = "input-tcp-max-memory",
+        long = "input-tcp-max-memory",
+        value_parser = size_value,
+        default_value = "512mb",
+        value_name = "SIZE"
+    )]
+    pub input_tcp_max_memory: u64,
+    /// Close a connection that sent nothing for this long (0 = never)
+    #[arg(
+        id = "input-tcp-idle-timeout",
+        long = "input-tcp-idle-timeout",
+        value_parser = duration_value,
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    pub input_tcp_idle_timeout: Duration,
+}
+
+/// What every connection of a listener shares.
+struct Policy {
+    tls: Option<Arc<ServerConfig>>,
+    client_ca: bool,
+    token: Option<Secret>,
+    idle_timeout: Option<Duration>,
+    max_memory: u64,
+    max_connections: usize,
 }
 
 struct TcpInput {
     listener: TcpListener,
     address: SocketAddr,
-    tls: Option<Arc<ServerConfig>>,
+    policy: Arc<Policy>,
 }
 
 fn parse_address(value: &str) -> String {
@@ -87,58 +169,79 @@ fn parse_address(value: &str) -> String {
     }
 }
 
-fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, PluginError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| {
-            PluginError::usage(
-                "--input-tcp-certificate",
-                format!("{}: {e}", cert.display()),
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(PluginError::usage(
-            "--input-tcp-certificate",
-            format!("{}: no certificate found", cert.display()),
-        ));
+fn tls_config(args: &InputTcpArgs) -> Result<Option<Arc<ServerConfig>>, PluginError> {
+    if !args.input_tcp_secure {
+        if args.input_tcp_tls_client_ca.is_some() {
+            return Err(PluginError::usage(
+                "--input-tcp-tls-client-ca",
+                "needs --input-tcp-secure",
+            ));
+        }
+        return Ok(None);
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+    let cert = args.input_tcp_certificate.as_deref().ok_or_else(|| {
         PluginError::usage(
-            "--input-tcp-certificate-key",
-            format!("{}: {e}", key.display()),
+            "--input-tcp-certificate",
+            "required with --input-tcp-secure",
         )
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PluginError::Runtime(format!("TLS setup: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| PluginError::usage("--input-tcp-certificate-key", e.to_string()))?;
-    Ok(Arc::new(config))
+    let key = args.input_tcp_certificate_key.as_deref().ok_or_else(|| {
+        PluginError::usage(
+            "--input-tcp-certificate-key",
+            "required with --input-tcp-secure",
+        )
+    })?;
+    let tls_error = |e: shadowtap_tls::TlsError| PluginError::Runtime(e.to_string());
+    let identity = shadowtap_tls::load_identity(
+        ("--input-tcp-certificate", cert),
+        ("--input-tcp-certificate-key", key),
+    )
+    .map_err(tls_error)?;
+    let client_ca = args
+        .input_tcp_tls_client_ca
+        .as_deref()
+        .map(|ca| ("--input-tcp-tls-client-ca", ca));
+    shadowtap_tls::server_config(identity, "--input-tcp-certificate-key", client_ca)
+        .map(Some)
+        .map_err(tls_error)
 }
 
-fn build(args: InputTcpArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
+/// The memory one connection reserves: its buffers and a record growing to its cap.
+fn connection_cost(cap: usize) -> u64 {
+    (2 * cap + READ_BUFFER + TLS_BUFFERS) as u64
+}
+
+fn policy(args: &InputTcpArgs, settings: &CoreSettings) -> Result<Policy, PluginError> {
+    let cost = connection_cost(settings.copy_buffer_size);
+    Admission::check_budget(args.input_tcp_max_memory, cost)
+        .map_err(|e| PluginError::usage("--input-tcp-max-memory", e))?;
+    let token = Secret::load(
+        "--input-tcp-auth-token",
+        args.input_tcp_auth_token.as_deref(),
+        args.input_tcp_auth_token_file.as_deref(),
+    )
+    .map_err(|e| PluginError::usage("--input-tcp-auth-token", e.to_string()))?;
+    if args.input_tcp_max_connections == 0 {
+        return Err(PluginError::usage(
+            "--input-tcp-max-connections",
+            "must be at least 1",
+        ));
+    }
+    Ok(Policy {
+        tls: tls_config(args)?,
+        client_ca: args.input_tcp_tls_client_ca.is_some(),
+        token,
+        idle_timeout: Some(args.input_tcp_idle_timeout).filter(|t| !t.is_zero()),
+        max_memory: args.input_tcp_max_memory,
+        max_connections: args.input_tcp_max_connections,
+    })
+}
+
+fn build(args: InputTcpArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>, PluginError> {
     if args.input_tcp.is_empty() {
         return Ok(Vec::new());
     }
-    let tls = if args.input_tcp_secure {
-        let cert = args.input_tcp_certificate.as_deref().ok_or_else(|| {
-            PluginError::usage(
-                "--input-tcp-certificate",
-                "required with --input-tcp-secure",
-            )
-        })?;
-        let key = args.input_tcp_certificate_key.as_deref().ok_or_else(|| {
-            PluginError::usage(
-                "--input-tcp-certificate-key",
-                "required with --input-tcp-secure",
-            )
-        })?;
-        Some(server_config(cert, key)?)
-    } else {
-        None
-    };
+    let policy = Arc::new(policy(&args, settings)?);
     args.input_tcp
         .iter()
         .map(|value| {
@@ -153,13 +256,13 @@ fn build(args: InputTcpArgs, _: &CoreSettings) -> Result<Vec<InputSpec>, PluginE
             let local = listener
                 .local_addr()
                 .map_err(|e| PluginError::io("--input-tcp", e))?;
-            tracing::info!(address = %local, tls = tls.is_some(), "input-tcp listening");
+            tracing::info!(address = %local, tls = policy.tls.is_some(), "input-tcp listening");
             Ok(InputSpec {
                 label: instance_label("input-tcp", &address),
                 plugin: Box::new(TcpInput {
                     listener,
                     address: local,
-                    tls: tls.clone(),
+                    policy: policy.clone(),
                 }),
                 backpressure: shadowtap_api::Backpressure::Wait,
                 limit,
@@ -178,64 +281,90 @@ register_input! {
 impl Input for TcpInput {
     fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
         let (tx, rx) = bounded::<Message>(256);
-        let active = Arc::new(AtomicUsize::new(0));
+        let cap = cx.settings().copy_buffer_size;
+        let listener = Listener {
+            admission: Admission::new(self.policy.max_connections, self.policy.max_memory),
+            cost: connection_cost(cap),
+            warnings: Arc::new(Warnings::new("input-tcp", WARN_INTERVAL)),
+            cap,
+        };
         tracing::debug!(address = %self.address, "input-tcp accepting");
         while !cx.is_stopping() {
-            self.accept_all(&tx, &active, &cx);
+            self.accept_all(&listener, &tx, &cx);
             if cx.forward_ready(&rx, POLL).is_err() {
                 return Ok(());
             }
         }
         // Connections already established (waiting in the backlog) are drained too.
-        self.accept_all(&tx, &active, &cx);
+        self.accept_all(&listener, &tx, &cx);
         drop(self.listener);
         drop(tx);
         // Connections drain (see the crate docs); pass on what they hand over.
         cx.forward_until(&rx, Instant::now() + DRAIN_MAX + Duration::from_secs(1));
+        listener.warnings.finish();
         Ok(())
     }
 }
 
+/// The state of one listener's run that its accept loop needs.
+struct Listener {
+    admission: Admission,
+    /// The memory one connection reserves.
+    cost: u64,
+    warnings: Arc<Warnings>,
+    cap: usize,
+}
+
 impl TcpInput {
-    fn accept_all(&self, tx: &Sender<Message>, active: &Arc<AtomicUsize>, cx: &InputContext) {
+    fn accept_all(&self, listener: &Listener, tx: &Sender<Message>, cx: &InputContext) {
         loop {
             let (stream, peer) = match self.listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "input-tcp: accept failed");
+                    listener.warnings.warn(|| format!("accept failed: {e}"));
                     return;
                 }
             };
-            if active.load(Relaxed) >= MAX_CONNECTIONS {
-                cx.counters()
-                    .extra("connections refused (limit)")
-                    .fetch_add(1, Relaxed);
-                continue;
-            }
+            let ticket = match listener.admission.admit(listener.cost) {
+                Ok(ticket) => ticket,
+                Err(refusal) => {
+                    refuse(cx.counters(), &listener.warnings, peer, refusal);
+                    continue;
+                }
+            };
             cx.counters().extra("connections").fetch_add(1, Relaxed);
-            active.fetch_add(1, Relaxed);
             let connection = Connection {
                 tx: tx.clone(),
                 shutdown: cx.shutdown().clone(),
                 counters: cx.counters().clone(),
-                cap: cx.settings().copy_buffer_size,
-                tls: self.tls.clone(),
+                cap: listener.cap,
+                policy: self.policy.clone(),
+                warnings: listener.warnings.clone(),
+                peer,
+                _ticket: ticket,
             };
-            let active = active.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("input-tcp {peer}"))
                 .spawn(move || {
                     if let Err(e) = connection.serve(stream) {
                         tracing::debug!(%peer, error = %e, "input-tcp connection ended");
                     }
-                    active.fetch_sub(1, Relaxed);
                 });
             if let Err(e) = spawned {
-                tracing::warn!(error = %e, "input-tcp: cannot start a connection thread");
+                listener
+                    .warnings
+                    .warn(|| format!("cannot start a connection thread: {e}"));
             }
         }
     }
+}
+
+/// Counts a refused connection as one message dropped, and warns (rate-limited).
+fn refuse(counters: &Counters, warnings: &Warnings, peer: SocketAddr, refusal: Refusal) {
+    counters.add_in(1);
+    counters.add_drop(refusal.reason(), 1);
+    warnings.warn(|| format!("refused {peer}: {}", refusal.reason().as_str()));
 }
 
 /// One peer connection.
@@ -244,7 +373,11 @@ struct Connection {
     shutdown: Shutdown,
     counters: Arc<Counters>,
     cap: usize,
-    tls: Option<Arc<ServerConfig>>,
+    policy: Arc<Policy>,
+    warnings: Arc<Warnings>,
+    peer: SocketAddr,
+    /// Holds the connection's place and memory until it ends.
+    _ticket: Ticket,
 }
 
 impl Connection {
@@ -252,21 +385,43 @@ impl Connection {
         stream.set_nonblocking(false)?;
         stream.set_read_timeout(Some(POLL))?;
         let raw = stream.try_clone()?;
-        let inner: Box<dyn Read + Send> = match &self.tls {
-            None => Box::new(stream),
-            Some(config) => {
-                let conn = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
-                Box::new(StreamOwned::new(conn, stream))
-            }
-        };
-        let patient = Patient {
-            inner,
+        let idled = Arc::new(AtomicBool::new(false));
+        let mut patient = Patient {
+            inner: Box::new(stream.try_clone()?),
             raw,
             shutdown: self.shutdown.clone(),
             last_data: Instant::now(),
+            received: 0,
             draining_since: None,
+            idle_timeout: self.policy.idle_timeout,
+            idled: idled.clone(),
         };
-        let mut reader = RecordReader::new(BufReader::with_capacity(64 << 10, patient), self.cap);
+        if let Some(config) = &self.policy.tls {
+            let mut tls = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+            if let Err(e) = handshake(&mut tls, &mut patient) {
+                return self.handshake_failed(e, patient.received == 0);
+            }
+            patient.inner = Box::new(StreamOwned::new(tls, stream));
+        }
+        let mut input = BufReader::with_capacity(READ_BUFFER, patient);
+        if let Some(token) = &self.policy.token {
+            match authenticate(&mut input, token)? {
+                Auth::Passed => {}
+                Auth::Failed => {
+                    self.unauthorized("missing or wrong AUTH token");
+                    return Ok(());
+                }
+                Auth::Silent => return Ok(()),
+            }
+        }
+        self.read_records(RecordReader::new(input, self.cap), &idled)
+    }
+
+    fn read_records(
+        &self,
+        mut reader: RecordReader<BufReader<Patient>>,
+        idled: &AtomicBool,
+    ) -> io::Result<()> {
         loop {
             match reader.next_record() {
                 Ok(Some(record)) => {
@@ -277,9 +432,20 @@ impl Connection {
                         return Ok(());
                     }
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    self.ended(idled);
+                    return Ok(());
+                }
                 Err(RecordError::BadHeader { record, source }) => {
                     self.malformed(&format!("record {record}: {source}"));
+                }
+                Err(RecordError::Unterminated { record, bytes }) if idled.load(Relaxed) => {
+                    self.ended(idled);
+                    self.dropped(
+                        Reason::Incomplete,
+                        &format!("record {record}: idle timeout inside a record ({bytes} bytes)"),
+                    );
+                    return Ok(());
                 }
                 Err(RecordError::Unterminated { record, bytes }) => {
                     self.malformed(&format!(
@@ -292,35 +458,115 @@ impl Connection {
         }
     }
 
+    fn ended(&self, idled: &AtomicBool) {
+        if idled.load(Relaxed) {
+            self.counters
+                .extra("connections closed (idle)")
+                .fetch_add(1, Relaxed);
+            tracing::debug!(peer = %self.peer, "input-tcp: idle connection closed");
+        }
+    }
+
+    fn handshake_failed(&self, error: io::Error, silent: bool) -> io::Result<()> {
+        if silent {
+            return Ok(());
+        }
+        if self.policy.client_ca {
+            self.unauthorized(&format!("TLS handshake failed: {error}"));
+        } else {
+            self.counters
+                .extra("tls handshakes failed")
+                .fetch_add(1, Relaxed);
+            let peer = self.peer;
+            self.warnings
+                .warn(|| format!("{peer}: TLS handshake failed: {error}"));
+        }
+        Ok(())
+    }
+
+    fn unauthorized(&self, what: &str) {
+        self.dropped(Reason::Unauthorized, &format!("unauthorized: {what}"));
+    }
+
     fn malformed(&self, what: &str) {
+        self.dropped(Reason::Malformed, &format!("{what}; skipped"));
+    }
+
+    fn dropped(&self, reason: Reason, what: &str) {
         self.counters.add_in(1);
-        self.counters.add_drop(Reason::Malformed, 1);
-        tracing::warn!("input-tcp: {what}; skipped");
+        self.counters.add_drop(reason, 1);
+        let peer = self.peer;
+        self.warnings.warn(|| format!("{peer}: {what}"));
     }
 }
 
-/// Reads through the poll timeouts, and ends the stream gracefully after a stop.
+/// Completes a TLS handshake through `io`'s patience (idle timeout, shutdown).
+fn handshake(tls: &mut ServerConnection, io: &mut Patient) -> io::Result<()> {
+    while tls.is_handshaking() {
+        match tls.complete_io(io) {
+            Ok((0, 0)) if tls.wants_read() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed during the handshake",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// How a connection's `AUTH` line went.
+enum Auth {
+    Passed,
+    Failed,
+    /// The peer closed without sending anything (a port probe): nothing to count.
+    Silent,
+}
+
+/// Reads the `AUTH <token>` line (bounded) and checks the token in constant time.
+fn authenticate(input: &mut impl BufRead, token: &Secret) -> io::Result<Auth> {
+    let mut line = Vec::new();
+    input.take(MAX_AUTH_LINE).read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        return Ok(Auth::Silent);
+    }
+    let presented = line
+        .strip_suffix(b"\n")
+        .and_then(|line| line.strip_prefix(b"AUTH "))
+        .map(|token| token.strip_suffix(b"\r").unwrap_or(token));
+    Ok(match presented {
+        Some(presented) if token.matches(presented) => Auth::Passed,
+        _ => Auth::Failed,
+    })
+}
+
+/// Reads through the poll timeouts, ends the stream gracefully after a stop, and ends it
+/// when the peer was idle for the idle timeout.
 struct Patient {
     inner: Box<dyn Read + Send>,
     raw: TcpStream,
     shutdown: Shutdown,
     last_data: Instant,
+    /// Bytes read so far.
+    received: u64,
     draining_since: Option<Instant>,
+    idle_timeout: Option<Duration>,
+    /// Set when the stream ended because of the idle timeout.
+    idled: Arc<AtomicBool>,
 }
 
 impl Read for Patient {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let draining = self.draining();
-            if let Some(since) = draining {
-                let idle = self.last_data.max(since).elapsed();
-                if idle >= DRAIN_IDLE || since.elapsed() >= DRAIN_MAX {
-                    return Ok(0);
-                }
+            if self.should_end() {
+                return Ok(0);
             }
             match self.inner.read(buf) {
                 Ok(n) => {
                     self.last_data = Instant::now();
+                    self.received += n as u64;
                     return Ok(n);
                 }
                 Err(e)
@@ -336,7 +582,32 @@ impl Read for Patient {
     }
 }
 
+impl io::Write for Patient {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.raw.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.raw.flush()
+    }
+}
+
 impl Patient {
+    /// Whether the stream should end now: drained after a stop, or idle too long.
+    fn should_end(&mut self) -> bool {
+        if let Some(since) = self.draining() {
+            let idle = self.last_data.max(since).elapsed();
+            return idle >= DRAIN_IDLE || since.elapsed() >= DRAIN_MAX;
+        }
+        let idle = self
+            .idle_timeout
+            .is_some_and(|limit| self.last_data.elapsed() >= limit);
+        if idle {
+            self.idled.store(true, Relaxed);
+        }
+        idle
+    }
+
     /// Once the run is stopping: when draining began (the peer is told at once).
     fn draining(&mut self) -> Option<Instant> {
         if self.draining_since.is_none() && self.shutdown.is_triggered() {
@@ -373,5 +644,19 @@ mod tests {
         ])
         .contains("--input-tcp-certificate"));
         assert!(err(&["--input-tcp", "127.0.0.1:0|x"]).contains("--input-tcp"));
+        assert!(err(&[
+            "--input-tcp",
+            "127.0.0.1:0",
+            "--input-tcp-max-memory",
+            "1kb"
+        ])
+        .contains("--input-tcp-max-memory"));
+        assert!(err(&[
+            "--input-tcp",
+            "127.0.0.1:0",
+            "--input-tcp-tls-client-ca",
+            "/ca.pem"
+        ])
+        .contains("--input-tcp-secure"));
     }
 }

@@ -8,7 +8,10 @@
 //!   (`register_shared_args!`) and read by both Kafka plugins with
 //!   `CoreSettings::shared_args`.
 //! * [`Security`] and [`client_config`]: SASL (PLAIN, SCRAM-SHA-256/512) and TLS as librdkafka
-//!   properties, plus `key=value` pass-through properties.
+//!   properties, plus `key=value` pass-through properties. [`KafkaSaslArgs`]: when a plugin's
+//!   `--*-kafka-password` is unset, the SASL password comes from `SHADOWTAP_KAFKA_SASL_PASSWORD`
+//!   or `--kafka-sasl-password-file FILE`. SASL without TLS prints one warning (PLAIN sends
+//!   the password in the clear); a password never appears in `Debug` output or messages.
 //! * [`goreplay_json`]: GoReplay's `KafkaMessage` JSON, encoded byte-for-byte as GoReplay's Go
 //!   code does and decoded as GoReplay's `Dump()` does.
 //!
@@ -215,8 +218,52 @@ shadowtap_api::register_shared_args! {
     args: KafkaTlsArgs,
 }
 
-/// SASL credentials.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where the SASL password may come from besides a plugin's `--*-kafka-password` flag.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct KafkaSaslArgs {
+    /// Read the SASL password of both Kafka plugins from FILE (when their --*-password is unset)
+    #[arg(
+        id = "kafka-sasl-password-file",
+        long = "kafka-sasl-password-file",
+        value_name = "FILE"
+    )]
+    pub password_file: Option<std::path::PathBuf>,
+    /// The SASL password of both Kafka plugins (when their --*-password is unset)
+    #[arg(
+        id = "kafka-sasl-password",
+        long = "kafka-sasl-password",
+        env = "SHADOWTAP_KAFKA_SASL_PASSWORD",
+        hide_env_values = true,
+        hide = true,
+        value_name = "PASSWORD"
+    )]
+    pub password: Option<String>,
+}
+
+impl KafkaSaslArgs {
+    /// The password from `SHADOWTAP_KAFKA_SASL_PASSWORD` or the file, if any.
+    fn load(&self) -> Result<Option<String>, PluginError> {
+        let flag = "--kafka-sasl-password";
+        let secret = shadowtap_listener::Secret::load(
+            flag,
+            self.password.as_deref().filter(|p| !p.is_empty()),
+            self.password_file.as_deref(),
+        )
+        .map_err(|e| PluginError::usage(flag, e.to_string()))?;
+        secret
+            .map(|s| String::from_utf8(s.expose().to_vec()))
+            .transpose()
+            .map_err(|_| PluginError::usage(flag, "not UTF-8"))
+    }
+}
+
+shadowtap_api::register_shared_args! {
+    heading: "kafka-sasl (shared by input-kafka and output-kafka)",
+    args: KafkaSaslArgs,
+}
+
+/// SASL credentials (`Debug` hides the password).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Sasl {
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
     pub mechanism: String,
@@ -224,6 +271,16 @@ pub struct Sasl {
     pub username: String,
     /// Password.
     pub password: String,
+}
+
+impl std::fmt::Debug for Sasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sasl")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 impl Sasl {
@@ -278,9 +335,34 @@ impl Security {
     ) -> Result<Security, PluginError> {
         let tls = settings.shared_args::<KafkaTlsArgs>()?.without_empty();
         tls.validate()?;
+        let shared_password = match password {
+            Some(_) => None,
+            None if use_sasl => settings.shared_args::<KafkaSaslArgs>()?.load()?,
+            None => None,
+        };
+        let password = password.or(shared_password.as_deref());
         let sasl = Sasl::from_flags(stem, use_sasl, mechanism, username, password)?;
+        if let Some(sasl) = sasl.as_ref().filter(|_| !tls.enabled()) {
+            warn_without_tls(&sasl.mechanism);
+        }
         Ok(Security { tls, sasl })
     }
+}
+
+/// Once per run: SASL without TLS sends the password (PLAIN) or at least every message
+/// (SCRAM) unencrypted.
+fn warn_without_tls(mechanism: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let what = if mechanism == "PLAIN" {
+        "the password travels in the clear"
+    } else {
+        "messages travel in the clear (the password does not)"
+    };
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "Kafka SASL/{mechanism} without TLS: {what}; set --kafka-tls-ca-cert to use TLS"
+        )
+    });
 }
 
 /// Parses `key=value` librdkafka properties.

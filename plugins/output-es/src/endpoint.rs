@@ -3,14 +3,25 @@
 
 use chrono::{DateTime, Utc};
 use reqwest::Url;
+use shadowtap_listener::redact_url;
+use std::fmt;
 
-/// Basic-auth credentials.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Basic-auth credentials (`Debug` hides the password).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Basic {
     /// User name.
     pub username: String,
     /// Password.
     pub password: Option<String>,
+}
+
+impl fmt::Debug for Basic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Basic")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// One `--output-es` value, parsed.
@@ -51,6 +62,8 @@ impl Endpoint {
     pub fn parse(value: &str) -> Result<Endpoint, String> {
         let expected = "expected URL/INDEX, e.g. http://localhost:9200/http-%Y.%m.%d";
         let text = value.trim();
+        // Errors show the value with its password hidden.
+        let value = redact_url(text);
         let with_scheme = if text.contains("://") {
             text.to_string()
         } else {

@@ -12,7 +12,9 @@
 //! `--output-es-workers N` (concurrent bulk requests, default 2), `--output-es-retries N`
 //! (default 5, exponential backoff from 100ms on connection errors, 429 and 5xx, and for items
 //! rejected with 429/502/503/504), `--output-es-timeout DURATION` (per request, default 30s),
-//! `--output-es-username`/`--output-es-password` (or `user:pass@` in the URL),
+//! `--output-es-username`/`--output-es-password` (or `SHADOWTAP_OUTPUT_ES_PASSWORD`, or
+//! `--output-es-password-file FILE`, or `user:pass@` in the URL; URLs are logged and named in
+//! errors with the password as `***`), `SHADOWTAP_OUTPUT_ES_API_KEY` for the API key,
 //! `--output-es-api-key KEY` (`Authorization: ApiKey KEY`), `--output-es-skip-verify`,
 //! `--output-es-ca-cert PEM`, `--output-es-install-template` (PUT the bundled
 //! `index-template.json` as `_index_template/shadowtap`, with the index pattern of the index name,
@@ -109,13 +111,24 @@ pub struct OutputEsArgs {
     #[arg(
         id = "output-es-password",
         long = "output-es-password",
+        env = "SHADOWTAP_OUTPUT_ES_PASSWORD",
+        hide_env_values = true,
         value_name = "PASSWORD"
     )]
     pub output_es_password: Option<String>,
+    /// Read --output-es-password from FILE
+    #[arg(
+        id = "output-es-password-file",
+        long = "output-es-password-file",
+        value_name = "FILE"
+    )]
+    pub output_es_password_file: Option<std::path::PathBuf>,
     /// API key, sent as "Authorization: ApiKey KEY" (the base64 id:key form)
     #[arg(
         id = "output-es-api-key",
         long = "output-es-api-key",
+        env = "SHADOWTAP_OUTPUT_ES_API_KEY",
+        hide_env_values = true,
         value_name = "KEY"
     )]
     pub output_es_api_key: Option<String>,
@@ -399,6 +412,20 @@ impl EsOutput {
     }
 }
 
+/// `--output-es-password`, from the flag, `SHADOWTAP_OUTPUT_ES_PASSWORD` or the file.
+fn password(args: &OutputEsArgs) -> Result<Option<String>, PluginError> {
+    let secret = shadowtap_listener::Secret::load(
+        "--output-es-password",
+        args.output_es_password.as_deref(),
+        args.output_es_password_file.as_deref(),
+    )
+    .map_err(|e| PluginError::usage("--output-es-password", e.to_string()))?;
+    secret
+        .map(|s| String::from_utf8(s.expose().to_vec()))
+        .transpose()
+        .map_err(|_| PluginError::usage("--output-es-password", "not UTF-8"))
+}
+
 fn build(args: OutputEsArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, PluginError> {
     if args.output_es.is_empty() {
         return Ok(Vec::new());
@@ -436,6 +463,7 @@ fn build(args: OutputEsArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, Plugin
     let client = builder
         .build()
         .map_err(|e| PluginError::Runtime(format!("output-es: HTTP client: {e}")))?;
+    let password = password(&args)?;
     args.output_es
         .iter()
         .map(|value| {
@@ -443,7 +471,7 @@ fn build(args: OutputEsArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, Plugin
             let auth = if let Some(key) = &args.output_es_api_key {
                 Auth::ApiKey(key.clone())
             } else if let Some(user) = &args.output_es_username {
-                Auth::Basic(user.clone(), args.output_es_password.clone())
+                Auth::Basic(user.clone(), password.clone())
             } else if let Some(basic) = &endpoint.basic {
                 Auth::Basic(basic.username.clone(), basic.password.clone())
             } else {

@@ -1,5 +1,7 @@
 //! The `--output-http` URL: scheme, host, port and an optional base path.
 
+use shadowtap_listener::redact_url;
+
 /// `http` or `https`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -29,19 +31,21 @@ impl Target {
     /// (plain http). User info, queries and fragments are rejected.
     pub fn parse(url: &str) -> Result<Target, String> {
         let url = url.trim();
+        // Errors show the URL with its password hidden.
+        let shown = redact_url(url);
         let (scheme, rest) = match url.split_once("://") {
             Some((s, rest)) if s.eq_ignore_ascii_case("http") => (Scheme::Http, rest),
             Some((s, rest)) if s.eq_ignore_ascii_case("https") => (Scheme::Https, rest),
             Some((s, _)) => {
                 return Err(format!(
-                    "unsupported scheme {s:?} in {url:?} (use http:// or https://)"
+                    "unsupported scheme {s:?} in {shown:?} (use http:// or https://)"
                 ))
             }
             None => (Scheme::Http, url),
         };
         if rest.contains(['?', '#']) {
             return Err(format!(
-                "{url:?}: a query or fragment in the target URL is not supported"
+                "{shown:?}: a query or fragment in the target URL is not supported"
             ));
         }
         let (authority, path) = match rest.find('/') {
@@ -50,7 +54,7 @@ impl Target {
         };
         if authority.contains('@') {
             return Err(format!(
-                "{url:?}: credentials in the target URL are not supported \
+                "{shown:?}: credentials in the target URL are not supported \
                  (the captured Authorization header is sent as is)"
             ));
         }
@@ -59,9 +63,9 @@ impl Target {
             Scheme::Https => 443,
         };
         let (host, port) = split_host_port(authority, default_port)
-            .ok_or_else(|| format!("{url:?}: invalid host or port"))?;
+            .ok_or_else(|| format!("{shown:?}: invalid host or port"))?;
         if host.is_empty() {
-            return Err(format!("{url:?}: no host"));
+            return Err(format!("{shown:?}: no host"));
         }
         Ok(Target {
             scheme,

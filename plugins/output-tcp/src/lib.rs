@@ -7,7 +7,13 @@
 //! its responses share a connection and keep their order; otherwise round-robin),
 //! `--output-tcp-secure` (TLS, verified against the system's roots),
 //! `--output-tcp-skip-verify` (TLS without certificate verification),
-//! `--output-tcp-stats` (a line on stderr every 5 s).
+//! `--output-tcp-stats` (a line on stderr every 5 s),
+//! `--output-tcp-tls-cert PEM` / `--output-tcp-tls-key PEM` (a client certificate, for an
+//! input-tcp started with `--input-tcp-tls-client-ca`; implies `--output-tcp-secure`),
+//! `--output-tcp-auth-token TOKEN` (or `SHADOWTAP_OUTPUT_TCP_AUTH_TOKEN`, or
+//! `--output-tcp-auth-token-file FILE`): each connection starts with the line
+//! `AUTH <token>\n`, which an input-tcp with `--input-tcp-auth-token` requires (do not set it
+//! towards GoReplay, which would read the line as a bad record).
 //!
 //! Differences from GoReplay: every kind is forwarded (GoReplay silently drops replayed
 //! responses, kind 3); nothing is reordered or lost on reconnect — each connection sends its
@@ -34,8 +40,10 @@ use shadowtap_api::{
     instance_label, register_output, CoreSettings, Counters, Inbox, Message, Output, OutputContext,
     OutputSpec, PluginError, Reason, Shutdown,
 };
+use shadowtap_listener::Secret;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as NetShutdown, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +90,36 @@ pub struct OutputTcpArgs {
     /// Print queue lengths, messages/s and reconnects to stderr every 5s
     #[arg(id = "output-tcp-stats", long = "output-tcp-stats")]
     pub output_tcp_stats: bool,
+    /// PEM file with a client certificate (chain) to present over TLS
+    #[arg(
+        id = "output-tcp-tls-cert",
+        long = "output-tcp-tls-cert",
+        value_name = "PEM"
+    )]
+    pub output_tcp_tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of --output-tcp-tls-cert
+    #[arg(
+        id = "output-tcp-tls-key",
+        long = "output-tcp-tls-key",
+        value_name = "PEM"
+    )]
+    pub output_tcp_tls_key: Option<PathBuf>,
+    /// Send `AUTH <TOKEN>` as the first line of each connection (for --input-tcp-auth-token)
+    #[arg(
+        id = "output-tcp-auth-token",
+        long = "output-tcp-auth-token",
+        env = "SHADOWTAP_OUTPUT_TCP_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub output_tcp_auth_token: Option<String>,
+    /// Read --output-tcp-auth-token from FILE
+    #[arg(
+        id = "output-tcp-auth-token-file",
+        long = "output-tcp-auth-token-file",
+        value_name = "FILE"
+    )]
+    pub output_tcp_auth_token_file: Option<PathBuf>,
 }
 
 /// TLS settings of one target.
@@ -98,6 +136,7 @@ struct TcpOutput {
     tls: Option<Tls>,
     stats: bool,
     label: String,
+    token: Option<Secret>,
 }
 
 fn build(args: OutputTcpArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, PluginError> {
@@ -110,19 +149,13 @@ fn build(args: OutputTcpArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, Plugi
             "must be between 1 and 1024",
         ));
     }
-    let secure = args.output_tcp_secure || args.output_tcp_skip_verify;
-    let config = if secure {
-        Some(
-            shadowtap_tls::client_config(
-                args.output_tcp_skip_verify,
-                &[],
-                "--output-tcp-skip-verify",
-            )
-            .map_err(PluginError::Runtime)?,
-        )
-    } else {
-        None
-    };
+    let token = Secret::load(
+        "--output-tcp-auth-token",
+        args.output_tcp_auth_token.as_deref(),
+        args.output_tcp_auth_token_file.as_deref(),
+    )
+    .map_err(|e| PluginError::usage("--output-tcp-auth-token", e.to_string()))?;
+    let config = client_tls(&args)?;
     args.output_tcp
         .iter()
         .map(|value| {
@@ -147,12 +180,51 @@ fn build(args: OutputTcpArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, Plugi
                 tls,
                 stats: args.output_tcp_stats,
                 label: label.clone(),
+                token: token.clone(),
             };
             let mut spec = OutputSpec::new(label, Box::new(output));
             spec.limit = limit;
             Ok(spec)
         })
         .collect()
+}
+
+/// The TLS client configuration, if TLS is asked for (with a client certificate if given).
+fn client_tls(args: &OutputTcpArgs) -> Result<Option<Arc<ClientConfig>>, PluginError> {
+    let identity = match (&args.output_tcp_tls_cert, &args.output_tcp_tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(
+            shadowtap_tls::load_identity(
+                ("--output-tcp-tls-cert", cert),
+                ("--output-tcp-tls-key", key),
+            )
+            .map_err(|e| PluginError::Runtime(e.to_string()))?,
+        ),
+        (Some(_), None) => {
+            return Err(PluginError::usage(
+                "--output-tcp-tls-key",
+                "required with --output-tcp-tls-cert",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(PluginError::usage(
+                "--output-tcp-tls-cert",
+                "required with --output-tcp-tls-key",
+            ))
+        }
+    };
+    let secure = args.output_tcp_secure || args.output_tcp_skip_verify || identity.is_some();
+    if !secure {
+        return Ok(None);
+    }
+    shadowtap_tls::client_config_with_identity(
+        args.output_tcp_skip_verify,
+        &[],
+        "--output-tcp-skip-verify",
+        identity,
+    )
+    .map(Some)
+    .map_err(PluginError::Runtime)
 }
 
 /// The host of `host:port` or `[v6]:port`.
@@ -315,7 +387,8 @@ fn connect(shared: &Shared, backoff: &mut Duration) -> Option<Connection> {
             shared.reconnects.fetch_add(1, Relaxed);
         }
         first = false;
-        match Connection::open(&shared.output.address, shared.output.tls.as_ref()) {
+        let output = shared.output;
+        match Connection::open(&output.address, output.tls.as_ref(), output.token.as_ref()) {
             Ok(conn) => return Some(conn),
             Err(e) => {
                 shared.connect_errors.fetch_add(1, Relaxed);
@@ -348,7 +421,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn open(address: &str, tls: Option<&Tls>) -> io::Result<Connection> {
+    fn open(address: &str, tls: Option<&Tls>, token: Option<&Secret>) -> io::Result<Connection> {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolves to nothing");
         for addr in address.to_socket_addrs()? {
             match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
@@ -365,6 +438,9 @@ impl Connection {
                             client.complete_io(&mut conn.socket)?;
                         }
                         conn.tls = Some(Box::new(client));
+                    }
+                    if let Some(token) = token {
+                        conn.write_all(&[b"AUTH ", token.expose(), b"\n"].concat())?;
                     }
                     return Ok(conn);
                 }

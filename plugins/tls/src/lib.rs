@@ -1,7 +1,13 @@
-//! `shadowtap-tls`: the rustls client configuration (ring provider) shared by the network
-//! outputs (`output-http`, `output-tcp`): the system's root certificates, or no verification at
-//! all when the user asks for it with the output's `--…-skip-verify` flag.
+//! `shadowtap-tls`: the rustls configurations (ring provider) shared by shadowtap's network
+//! plugins. Clients (`output-http`, `output-tcp`): the system's root certificates, or no
+//! verification at all when the user asks for it with the output's `--…-skip-verify` flag, and
+//! optionally a client certificate. Servers (`input-tcp`): a certificate chain and key, and
+//! optionally a CA whose signed client certificates are then required.
 #![deny(missing_docs)]
+
+mod server;
+
+pub use server::{load_identity, server_config, Identity, TlsError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -17,15 +23,24 @@ pub fn client_config(
     alpn: &[&[u8]],
     skip_flag: &str,
 ) -> Result<Arc<ClientConfig>, String> {
+    client_config_with_identity(skip_verify, alpn, skip_flag, None)
+}
+
+/// [`client_config`] that also presents `identity` (a client certificate) when given.
+pub fn client_config_with_identity(
+    skip_verify: bool,
+    alpn: &[&[u8]],
+    skip_flag: &str,
+    identity: Option<Identity>,
+) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
-    let mut config = if skip_verify {
+    let builder = if skip_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
     } else {
         let mut roots = RootCertStore::empty();
         let found = rustls_native_certs::load_native_certs();
@@ -36,7 +51,13 @@ pub fn client_config(
                  (install ca-certificates or use {skip_flag})"
             );
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => builder
+            .with_client_auth_cert(identity.certs, identity.key)
+            .map_err(|e| format!("client certificate: {e}"))?,
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
