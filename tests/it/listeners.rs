@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(binary())
+    command()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -324,7 +324,7 @@ fn input_tcp_token_from_output_tcp_right_and_wrong() {
     let (input, out) = (dir.path().join("in.gor"), dir.path().join("out.gor"));
     write_gor(&input, &(0..20).map(record).collect::<Vec<_>>());
     let address = format!("127.0.0.1:{port}");
-    let child = Command::new(binary())
+    let child = command()
         .args(["--input-tcp", &address, "--output-file", path_str(&out)])
         .arg("--output-file-append")
         .env("SHADOWTAP_INPUT_TCP_AUTH_TOKEN", "sekrit-77")
@@ -606,7 +606,7 @@ fn secrets_come_from_files_and_sasl_without_tls_warns() {
     let password = dir.path().join("kafka-password");
     std::fs::write(&password, "kafka-pa55\n").unwrap();
     let dead = free_port();
-    let mut child = Command::new(binary())
+    let mut child = command()
         .args(["--input-dummy", "x", "--output-kafka-host"])
         .arg(format!("127.0.0.1:{dead}"))
         .args(["--output-kafka-topic", "t", "--output-kafka-use-sasl"])
