@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use shadowtap_api::wire::{decode_hex_line, encode_hex_line, RecordReader};
 use shadowtap_api::Meta;
-use shadowtap_kafka_common::goreplay_json;
+use shadowtap_record::goreplay_json;
 
 /// A `.gor` stream (file or input-tcp connection: both frame with `RecordReader`): records stay
 /// within the cap, and the reader ends after at most one record per input byte.
