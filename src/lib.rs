@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod modifier;
 pub mod prettify;
 
+#[cfg(feature = "plugins")]
 extern crate shadowtap_plugins;
 
 use shadowtap_api::{Ledger, PluginError, Shutdown, ShutdownTrigger};

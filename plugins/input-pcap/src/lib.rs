@@ -15,6 +15,9 @@
 
 mod reader;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 use reader::{open_capture, CaptureFile, Frame};
 use shadowtap_api::values::split_limit;
 use shadowtap_api::{

@@ -18,7 +18,7 @@
 //! Example: `shadowtap --input-raw :80 --output-kafka 10.0.0.1:9092/traffic --kafka-tls-ca-cert ca.pem`.
 #![deny(missing_docs)]
 
-pub mod goreplay_json;
+pub use shadowtap_record::goreplay_json;
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::ClientConfig;

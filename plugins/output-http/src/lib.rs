@@ -42,6 +42,9 @@ mod request;
 mod response;
 mod target;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 use conn::{Client, SendError, Session};
 use crossbeam_channel::{bounded, RecvTimeoutError};
 

@@ -12,6 +12,8 @@
 //! headers joined with `, `). Absent values are left out.
 #![deny(missing_docs)]
 
+pub mod goreplay_json;
+
 use serde::Serialize;
 use shadowtap_api::{Kind, Message};
 use std::collections::BTreeMap;

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Writes the committed seed corpus of every fuzz target (plugins/fuzz/corpus/<target>/).
+
+Seeds are small well-formed and hostile examples of each input, built here, plus frames and
+capture files from tests/fixtures and the tcpdump corpus (../shared/corpus, when present).
+Run from anywhere: python3 plugins/fuzz/seeds/make-seeds.py
+"""
+import gzip, json, os, struct, sys, zlib
+from pathlib import Path
+
+FUZZ = Path(__file__).resolve().parent.parent
+REPO = FUZZ.parent.parent
+CORPUS = Path(os.environ.get("SHADOWTAP_CORPUS", REPO.parent / "shared" / "corpus")) / "tcpdump-tests"
+SEP = b"\n\xf0\x9f\x90\xb5\xf0\x9f\x99\x88\xf0\x9f\x99\x89\n"
+
+REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n",
+    b"POST /v1/items?session=7&x=1 HTTP/1.1\r\nHost: api\r\nContent-Length: 5\r\nX-Id: 42\r\n\r\nhello",
+    b"PUT /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"GET http://origin/abs HTTP/1.0\r\nUser-Agent: bot\r\n\r\n",
+    b"CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\n",
+    b"HEAD /h HTTP/1.1\r\nHost: \r\nAccept: (x)\r\n\r\n",
+    b"GET /\tbad HTTP/1.1\r\nHost\r\n\r\n",
+    b"GET / HTTP/1.1\nHost: lf-only\n\n",
+]
+RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nwiki\r\n0\r\nTrailer: x\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 301 Moved\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n",
+    b"http/1.1 200\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+]
+gz_body = gzip.compress(b"compressed body " * 20)
+RESPONSES.append(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(gz_body) + gz_body)
+RESPONSES.append(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % len(gz_body) + gz_body + b"\r\n0\r\n\r\n")
+
+def write(target, name, data):
+    folder = FUZZ / "corpus" / target
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+
+def lines():
+    return [b"1 0123456789abcdef01234567 1700000000000000000 1500\n",
+            b"2 d1ce 1 -1 extra fields\n", b"3 x 5\n", b"1 id\twith\ttabs 1 2\n",
+            b"1 id\n 1 2\n", b"9 " + b"a" * 200 + b" 1\n", b"1  1 1\n", b"x y z\n",
+            b"1 a 99999999999999999999 0\n"]
+
+def gor():
+    records = [lines()[0] + REQUESTS[1], lines()[1] + RESPONSES[0], lines()[3] + REQUESTS[0]]
+    for i in range(4):
+        data = SEP[1:].join(r for r in records[: i + 1]) + SEP
+        write("gor_reader", f"records-{i}", bytes([i & 1]) + data)
+    write("gor_reader", "unterminated", b"\x01" + records[0] + b"\n\xf0\x9f\x90")
+    write("gor_reader", "separator-only", b"\x00" + SEP * 3)
+
+def meta():
+    for i, line in enumerate(lines()):
+        write("meta_parse", f"line-{i}", line)
+
+def middleware():
+    for i, (line, payload) in enumerate(zip(lines(), REQUESTS + RESPONSES)):
+        write("middleware_line", f"line-{i}", (line + payload).hex().encode() + b"\n")
+    write("middleware_line", "odd", b"abc\n")
+    write("middleware_line", "upper", (lines()[0] + REQUESTS[0]).hex().upper().encode())
+
+def kafka():
+    base = {"Req_URL": "/a?b=1", "Req_Type": "1", "Req_ID": "0123456789abcdef01234567",
+            "Req_Ts": "1700000000000000000", "Req_Method": "POST",
+            "Req_Headers": {"Host": "x", "Content-Type": "text/plain"}, "Req_Body": "hi"}
+    write("kafka_json", "request", json.dumps(base).encode())
+    write("kafka_json", "newline-id", json.dumps(dict(base, Req_ID="a\nb")).encode())
+    write("kafka_json", "response", json.dumps(dict(base, Req_Type="2", Req_Method="")).encode())
+    write("kafka_json", "bad", b'{"Req_Type": 1}')
+
+def pcap_records(path):
+    data = path.read_bytes()
+    if len(data) < 24 or data[:4] not in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        return None, []
+    linktype = struct.unpack("<I", data[20:24])[0]
+    at, frames = 24, []
+    while at + 16 <= len(data):
+        caplen = struct.unpack("<I", data[at + 8: at + 12])[0]
+        frames.append(data[at + 16: at + 16 + caplen])
+        at += 16 + caplen
+    return linktype, frames
+
+LINKTYPES = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276]
+
+def pcaps():
+    small = sorted(p for p in CORPUS.glob("*.pcap*") if p.stat().st_size < 6000) if CORPUS.is_dir() else []
+    picked = [p for p in small if any(k in p.name.lower() for k in ("http", "tcp", "hdlc", "pppoe", "vlan", "sll", "ipv6", "null", "loop"))][:40]
+    fixture = REPO / "tests" / "fixtures" / "loopback.pcap"
+    header = fixture.read_bytes()[:24]
+    linktype, frames = pcap_records(fixture)
+    # the fixture's first 40 records, as a small file
+    raw = fixture.read_bytes()
+    at = 24
+    for _ in range(40):
+        at += 16 + struct.unpack("<I", raw[at + 8: at + 12])[0]
+    write("pcap_reader", "loopback-head", b"\x00" + raw[:at])
+    write("pcap_reader", "loopback-head-gz", b"\x01" + raw[:at])
+    write("pcap_reader", "huge-caplen", b"\x01" + header + struct.pack("<IIII", 1, 0, 0x7fffffff, 0x7fffffff) + b"x" * 21)
+    for p in picked:
+        write("pcap_reader", p.name, b"\x00" + p.read_bytes())
+    for i, frame in enumerate(frames[:8]):
+        write("decode", f"loopback-{i}", struct.pack(">H", LINKTYPES.index(linktype)) + frame)
+    for p in picked:
+        lt, fr = pcap_records(p)
+        if lt in LINKTYPES and fr:
+            write("decode", p.name, struct.pack(">H", LINKTYPES.index(lt)) + fr[0])
+
+def script(parts, conversations=1):
+    """A tracker script: op byte (direction, connection in the top bits), length, payload."""
+    out = bytearray()
+    for n, (side, payload) in enumerate(parts):
+        conn = (n % conversations) << 6
+        for at in range(0, len(payload), 60):
+            chunk = payload[at: at + 60]
+            out += bytes([conn | (0 if side == "c" else 3), len(chunk)]) + chunk
+    return bytes(out)
+
+def trackers():
+    exchanges = list(zip(REQUESTS, RESPONSES))
+    one = script([p for r, s in exchanges for p in (("c", r), ("s", s))])
+    write("http_framer", "exchanges", b"\x00" + one)
+    write("http_framer", "binary-small", b"\x18" + one)
+    for target in ("tracker_flows", "header_tracker"):
+        write(target, "exchanges", b"\x00" + one)
+        write(target, "interleaved", b"\x00" + script([p for r, s in exchanges for p in (("c", r), ("s", s))], 4))
+        write(target, "fins", b"\x02" + one + bytes([5, 0, 6, 0, 0x45, 0, 0x46, 0, 7, 0]))
+        write(target, "long", b"\x00" + bytes([0, 0xff]) + REQUESTS[1])
+
+def http():
+    for i, r in enumerate(RESPONSES):
+        write("response_parser", f"response-{i}", bytes([i & 3]) + r)
+    write("response_parser", "pipelined", b"\x01" + b"".join(RESPONSES[:4]))
+    for i, r in enumerate(REQUESTS):
+        write("request_rewrite", f"request-{i}", r)
+        write("modifiers", f"request-{i}", r)
+    for i, r in enumerate(RESPONSES + REQUESTS[:3]):
+        write("prettify", f"message-{i}", r)
+
+for make in (gor, meta, middleware, kafka, pcaps, trackers, http):
+    make()
+print("seeds written to", FUZZ / "corpus", file=sys.stderr)
