@@ -9,6 +9,7 @@
 
 mod capture;
 mod engine;
+mod listeners;
 mod records;
 mod replay;
 
@@ -57,6 +58,14 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "header_tracker",
         run: capture::header_tracker,
+    },
+    Target {
+        name: "http_request",
+        run: listeners::http_request,
+    },
+    Target {
+        name: "tcp_connection",
+        run: listeners::tcp_connection,
     },
     Target {
         name: "response_parser",

@@ -33,7 +33,7 @@ RESPONSES = [
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n",
     b"http/1.1 200\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
 ]
-gz_body = gzip.compress(b"compressed body " * 20)
+gz_body = gzip.compress(b"compressed body " * 20, mtime=0)
 RESPONSES.append(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(gz_body) + gz_body)
 RESPONSES.append(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % len(gz_body) + gz_body + b"\r\n0\r\n\r\n")
 
@@ -143,6 +143,16 @@ def http():
     for i, r in enumerate(RESPONSES + REQUESTS[:3]):
         write("prettify", f"message-{i}", r)
 
-for make in (gor, meta, middleware, kafka, pcaps, trackers, http):
+def listeners():
+    for i, r in enumerate(REQUESTS):
+        write("http_request", f"request-{i}", r)
+    write("http_request", "bearer", b"GET / HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 99999999999999999999\r\n\r\n")
+    records = lines()[0] + REQUESTS[1] + SEP + lines()[3] + REQUESTS[0] + SEP
+    write("tcp_connection", "records", b"\x00" + records)
+    write("tcp_connection", "auth", b"\x01AUTH s3cret\n" + records)
+    write("tcp_connection", "wrong-auth", b"\x01AUTH nope\r\n" + records)
+    write("tcp_connection", "no-newline", b"\x01AUTH " + b"s" * 5000)
+
+for make in (listeners, gor, meta, middleware, kafka, pcaps, trackers, http):
     make()
 print("seeds written to", FUZZ / "corpus", file=sys.stderr)

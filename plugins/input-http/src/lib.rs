@@ -40,6 +40,9 @@
 mod connection;
 mod head;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 use connection::Connection;
 use crossbeam_channel::{bounded, Sender};
 use shadowtap_api::values::{duration_value, size_value};

@@ -40,6 +40,9 @@
 //! runs `shadowtap --input-raw :80 --output-tcp replayer:28020`.
 #![deny(missing_docs)]
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 use crossbeam_channel::{bounded, Sender};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use shadowtap_api::values::{duration_value, size_value, split_limit};
