@@ -103,8 +103,12 @@ pub fn rewrite(
     out.clear();
     out.reserve(payload.len() + 64);
     if edits.into_get {
+        // The method need not start the payload: empty lines before the request line are
+        // allowed (RFC 9112 §2.2) and kept.
+        let method_start = offset(payload, method.as_bytes());
+        out.extend_from_slice(&payload[..method_start]);
         out.extend_from_slice(b"GET");
-        out.extend_from_slice(&payload[method.len()..target_start]);
+        out.extend_from_slice(&payload[method_start + method.len()..target_start]);
     } else {
         out.extend_from_slice(&payload[..target_start]);
     }
@@ -210,6 +214,22 @@ fn origin_form(target: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redirect_keeps_empty_lines_before_the_request_line() {
+        let edits = Edits {
+            replace_target: Some("/moved"),
+            into_get: true,
+            ..Edits::default()
+        };
+        assert_eq!(
+            run(
+                "\r\n\nPOST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+                edits
+            ),
+            "\r\n\nGET /moved HTTP/1.1\r\n\r\n"
+        );
+    }
 
     fn run(payload: &str, edits: Edits) -> String {
         let mut out = Vec::new();
