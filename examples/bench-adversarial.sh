@@ -24,7 +24,8 @@
 #    (best/best and median/median), plus shadowtap's summary line for the adversarial run.
 #    A case whose flag the binary does not know (an older build) is skipped.
 #
-# Environment: BENCH_SIZES, BENCH_RUNS, BENCH_BIN, BENCH_TIMEOUT (seconds per run, 600).
+# Environment: BENCH_SIZES, BENCH_RUNS, BENCH_BIN, BENCH_TIMEOUT (seconds per run, 600),
+# BENCH_PROFILE (release; `dev` builds and times the debug binary, for a quick look).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,16 +33,18 @@ SIZES=${BENCH_SIZES:-10000 160000}
 RUNS=${BENCH_RUNS:-3}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+PROFILE=${BENCH_PROFILE:-release}
+OUT_DIR=$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 
 command -v cargo >/dev/null || { echo "bench: cargo is missing" >&2; exit 1; }
 if [ -z "${BENCH_BIN:-}" ]; then
-    echo "== building the release binary" >&2
-    (cd "$REPO" && cargo build --release --quiet --bin shadowtap)
+    echo "== building the $PROFILE binary" >&2
+    (cd "$REPO" && cargo build --profile "$PROFILE" --quiet --bin shadowtap)
 fi
-BIN=${BENCH_BIN:-$TARGET/release/shadowtap}
+BIN=${BENCH_BIN:-$OUT_DIR/shadowtap}
 echo "== building the capture generator" >&2
-(cd "$REPO" && cargo build --release --quiet -p shadowtap-capture --features testutil --example adversarial_pcap)
-GEN=$TARGET/release/examples/adversarial_pcap
+(cd "$REPO" && cargo build --profile "$PROFILE" --quiet -p shadowtap-capture --features testutil --example adversarial_pcap)
+GEN=$OUT_DIR/examples/adversarial_pcap
 
 TMP=$(mktemp -d /tmp/shadowtap-bench-adversarial.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
@@ -56,12 +59,12 @@ time_run() {
         exit 1
     }
     end=$(date +%s%N)
-    tail -1 "$TMP/stderr" >"$TMP/summary"
+    tail -1 "$TMP/stderr" | sed "s|$TMP/||g" >"$TMP/summary"
     echo $(((end - start) / 1000000))
 }
 
-best() { tr ' ' '\n' | sort -n | head -1; }
-median() { tr ' ' '\n' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+best() { tr -s ' ' '\n' | grep . | sort -n | head -1; }
+median() { tr -s ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / (b > 0 ? b : 1)}'; }
 
 # bench LABEL WORKLOAD N FLAGS...
