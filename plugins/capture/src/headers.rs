@@ -24,10 +24,42 @@ struct Pending {
     start_ns: i64,
 }
 
+/// Requests awaiting their responses, oldest first. The first is kept inline, so the common
+/// connection (one request at a time) allocates nothing.
+#[derive(Default)]
+struct PendingQueue {
+    first: Option<Pending>,
+    rest: VecDeque<Pending>,
+}
+
+impl PendingQueue {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn front(&self) -> Option<&Pending> {
+        self.first.as_ref()
+    }
+
+    fn push_back(&mut self, pending: Pending) {
+        if self.first.is_none() {
+            self.first = Some(pending);
+        } else {
+            self.rest.push_back(pending);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Pending> {
+        let front = self.first.take();
+        self.first = self.rest.pop_front();
+        front
+    }
+}
+
 /// What is remembered of one connection.
 #[derive(Default)]
 struct ConnState {
-    queue: VecDeque<Pending>,
+    queue: PendingQueue,
     /// The Ack part of the last request id, so pipelined requests sharing an Ack stay unique.
     last_word: Option<u32>,
     /// Which entry of the eviction order is this connection's (older ones are tombstones).
