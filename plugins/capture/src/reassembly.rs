@@ -59,10 +59,12 @@ pub(crate) struct Held {
     pub data: Vec<u8>,
 }
 
-/// The segments held at one start sequence number, in arrival order.
-#[derive(Debug, Default)]
+/// The segments held at one start sequence number, in arrival order (the first inline: a
+/// second one at the same start is rare, so holding a segment costs one allocation, its data).
+#[derive(Debug)]
 struct SameStart {
-    segments: VecDeque<Held>,
+    front: Held,
+    later: VecDeque<Held>,
     /// Length of the longest of them: a segment no longer than this is a duplicate.
     longest: usize,
 }
@@ -162,18 +164,28 @@ impl Reassembler {
         self.rebase_if_far();
         let key = self.key(seq);
         let full = self.held_segments >= max_segments;
-        let same = match self.held.entry(key) {
-            Entry::Occupied(entry) if entry.get().longest >= data.len() => return Hold::Duplicate,
-            _ if full => return Hold::SegmentLimit,
-            entry => entry.or_default(),
-        };
-        same.longest = same.longest.max(data.len());
-        same.segments.push_back(Held {
+        let held = || Held {
             seq,
             ts_ns,
             ack,
             data: data.to_vec(),
-        });
+        };
+        match self.held.entry(key) {
+            Entry::Occupied(entry) if entry.get().longest >= data.len() => return Hold::Duplicate,
+            _ if full => return Hold::SegmentLimit,
+            Entry::Occupied(mut entry) => {
+                let same = entry.get_mut();
+                same.longest = data.len();
+                same.later.push_back(held());
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(SameStart {
+                    front: held(),
+                    later: VecDeque::new(),
+                    longest: data.len(),
+                });
+            }
+        }
         *self.stamps.entry(Stamp(ts_ns)).or_default() += 1;
         self.held_segments += 1;
         self.held_bytes += data.len();
@@ -193,7 +205,7 @@ impl Reassembler {
             self.base = next;
             self.held = held
                 .into_values()
-                .map(|same| (self.key(same.segments[0].seq), same))
+                .map(|same| (self.key(same.front.seq), same))
                 .collect();
         }
     }
@@ -202,14 +214,13 @@ impl Reassembler {
     pub fn pop_ready(&mut self) -> Option<Held> {
         let next = self.next_seq?;
         let mut first = self.held.first_entry()?;
-        let seq = first.get().segments[0].seq;
-        if Self::offset(next, seq) > 0 {
+        if Self::offset(next, first.get().front.seq) > 0 {
             return None;
         }
-        let held = first.get_mut().segments.pop_front()?;
-        if first.get().segments.is_empty() {
-            first.remove();
-        }
+        let held = match first.get_mut().later.pop_front() {
+            Some(second) => std::mem::replace(&mut first.get_mut().front, second),
+            None => first.remove().front,
+        };
         self.forget_stamp(held.ts_ns);
         self.held_segments -= 1;
         self.held_bytes -= held.data.len();
@@ -230,7 +241,7 @@ impl Reassembler {
     pub fn skip_hole(&mut self) -> bool {
         match self.held.first_key_value() {
             Some((_, same)) => {
-                self.next_seq = Some(same.segments[0].seq);
+                self.next_seq = Some(same.front.seq);
                 true
             }
             None => false,
