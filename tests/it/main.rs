@@ -1,6 +1,7 @@
 //! The integration test binary: every test drives the real `shadowtap` binary, with real
 //! files, real middleware processes and (where a module needs one) real servers on loopback.
 
+mod adversarial;
 mod capture;
 mod cli;
 mod common;

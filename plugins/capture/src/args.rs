@@ -47,6 +47,15 @@ pub struct RawCaptureArgs {
     /// Reassembly memory per capture thread (out-of-order and unfinished data)
     #[arg(id = "input-raw-max-buffer", long = "input-raw-max-buffer", value_parser = size_value, default_value = "512mb", value_name = "SIZE")]
     pub input_raw_max_buffer: u64,
+    /// Out-of-order segments held per connection direction; beyond it the message in progress
+    /// is dropped (counted `segment limit`) and the flow resynchronises
+    #[arg(
+        id = "input-raw-max-held-segments",
+        long = "input-raw-max-held-segments",
+        default_value_t = crate::reassembly::DEFAULT_MAX_HELD_SEGMENTS,
+        value_name = "N"
+    )]
+    pub input_raw_max_held_segments: usize,
 }
 
 impl RawCaptureArgs {
@@ -81,6 +90,7 @@ impl RawCaptureArgs {
             max_message_bytes: settings.copy_buffer_size,
             max_flows: self.input_raw_max_flows.max(1),
             max_buffered_bytes: usize::try_from(self.input_raw_max_buffer).unwrap_or(usize::MAX),
+            max_held_segments: self.input_raw_max_held_segments.max(1),
             protocol: if self.input_raw_protocol == "binary" {
                 Protocol::Binary
             } else {

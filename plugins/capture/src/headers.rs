@@ -3,6 +3,10 @@
 //! its header block, cut at the end of the segment when the block spans segments (and marked
 //! truncated). Responses still get their request's id: requests are queued per connection and
 //! answered in order.
+//!
+//! Connections are evicted oldest first when the table is full. Closing one (FIN/RST) is O(1)
+//! amortised: its place in the eviction order becomes a tombstone (its generation no longer
+//! matches), skipped on eviction and compacted once tombstones outnumber live connections.
 
 use crate::decode::Packet;
 use crate::http::{find_head_end, request_line, status_line, Verdict};
@@ -20,12 +24,46 @@ struct Pending {
     start_ns: i64,
 }
 
+/// Requests awaiting their responses, oldest first. The first is kept inline, so the common
+/// connection (one request at a time) allocates nothing.
+#[derive(Default)]
+struct PendingQueue {
+    first: Option<Pending>,
+    rest: VecDeque<Pending>,
+}
+
+impl PendingQueue {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn front(&self) -> Option<&Pending> {
+        self.first.as_ref()
+    }
+
+    fn push_back(&mut self, pending: Pending) {
+        if self.first.is_none() {
+            self.first = Some(pending);
+        } else {
+            self.rest.push_back(pending);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Pending> {
+        let front = self.first.take();
+        self.first = self.rest.pop_front();
+        front
+    }
+}
+
 /// What is remembered of one connection.
 #[derive(Default)]
 struct ConnState {
-    queue: VecDeque<Pending>,
+    queue: PendingQueue,
     /// The Ack part of the last request id, so pipelined requests sharing an Ack stay unique.
     last_word: Option<u32>,
+    /// Which entry of the eviction order is this connection's (older ones are tombstones).
+    generation: u64,
 }
 
 /// One direction-less connection key: (client, server).
@@ -38,7 +76,11 @@ pub struct HeaderTracker {
     max_message_bytes: usize,
     max_flows: usize,
     pending: HashMap<Connection, ConnState>,
-    order: VecDeque<Connection>,
+    /// Connections oldest first, with the generation they were added at.
+    order: VecDeque<(Connection, u64)>,
+    /// Entries of `order` whose connection was closed (or re-added since).
+    tombstones: usize,
+    next_generation: u64,
 }
 
 impl HeaderTracker {
@@ -56,6 +98,8 @@ impl HeaderTracker {
             max_flows: max_flows.max(1),
             pending: HashMap::new(),
             order: VecDeque::new(),
+            tombstones: 0,
+            next_generation: 0,
         }
     }
 
@@ -205,23 +249,55 @@ impl HeaderTracker {
     fn state(&mut self, client: SocketAddr, server: SocketAddr) -> &mut ConnState {
         let key = (client, server);
         if !self.pending.contains_key(&key) {
-            while self.pending.len() >= self.max_flows {
-                match self.order.pop_front() {
-                    Some(oldest) => {
-                        self.pending.remove(&oldest);
-                    }
-                    None => break,
-                }
-            }
-            self.order.push_back(key);
+            while self.pending.len() >= self.max_flows && self.evict_oldest() {}
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            self.order.push_back((key, generation));
+            self.pending.insert(
+                key,
+                ConnState {
+                    generation,
+                    ..ConnState::default()
+                },
+            );
         }
         self.pending.entry(key).or_default()
     }
 
+    /// Whether `order`'s entry still stands for a live connection.
+    fn is_live(&self, (key, generation): &(Connection, u64)) -> bool {
+        self.pending
+            .get(key)
+            .is_some_and(|state| state.generation == *generation)
+    }
+
+    /// Forgets the oldest live connection; `false` when there is none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some(entry) = self.order.pop_front() {
+            if self.is_live(&entry) {
+                self.pending.remove(&entry.0);
+                return true;
+            }
+            self.tombstones -= 1;
+        }
+        false
+    }
+
     fn forget(&mut self, key: &Connection) {
         if self.pending.remove(key).is_some() {
-            self.order.retain(|k| k != key);
+            self.tombstones += 1;
+            if self.tombstones > self.pending.len() {
+                self.compact();
+            }
         }
+    }
+
+    /// Drops the tombstones from the eviction order (O(live + tombstones), once per as many
+    /// closes as there are tombstones).
+    fn compact(&mut self) {
+        let order = std::mem::take(&mut self.order);
+        self.order = order.into_iter().filter(|e| self.is_live(e)).collect();
+        self.tombstones = 0;
     }
 }
 
@@ -298,5 +374,57 @@ mod tests {
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].id, messages[1].id);
         assert_eq!(messages[1].kind, MessageKind::Response);
+    }
+
+    fn request_from(tracker: &mut HeaderTracker, port: u16) {
+        let mut talk = Conversation::new(&format!("10.0.0.1:{port}"), "10.0.0.2:80");
+        run(tracker, &[talk.client(b"GET / HTTP/1.1\r\n\r\n")]);
+    }
+
+    fn close(tracker: &mut HeaderTracker, port: u16) {
+        let mut talk = Conversation::new(&format!("10.0.0.1:{port}"), "10.0.0.2:80");
+        run(tracker, &[talk.client_fin()]);
+    }
+
+    fn tracked(tracker: &HeaderTracker, port: u16) -> bool {
+        let client: SocketAddr = format!("10.0.0.1:{port}").parse().unwrap();
+        let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        tracker.pending.contains_key(&(client, server))
+    }
+
+    #[test]
+    fn eviction_skips_closed_connections_and_keeps_oldest_first_order() {
+        let mut tracker = HeaderTracker::new(vec![80], true, 1 << 20, 3);
+        for port in [1, 2, 3] {
+            request_from(&mut tracker, port);
+        }
+        close(&mut tracker, 1);
+        // Port 2 closes and comes back: it is now the newest, its old place a tombstone.
+        close(&mut tracker, 2);
+        request_from(&mut tracker, 2);
+        request_from(&mut tracker, 4);
+        assert_eq!(tracker.flows(), 3);
+        request_from(&mut tracker, 5);
+        assert!(
+            !tracked(&tracker, 3),
+            "the oldest live connection is evicted"
+        );
+        assert!([2, 4, 5].iter().all(|&p| tracked(&tracker, p)));
+        request_from(&mut tracker, 6);
+        assert!(!tracked(&tracker, 2));
+        assert!([4, 5, 6].iter().all(|&p| tracked(&tracker, p)));
+    }
+
+    #[test]
+    fn closed_connections_leave_a_bounded_eviction_order() {
+        let mut tracker = HeaderTracker::new(vec![80], true, 1 << 20, 100_000);
+        request_from(&mut tracker, 1);
+        for port in 2..20_000 {
+            request_from(&mut tracker, port);
+            close(&mut tracker, port);
+            assert!(tracker.order.len() <= 2 * tracker.flows() + 1);
+        }
+        assert_eq!(tracker.flows(), 1);
+        assert!(tracked(&tracker, 1));
     }
 }

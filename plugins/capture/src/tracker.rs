@@ -38,7 +38,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::decode::Packet;
 use crate::fxhash::FxBuildHasher;
 use crate::http::{self, BodyKind, ChunkProgress, Chunked, Method, Role, Verdict};
-use crate::reassembly::{Placement, Reassembler};
+use crate::reassembly::{Hold, Placement, Reassembler, DEFAULT_MAX_HELD_SEGMENTS};
 
 /// Drop reasons reported in [`Event::Dropped`].
 pub mod reason {
@@ -56,6 +56,8 @@ pub mod reason {
     pub const GARBAGE: &str = "garbage";
     /// A message lost because the tracker's buffer budget was exhausted.
     pub const BUFFER_FULL: &str = "buffer full";
+    /// A message lost because its flow held the maximum number of out-of-order segments.
+    pub const SEGMENT_LIMIT: &str = "segment limit";
 }
 
 const DEFAULT_EXPIRE_NS: i64 = 2_000_000_000;
@@ -98,6 +100,8 @@ pub struct TrackerConfig {
     pub max_flows: usize,
     /// Bound on the bytes buffered by this tracker (partial messages and out-of-order data).
     pub max_buffered_bytes: usize,
+    /// Out-of-order segments held per direction of a connection; one more loses the message.
+    pub max_held_segments: usize,
     /// Message grammar.
     pub protocol: Protocol,
 }
@@ -112,6 +116,7 @@ impl Default for TrackerConfig {
             max_message_bytes: 5 << 20,
             max_flows: 100_000,
             max_buffered_bytes: 512 << 20,
+            max_held_segments: DEFAULT_MAX_HELD_SEGMENTS,
             protocol: Protocol::Http,
         }
     }
@@ -1014,9 +1019,14 @@ fn on_data(
         }
         Placement::Future => {
             if half.buffered() + payload.len() > ctx.half_budget {
-                out_of_budget(conn, half, side, ctx);
+                out_of_budget(conn, half, side, reason::BUFFER_FULL, ctx);
             } else {
-                half.reasm.hold(seq, ts_ns, pkt.ack, payload);
+                let held = half
+                    .reasm
+                    .hold(seq, ts_ns, pkt.ack, payload, ctx.cfg.max_held_segments);
+                if held == Hold::SegmentLimit {
+                    out_of_budget(conn, half, side, reason::SEGMENT_LIMIT, ctx);
+                }
             }
         }
     }
@@ -1134,19 +1144,25 @@ fn deliver(
         half.skip_counted = false;
     }
     if half.buffered() + data.len() > ctx.half_budget {
-        out_of_budget(conn, half, side, ctx);
+        out_of_budget(conn, half, side, reason::BUFFER_FULL, ctx);
         return;
     }
     half.append(data);
     frame(conn, half, side, meta, ctx);
 }
 
-/// The buffer budget is exhausted: the message in progress is lost, resync later.
-fn out_of_budget(conn: &mut Conn, half: &mut Half, side: usize, ctx: &mut Ctx<'_>) {
+/// A buffer budget (`why`) is exhausted: the message in progress is lost, resync later.
+fn out_of_budget(
+    conn: &mut Conn,
+    half: &mut Half,
+    side: usize,
+    why: &'static str,
+    ctx: &mut Ctx<'_>,
+) {
     if half.msg.is_some() {
-        end_incomplete(conn, half, side, reason::BUFFER_FULL, ctx);
+        end_incomplete(conn, half, side, why, ctx);
     } else {
-        ctx.drop_one(reason::BUFFER_FULL);
+        ctx.drop_one(why);
     }
     half.release();
     half.phase = Phase::Skipping;

@@ -260,6 +260,7 @@ fn tracker_reason(name: &str) -> Option<Reason> {
         reason::FLOW_TABLE_FULL => Reason::FlowTableFull,
         reason::GARBAGE => Reason::NotHttp,
         reason::BUFFER_FULL => Reason::BufferFull,
+        reason::SEGMENT_LIMIT => Reason::SegmentLimit,
         _ => return None,
     })
 }

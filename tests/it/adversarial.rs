@@ -1,0 +1,114 @@
+//! Hostile packet orders through `--input-pcap` (issue 11, fault 2): one flow of tiny
+//! segments all waiting behind a hole is reassembled exactly, and a flow holding more segments
+//! than `--input-raw-max-held-segments` loses its message counted as `segment limit`.
+
+use crate::common::{
+    assert_success, binary, decode, path_str, stderr, summary, tempdir, wait_output,
+};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH_ACK: u8 = 0x18;
+const CLIENT: [u8; 4] = [10, 1, 0, 1];
+const SERVER: [u8; 4] = [10, 2, 0, 1];
+
+/// An Ethernet/IPv4/TCP frame (checksums are not checked by the decoder).
+fn frame(from_client: bool, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let (src, dst, sport, dport) = if from_client {
+        (CLIENT, SERVER, 40000u16, 80u16)
+    } else {
+        (SERVER, CLIENT, 80, 40000)
+    };
+    let mut f = vec![0; 12];
+    f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+    f.extend_from_slice(&((40 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xFF, 0xFF, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A capture of one POST whose bytes come one per segment, every segment but the first
+/// (highest sequence first) before the first; the client's ISN sits just before the u32 wrap.
+fn write_hostile_pcap(path: &Path, request: &[u8]) {
+    let isn = u32::MAX - 1000;
+    let mut frames = vec![frame(true, isn, SYN, b""), frame(false, 7, SYN | ACK, b"")];
+    let data = isn.wrapping_add(1);
+    for i in (1..request.len()).rev() {
+        frames.push(frame(
+            true,
+            data.wrapping_add(i as u32),
+            PSH_ACK,
+            &request[i..=i],
+        ));
+    }
+    frames.push(frame(true, data, PSH_ACK, &request[..1]));
+    let mut file = Vec::new();
+    for word in [0xA1B2_C3D4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&word.to_le_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        for word in [0, i as u32, f.len() as u32, f.len() as u32] {
+            file.extend_from_slice(&word.to_le_bytes());
+        }
+        file.extend_from_slice(f);
+    }
+    std::fs::write(path, file).unwrap();
+}
+
+fn post(body_len: usize) -> Vec<u8> {
+    let mut request =
+        format!("POST /u HTTP/1.1\r\nContent-Length: {body_len}\r\n\r\n").into_bytes();
+    request.extend((0..body_len).map(|i| b'a' + (i % 26) as u8));
+    request
+}
+
+fn capture(pcap: &Path, extra: &[&str]) -> std::process::Output {
+    let input = format!("{}:80", path_str(pcap));
+    let child = Command::new(binary())
+        .args(["--input-pcap", &input, "--output-stdout"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_output(child, Duration::from_secs(120))
+}
+
+#[test]
+fn tiny_segments_all_behind_a_hole_reassemble_exactly() {
+    let dir = tempdir();
+    let pcap = dir.path().join("hostile.pcap");
+    let request = post(40_000);
+    write_hostile_pcap(&pcap, &request);
+    let output = capture(&pcap, &[]);
+    assert_success(&output);
+    let records = decode(&output.stdout);
+    assert_eq!(records.len(), 1, "{}", stderr(&output));
+    assert!(records[0].payload == request, "the request differs");
+    assert!(
+        !summary(&output).contains("dropped"),
+        "{}",
+        summary(&output)
+    );
+}
+
+#[test]
+fn segments_beyond_the_held_cap_are_counted_as_segment_limit() {
+    let dir = tempdir();
+    let pcap = dir.path().join("hostile.pcap");
+    write_hostile_pcap(&pcap, &post(500));
+    let output = capture(&pcap, &["--input-raw-max-held-segments", "100"]);
+    assert_success(&output);
+    assert!(decode(&output.stdout).is_empty());
+    let summary = summary(&output);
+    assert!(summary.contains("segment limit 1"), "{summary}");
+}
