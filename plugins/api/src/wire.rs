@@ -12,6 +12,13 @@ pub const RECORD_SEPARATOR: &[u8] = "\n\u{1F435}\u{1F648}\u{1F649}\n".as_bytes()
 /// The separator as a line of its own (without the `\n` that ends the payload).
 const SEPARATOR_LINE: &[u8] = "\u{1F435}\u{1F648}\u{1F649}\n".as_bytes();
 
+/// The longest `.gor` record (header line and payload) any reader accepts, whatever
+/// `--copy-buffer-size` says: 256 MiB. Longer records are skipped and counted `oversized`.
+pub const MAX_RECORD_LEN: usize = 256 << 20;
+
+/// The longest middleware line accepted: a [`MAX_RECORD_LEN`] record in hex and its `\r\n`.
+pub const MAX_HEX_LINE: usize = 2 * MAX_RECORD_LEN + 2;
+
 /// Writes one `.gor` record: header line, payload, separator.
 pub fn write_record(out: &mut impl Write, msg: &Message) -> io::Result<()> {
     out.write_all(&msg.meta.line())?;
