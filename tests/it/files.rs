@@ -573,3 +573,46 @@ fn an_id_in_a_file_name_cannot_leave_the_directory() {
     );
     assert_eq!(read_gor(&dir.path().join("out/__/req.gor")).len(), 1);
 }
+
+#[test]
+fn a_2_gib_record_is_skipped_in_bounded_memory_counted_oversized_and_reading_resyncs() {
+    let dir = tempdir();
+    let input = dir.path().join("huge.gor");
+    let mut file = std::fs::File::create(&input).unwrap();
+    file.write_all(b"1 huge 1 0\nPOST / HTTP/1.1\r\n\r\n")
+        .unwrap();
+    // A sparse 2 GiB payload without any separator, then a good record.
+    file.set_len(2 << 30).unwrap();
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).unwrap();
+    file.write_all(SEPARATOR).unwrap();
+    file.write_all(&encode(&[Record::request(
+        "after",
+        2,
+        "GET / HTTP/1.1\r\n\r\n",
+    )]))
+    .unwrap();
+    drop(file);
+    let output = crate::middleware::run_with_address_space_limit(
+        3 << 29,
+        &[
+            "--input-file",
+            &format!("{}|100000%", path_str(&input)),
+            "--copy-buffer-size",
+            "4gb",
+            "--output-stdout",
+        ],
+    );
+    let text = stderr(&output);
+    assert_success(&output);
+    let ids: Vec<String> = decode(&output.stdout).iter().map(Record::id).collect();
+    assert_eq!(ids, ["after"], "{text}");
+    assert!(
+        text.contains("huge.gor: record 1: 2147483") && text.contains("record cap; skipped"),
+        "{text}"
+    );
+    assert_eq!(
+        summary_counter(&text, "input-file", "oversized"),
+        1,
+        "{text}"
+    );
+}
