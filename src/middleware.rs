@@ -13,7 +13,7 @@
 //! feeding-back outputs finish; the child's stdin is closed once their responses are in.
 
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
-use shadowtap_api::wire::{decode_hex_line, encode_hex_line};
+use shadowtap_api::wire::{self, decode_hex_line, encode_hex_line};
 use shadowtap_api::{catch_panic, Batch, Counters, Message, Reason, Shutdown, Throttle};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -76,9 +76,14 @@ impl MiddlewareConfig {
             .spawn()
     }
 
-    /// Longest line accepted back: a full payload and header in hex, with room to spare.
+    /// Longest line accepted back: a full payload and header in hex, with room to spare,
+    /// and never more than [`wire::MAX_HEX_LINE`].
     fn max_line(&self) -> usize {
-        (self.copy_buffer_size + (64 << 10)) * 2 + 2
+        self.copy_buffer_size
+            .saturating_add(64 << 10)
+            .saturating_mul(2)
+            .saturating_add(2)
+            .min(wire::MAX_HEX_LINE)
     }
 }
 
@@ -306,23 +311,32 @@ impl Supervisor {
             })
             .expect("spawn middleware stderr thread");
         let feed = self.feed(stdin, &gone_rx, &in_flight);
-        let (status, clean_exit) = match feed {
+        let ending = match feed {
             Feed::InputEnded => wait_with_grace(child),
             Feed::ChildGone => {
                 let _ = child.kill();
-                (describe(child.wait()), false)
+                Ending::Failed(describe(child.wait()))
             }
         };
         let _ = reader.join();
         let _ = stderr_pass.join();
         let unanswered = in_flight.lock().expect("in-flight lock").take_all();
-        match feed {
-            Feed::InputEnded if clean_exit => {
+        match (&feed, ending) {
+            (Feed::InputEnded, Ending::Clean(status)) => {
                 self.counters
                     .add_drop(Reason::MiddlewareDropped, unanswered);
                 tracing::debug!("[middleware] finished: {status}");
             }
-            _ => {
+            // A child that holds nothing when it is killed lost nothing (e.g. node kept alive
+            // by a library's timer): not an error.
+            (Feed::InputEnded, Ending::KilledAtGrace(_)) if unanswered == 0 => {
+                tracing::warn!(
+                    "[middleware] {:?} still running {EXIT_GRACE:?} after its input ended, \
+                     with no message in flight; killed it",
+                    self.config.command
+                );
+            }
+            (_, Ending::Clean(status) | Ending::KilledAtGrace(status) | Ending::Failed(status)) => {
                 self.counters.add_drop(Reason::MiddlewareLost, unanswered);
                 self.counters.add_error();
                 tracing::error!(
@@ -511,22 +525,29 @@ fn finish_feed(mut writer: BufWriter<ChildStdin>) -> Feed {
     Feed::InputEnded
 }
 
-/// Waits for a child whose stdin was closed, killing it if it lingers; returns how it
-/// ended and whether that was a clean exit (status 0).
-fn wait_with_grace(child: &mut Child) -> (String, bool) {
+/// How a child ended, with its exit status in words.
+enum Ending {
+    /// It exited with status 0.
+    Clean(String),
+    /// It was still running [`EXIT_GRACE`] after its stdin closed and was killed.
+    KilledAtGrace(String),
+    /// It exited with an error status or could not be waited for.
+    Failed(String),
+}
+
+/// Waits for a child whose stdin was closed, killing it if it lingers past [`EXIT_GRACE`].
+fn wait_with_grace(child: &mut Child) -> Ending {
     let deadline = Instant::now() + EXIT_GRACE;
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return (status.to_string(), status.success()),
+            Ok(Some(status)) if status.success() => return Ending::Clean(status.to_string()),
+            Ok(Some(status)) => return Ending::Failed(status.to_string()),
             Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
-                tracing::warn!(
-                    "[middleware] still running {EXIT_GRACE:?} after its input ended; killing it"
-                );
                 let _ = child.kill();
-                return (describe(child.wait()), false);
+                return Ending::KilledAtGrace(describe(child.wait()));
             }
-            Err(e) => return (e.to_string(), false),
+            Err(e) => return Ending::Failed(e.to_string()),
         }
     }
 }
@@ -569,10 +590,7 @@ impl LineReader {
                 Ok(LineRead::End) | Err(_) => return,
                 Ok(LineRead::TooLong(len)) => {
                     number += 1;
-                    self.reject(
-                        number,
-                        &format!("longer than {} bytes ({len}); skipped", self.max_line),
-                    );
+                    self.oversized(&line, number, len);
                 }
                 Ok(LineRead::Line) => {
                     number += 1;
@@ -622,6 +640,27 @@ impl LineReader {
         sent
     }
 
+    /// Counts a line over the cap as an `oversized` drop: of the message it answers (its
+    /// header is in the kept prefix), else of a line counted in here; logged with its number.
+    fn oversized(&self, prefix: &[u8], number: u64, len: usize) {
+        let header_hex = &prefix[..prefix.len().min(HEADER_HEX_PREFIX) & !1];
+        let answered = decode_hex_line(header_hex).ok().is_some_and(|msg| {
+            let mut tracking = self.in_flight.lock().expect("in-flight lock");
+            tracking.remove(&key(&msg))
+        });
+        if !answered {
+            self.counters.add_in(1);
+        }
+        self.counters.add_drop(Reason::Oversized, 1);
+        if let Some(held_back) = self.warnings.allow() {
+            tracing::warn!(
+                "[middleware] output line {number}: longer than {} bytes ({len}); skipped, \
+                 counted oversized ({held_back} similar warnings held back)",
+                self.max_line
+            );
+        }
+    }
+
     /// A line that is not a message: counted in and dropped as malformed (the message it may
     /// have answered stays in flight, and is counted when the middleware ends).
     fn reject(&self, number: u64, why: &str) {
@@ -641,6 +680,9 @@ impl LineReader {
     }
 }
 
+/// Hex digits of an oversized line decoded to find the message it answers (its header line).
+const HEADER_HEX_PREFIX: usize = 16 << 10;
+
 enum LineRead {
     Line,
     TooLong(usize),
@@ -648,7 +690,8 @@ enum LineRead {
 }
 
 /// Reads one `\n`-terminated line into `line`, keeping at most `max` bytes (the rest of an
-/// overlong line is consumed and discarded). A last line without `\n` counts as a line.
+/// overlong line is consumed and discarded, never buffered). A last line without `\n` counts
+/// as a line.
 fn read_capped_line(
     input: &mut impl BufRead,
     line: &mut Vec<u8>,
@@ -668,9 +711,8 @@ fn read_capped_line(
             Some(i) => (i + 1, true),
             None => (available.len(), false),
         };
-        if total + chunk <= max {
-            line.extend_from_slice(&available[..chunk]);
-        }
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(&available[..chunk.min(room)]);
         total += chunk;
         input.consume(chunk);
         if done {

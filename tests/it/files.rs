@@ -420,3 +420,199 @@ fn copy_buffer_size_truncates_and_counts() {
         stderr(&output)
     );
 }
+
+/// Starts shadowtap with `args` in the background (stdout and stderr piped).
+fn spawn(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(binary())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start shadowtap")
+}
+
+fn gunzip_records(path: &std::path::Path) -> Vec<Record> {
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap()),
+        &mut plain,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    decode(&plain)
+}
+
+/// 60 requests 50 ms apart: a steady 3 s stream when replayed at normal speed.
+fn steady_stream(path: &std::path::Path, first_id: usize) -> Vec<Record> {
+    let records: Vec<Record> = (0..60)
+        .map(|i| {
+            Record::request(
+                &format!("{:024x}", first_id + i),
+                1_000_000_000 + i as i64 * 50_000_000,
+                "GET / HTTP/1.1\r\n\r\n",
+            )
+        })
+        .collect();
+    write_gor(path, &records);
+    records
+}
+
+#[test]
+fn records_reach_the_disk_every_flush_interval_under_steady_traffic() {
+    let dir = tempdir();
+    let input = dir.path().join("in.gor");
+    steady_stream(&input, 1);
+    let plain = dir.path().join("out.gor");
+    let gz = dir.path().join("out.gor.gz");
+    let mut child = spawn(&[
+        "--input-file",
+        path_str(&input),
+        "--output-file",
+        path_str(&plain),
+        "--output-file",
+        path_str(&gz),
+        "--output-file-append",
+        "--output-file-flush-interval",
+        "200ms",
+    ]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let running = child.try_wait().unwrap().is_none();
+    let on_disk = (read_gor(&plain).len(), gunzip_records(&gz).len());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(running, "the replay should still run");
+    // About 20 records were replayed by now; all but the last interval's are on disk.
+    assert!(
+        on_disk.0 >= 10 && on_disk.1 >= 10,
+        "on disk after 1.2 s: {on_disk:?}"
+    );
+}
+
+#[test]
+fn kill_9_then_append_to_gz_loses_at_most_the_last_interval() {
+    let dir = tempdir();
+    let first = dir.path().join("first.gor");
+    let first_records = steady_stream(&first, 1);
+    let gz = dir.path().join("log.gor.gz");
+    let mut child = spawn(&[
+        "--input-file",
+        path_str(&first),
+        "--output-file",
+        path_str(&gz),
+        "--output-file-append",
+        "--output-file-flush-interval",
+        "200ms",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let second = dir.path().join("second.gor");
+    let second_records = steady_stream(&second, 1000);
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&second)),
+        "--output-file",
+        path_str(&gz),
+        "--output-file-append",
+    ]);
+    assert_success(&output);
+    let gzip = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(&gz)
+        .output()
+        .expect("gzip");
+    assert!(
+        gzip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gzip.stderr)
+    );
+    let records = decode(&gzip.stdout);
+    let survived = records.len() - second_records.len();
+    // 1.5 s of a record every 50 ms is 30 records; one 200 ms interval holds 4.
+    assert!(
+        survived >= 20,
+        "only {survived} records of the killed run survived"
+    );
+    assert_eq!(records[..survived], first_records[..survived]);
+    assert_eq!(records[survived..], second_records[..]);
+    let replay = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&gz)),
+        "--output-stdout",
+    ]);
+    assert_success(&replay);
+    // input-file merges by timestamp, and both runs used the same timestamps.
+    let mut replayed = decode(&replay.stdout);
+    let mut expected = records.clone();
+    replayed.sort_by_key(Record::id);
+    expected.sort_by_key(Record::id);
+    assert!(replayed == expected, "{}", stderr(&replay));
+}
+
+#[test]
+fn an_id_in_a_file_name_cannot_leave_the_directory() {
+    let dir = tempdir();
+    let input = dir.path().join("in.gor");
+    write_gor(
+        &input,
+        &[Record::request("..", 1, "GET / HTTP/1.1\r\n\r\n")],
+    );
+    std::fs::create_dir_all(dir.path().join("out/__")).unwrap();
+    let template = dir.path().join("out/%r/req.gor");
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&input)),
+        "--output-file",
+        path_str(&template),
+        "--output-file-append",
+    ]);
+    assert_success(&output);
+    assert!(
+        !dir.path().join("out/req.gor").exists(),
+        "the id escaped out/.."
+    );
+    assert_eq!(read_gor(&dir.path().join("out/__/req.gor")).len(), 1);
+}
+
+#[test]
+fn a_2_gib_record_is_skipped_in_bounded_memory_counted_oversized_and_reading_resyncs() {
+    let dir = tempdir();
+    let input = dir.path().join("huge.gor");
+    let mut file = std::fs::File::create(&input).unwrap();
+    file.write_all(b"1 huge 1 0\nPOST / HTTP/1.1\r\n\r\n")
+        .unwrap();
+    // A sparse 2 GiB payload without any separator, then a good record.
+    file.set_len(2 << 30).unwrap();
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).unwrap();
+    file.write_all(SEPARATOR).unwrap();
+    file.write_all(&encode(&[Record::request(
+        "after",
+        2,
+        "GET / HTTP/1.1\r\n\r\n",
+    )]))
+    .unwrap();
+    drop(file);
+    let output = crate::middleware::run_with_address_space_limit(
+        3 << 29,
+        &[
+            "--input-file",
+            &format!("{}|100000%", path_str(&input)),
+            "--copy-buffer-size",
+            "4gb",
+            "--output-stdout",
+        ],
+    );
+    let text = stderr(&output);
+    assert_success(&output);
+    let ids: Vec<String> = decode(&output.stdout).iter().map(Record::id).collect();
+    assert_eq!(ids, ["after"], "{text}");
+    assert!(
+        text.contains("huge.gor: record 1: 2147483") && text.contains("record cap; skipped"),
+        "{text}"
+    );
+    assert_eq!(
+        summary_counter(&text, "input-file", "oversized"),
+        1,
+        "{text}"
+    );
+}

@@ -286,3 +286,129 @@ fn helper_library_unit_tests_pass() {
         String::from_utf8_lossy(&node.stdout)
     );
 }
+
+/// The npm `goreplay_middleware` package, installed once under the target directory; `None`
+/// (after printing SKIPPED) when node or npm is missing outside CI.
+fn goreplay_npm_package() -> Option<PathBuf> {
+    let profile_dir = PathBuf::from(binary()).parent().unwrap().to_path_buf();
+    let dir = profile_dir.join("npm-goreplay");
+    let module = dir.join("node_modules/goreplay_middleware");
+    if module.is_dir() {
+        return Some(dir);
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let installed = std::process::Command::new("npm")
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "goreplay_middleware@1",
+        ])
+        .current_dir(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    match installed && module.is_dir() {
+        true => Some(dir),
+        false if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("npm install goreplay_middleware failed (needs node and npm)")
+        }
+        false => {
+            println!("SKIPPED: needs node and npm (apt-get install nodejs npm)");
+            None
+        }
+    }
+}
+
+const NPM_ECHO: &str = r#"
+var gor = require("goreplay_middleware");
+gor.init();
+gor.on("message", function (data) { return data; });
+"#;
+
+#[test]
+fn npm_goreplay_middleware_that_never_exits_is_killed_without_failing_the_run() {
+    let Some(package_dir) = goreplay_npm_package() else {
+        return;
+    };
+    let script = package_dir.join("echo.js");
+    std::fs::write(&script, NPM_ECHO).unwrap();
+    let dir = tempdir();
+    let input = dir.path().join("in.gor");
+    write_gor(&input, &requests());
+    let output = run(&[
+        "--input-file",
+        &format!("{}|100000%", path_str(&input)),
+        "--middleware",
+        &format!("node {}", path_str(&script)),
+        "--output-stdout",
+    ]);
+    let text = stderr(&output);
+    assert_success(&output);
+    assert_eq!(decode(&output.stdout), requests(), "{text}");
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("with no message in flight; killed it"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(!text.contains("in-flight message(s) lost"), "{text}");
+}
+
+/// Echoes every message but the first, then prints the first again with 100 MB more hex
+/// payload and no newline, and exits.
+const HUGE_LINE: &str = r#"
+import sys
+lines = list(iter(sys.stdin.buffer.readline, b""))
+for line in lines[1:]:
+    sys.stdout.buffer.write(line)
+sys.stdout.buffer.write(lines[0].rstrip(b"\n"))
+chunk = b"41" * (1 << 19)
+for _ in range(100):
+    sys.stdout.buffer.write(chunk)
+sys.stdout.flush()
+"#;
+
+/// Runs shadowtap under `prlimit --as=BYTES`, so that an allocation sized by the input aborts.
+pub fn run_with_address_space_limit(bytes: u64, args: &[&str]) -> std::process::Output {
+    let child = std::process::Command::new("prlimit")
+        .arg(format!("--as={bytes}"))
+        .arg(binary())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    wait_output(child, std::time::Duration::from_secs(120))
+}
+
+#[test]
+fn a_100_mb_middleware_line_is_skipped_in_bounded_memory_and_counted_oversized() {
+    let dir = tempdir();
+    let input = dir.path().join("in.gor");
+    write_gor(&input, &requests());
+    let middleware = script(dir.path(), "huge.py", HUGE_LINE);
+    let output = run_with_address_space_limit(
+        1 << 30,
+        &[
+            "--input-file",
+            &format!("{}|100000%", path_str(&input)),
+            "--middleware",
+            &middleware,
+            "--output-stdout",
+        ],
+    );
+    let text = stderr(&output);
+    assert_success(&output);
+    assert_eq!(decode(&output.stdout), requests()[1..], "{text}");
+    assert!(
+        text.contains("output line 3: longer than") && text.contains("counted oversized"),
+        "{text}"
+    );
+    let summary = text.lines().find(|l| l.starts_with("shadowtap: ")).unwrap();
+    assert_eq!(counter(summary, "middleware[", "oversized"), 1, "{summary}");
+    assert_eq!(
+        counter(summary, "middleware[", "dropped by middleware"),
+        0,
+        "{summary}"
+    );
+}

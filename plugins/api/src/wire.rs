@@ -12,6 +12,13 @@ pub const RECORD_SEPARATOR: &[u8] = "\n\u{1F435}\u{1F648}\u{1F649}\n".as_bytes()
 /// The separator as a line of its own (without the `\n` that ends the payload).
 const SEPARATOR_LINE: &[u8] = "\u{1F435}\u{1F648}\u{1F649}\n".as_bytes();
 
+/// The longest `.gor` record (header line and payload) any reader accepts, whatever
+/// `--copy-buffer-size` says: 64 MiB. Longer records are skipped and counted `oversized`.
+pub const MAX_RECORD_LEN: usize = 64 << 20;
+
+/// The longest middleware line accepted: a [`MAX_RECORD_LEN`] record in hex and its `\r\n`.
+pub const MAX_HEX_LINE: usize = 2 * MAX_RECORD_LEN + 2;
+
 /// Writes one `.gor` record: header line, payload, separator.
 pub fn write_record(out: &mut impl Write, msg: &Message) -> io::Result<()> {
     out.write_all(&msg.meta.line())?;
@@ -41,6 +48,17 @@ pub enum RecordError {
         /// 1-based record number.
         record: u64,
         /// Bytes in the partial record.
+        bytes: u64,
+    },
+    /// The record is longer than [`MAX_RECORD_LEN`]; it was skipped without being buffered
+    /// whole, and reading goes on after its separator.
+    #[error(
+        "record {record}: {bytes} bytes, longer than the {MAX_RECORD_LEN}-byte record cap; skipped"
+    )]
+    Oversized {
+        /// 1-based record number.
+        record: u64,
+        /// Bytes in the record (header line and payload).
         bytes: u64,
     },
     /// Reading failed.
@@ -83,12 +101,13 @@ struct Pending {
 }
 
 impl<R: BufRead> RecordReader<R> {
-    /// Reads from `input`, keeping at most `cap` payload bytes of any record.
+    /// Reads from `input`, keeping at most `cap` bytes of any record (never more than
+    /// [`MAX_RECORD_LEN`]; longer records are [`RecordError::Oversized`]).
     pub fn new(input: R, cap: usize) -> Self {
         RecordReader {
             input,
             pending: Pending {
-                cap: cap.max(1),
+                cap: cap.clamp(1, MAX_RECORD_LEN),
                 record: Vec::new(),
                 seen: 0,
                 line_start: 0,
@@ -155,6 +174,12 @@ impl Pending {
         if line_len + (chunk.len() as u64) <= SEPARATOR_LINE.len() as u64 {
             self.line_window.extend_from_slice(chunk);
         }
+        if self.seen > (MAX_RECORD_LEN + SEPARATOR_LINE.len()) as u64 {
+            // Oversized: it will be skipped, so keep nothing more of it.
+            self.record = Vec::new();
+            self.seen += chunk.len() as u64;
+            return;
+        }
         let room = (self.cap + SEPARATOR_LINE.len()).saturating_sub(self.record.len());
         self.record
             .extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -180,6 +205,12 @@ impl Pending {
         bytes.truncate(kept);
         self.seen = 0;
         self.line_start = 0;
+        if content_len > MAX_RECORD_LEN as u64 {
+            return Err(RecordError::Oversized {
+                record: number,
+                bytes: content_len,
+            });
+        }
         Message::from_bytes(Bytes::from(bytes))
             .map(|message| Record {
                 message,
@@ -324,6 +355,22 @@ mod tests {
         );
         assert_eq!(first.truncated_bytes, 100 + 8 - 20);
         assert_eq!(&read[1].as_ref().unwrap().message.payload[..], b"ok");
+    }
+
+    #[test]
+    fn records_over_the_cap_are_skipped_and_reading_resyncs() {
+        let mut stream = b"1 huge 1 0\n".to_vec();
+        stream.resize(stream.len() + MAX_RECORD_LEN, b'z');
+        stream.extend_from_slice(RECORD_SEPARATOR);
+        write_record(&mut stream, &msg("next", "ok")).unwrap();
+        let read = read_all(&stream, usize::MAX);
+        assert!(
+            matches!(read[0], Err(RecordError::Oversized { record: 1, bytes }) if bytes > MAX_RECORD_LEN as u64),
+            "{:?}",
+            read[0]
+        );
+        assert_eq!(read[1].as_ref().unwrap().message.id(), "next");
+        assert_eq!(read.len(), 2);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!
 //! Unlike GoReplay, the input ends when its files end (so the run exits), a glob that
 //! matches nothing is an error, and bad records are reported by file and record number.
+//! Payloads over `--copy-buffer-size` are cut (counted `truncated`); a record over
+//! `wire::MAX_RECORD_LEN` (64 MiB) is skipped without being buffered whole, counted
+//! `oversized`, and reading goes on at the next separator.
 #![deny(missing_docs)]
 
 mod merge;

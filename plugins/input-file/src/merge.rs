@@ -53,7 +53,7 @@ pub fn open_sources(files: &[PathBuf], payload_cap: usize, counters: &Counters) 
         .filter_map(|path| match open(path) {
             Ok(stream) => Some(Source {
                 path: path.clone(),
-                reader: RecordReader::new(stream, payload_cap + HEADER_ALLOWANCE),
+                reader: RecordReader::new(stream, payload_cap.saturating_add(HEADER_ALLOWANCE)),
                 ahead: BinaryHeap::new(),
                 exhausted: false,
                 bytes: 0,
@@ -172,7 +172,11 @@ impl Merger {
 
     fn report(&mut self, index: usize, error: RecordError) {
         self.counters.add_in(1);
-        self.counters.add_drop(Reason::Malformed, 1);
+        let reason = match error {
+            RecordError::Oversized { .. } => Reason::Oversized,
+            _ => Reason::Malformed,
+        };
+        self.counters.add_drop(reason, 1);
         if matches!(
             error,
             RecordError::Io { .. } | RecordError::Unterminated { .. }

@@ -457,6 +457,9 @@ impl Connection {
                     return Ok(());
                 }
                 Err(RecordError::Io { source, .. }) => return Err(source),
+                Err(oversized @ RecordError::Oversized { .. }) => {
+                    self.malformed(&oversized.to_string())
+                }
             }
         }
     }

@@ -7,6 +7,13 @@
 //! (default 32mb), `--output-file-max-size-limit SIZE` (total, default 1tb),
 //! `--output-file-flush-interval DURATION` (default 1s).
 //!
+//! Buffered records reach the disk at least every flush interval, however busy the output.
+//! A `.gz` file is written as one gzip member per interval, so a `kill -9` loses at most the
+//! last interval: the finished members stay readable by `zcat`, GoReplay and `--input-file`,
+//! and `--output-file-append` cuts the unfinished member off before appending (or, if the
+//! file is damaged before its end, writes `NAME.1.gz` beside it and says so).
+//! Ids expanded by `%r` are sanitised (`/`, `\`, control characters and `..` become `_`).
+//!
 //! Without `--output-file-append`, `requests.gor` is written as chunks `requests_0.gor`,
 //! `requests_1.gor`, … (a restart continues after the highest existing index); with it, the
 //! file named by the template is opened in append mode and really appended to.
@@ -24,7 +31,7 @@ use shadowtap_api::{
     OutputContext, OutputSpec, PluginError, Reason, Throttle,
 };
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use writer::RecordFile;
 
 /// Flags of `output-file`.
@@ -77,11 +84,18 @@ struct FileOutput {
 impl Output for FileOutput {
     fn run(mut self: Box<Self>, inbox: Inbox, cx: OutputContext) -> Result<(), PluginError> {
         let interval = self.flush_interval.max(Duration::from_millis(10));
+        let mut next_flush = Instant::now() + interval;
         loop {
-            match inbox.recv_timeout(interval) {
+            let wait = next_flush.saturating_duration_since(Instant::now());
+            match inbox.recv_timeout(wait) {
                 Next::Message(msg) => self.write(&msg, &cx),
-                Next::Timeout => self.flush(&cx),
+                Next::Timeout => {}
                 Next::Closed => break,
+            }
+            // Every interval under any load, not only after an idle one.
+            if Instant::now() >= next_flush {
+                self.flush(&cx);
+                next_flush = Instant::now() + interval;
             }
         }
         self.close(&cx);

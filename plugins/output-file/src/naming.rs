@@ -71,11 +71,18 @@ impl Template {
     }
 }
 
-/// Ids come from the traffic: never let one name another directory.
-fn sanitize(id: &str) -> String {
-    id.chars()
-        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
-        .collect()
+/// Ids come from the traffic: never let one name another directory. Path separators, NUL
+/// and control characters become `_`, and so does every `.` of a `..`.
+pub fn sanitize(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    safe.replace("..", "__")
 }
 
 /// `dir/stem_N.ext` for chunk `index` of `name` (GoReplay: `/tmp/logs.gz`, 1 → `/tmp/logs_1.gz`).
@@ -174,6 +181,17 @@ mod tests {
         let msg = Message::new(Meta::new(Kind::Response, "a/b", 1, 0).unwrap(), "x");
         let name = template.render(&msg).to_string_lossy().into_owned();
         assert!(name.starts_with("/x/2-a_b-abcdefgh-20"), "{name}");
+        for hostile in ["../../etc/x", "..", "a\0b", "a\tb\n", "..\\..\\x", "..."] {
+            let safe = sanitize(hostile);
+            assert!(
+                !safe.contains("..") && !safe.contains(['/', '\\']),
+                "{hostile:?} -> {safe:?}"
+            );
+            assert!(
+                !safe.chars().any(char::is_control),
+                "{hostile:?} -> {safe:?}"
+            );
+        }
         let plain = Template::new("100%.gor", InstanceId("i".into()));
         assert_eq!(plain.render(&msg), Path::new("100%.gor"));
     }
