@@ -3,10 +3,10 @@
 //! than `--input-raw-max-held-segments` loses its message counted as `segment limit`.
 
 use crate::common::{
-    assert_success, binary, decode, path_str, stderr, summary, tempdir, wait_output,
+    assert_success, command, decode, path_str, stderr, summary, tempdir, wait_output,
 };
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 const SYN: u8 = 0x02;
@@ -73,7 +73,7 @@ fn post(body_len: usize) -> Vec<u8> {
 
 fn capture(pcap: &Path, extra: &[&str]) -> std::process::Output {
     let input = format!("{}:80", path_str(pcap));
-    let child = Command::new(binary())
+    let child = command()
         .args(["--input-pcap", &input, "--output-stdout"])
         .args(extra)
         .stdout(Stdio::piped())

@@ -307,3 +307,18 @@ pub fn signal(pid: u32, name: &str) -> bool {
         .expect("kill")
         .success()
 }
+
+/// Runs shadowtap under `prlimit --as=BYTES`, so that an allocation sized by the input aborts.
+pub fn run_with_address_space_limit(bytes: u64, args: &[&str]) -> std::process::Output {
+    let child = std::process::Command::new("prlimit")
+        .arg(format!("--as={bytes}"))
+        .arg(binary())
+        .arg(STATS_JSON)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    wait_output(child, std::time::Duration::from_secs(120))
+}

@@ -423,7 +423,7 @@ fn copy_buffer_size_truncates_and_counts() {
 
 /// Starts shadowtap with `args` in the background (stdout and stderr piped).
 fn spawn(args: &[&str]) -> std::process::Child {
-    std::process::Command::new(binary())
+    command()
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -592,7 +592,7 @@ fn a_2_gib_record_is_skipped_in_bounded_memory_counted_oversized_and_reading_res
     )]))
     .unwrap();
     drop(file);
-    let output = crate::middleware::run_with_address_space_limit(
+    let output = run_with_address_space_limit(
         3 << 29,
         &[
             "--input-file",

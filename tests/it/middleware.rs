@@ -367,20 +367,6 @@ for _ in range(100):
 sys.stdout.flush()
 "#;
 
-/// Runs shadowtap under `prlimit --as=BYTES`, so that an allocation sized by the input aborts.
-pub fn run_with_address_space_limit(bytes: u64, args: &[&str]) -> std::process::Output {
-    let child = std::process::Command::new("prlimit")
-        .arg(format!("--as={bytes}"))
-        .arg(binary())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("prlimit (util-linux)");
-    wait_output(child, std::time::Duration::from_secs(120))
-}
-
 #[test]
 fn a_100_mb_middleware_line_is_skipped_in_bounded_memory_and_counted_oversized() {
     let dir = tempdir();
