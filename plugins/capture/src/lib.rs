@@ -47,7 +47,7 @@ pub use args::RawCaptureArgs;
 pub use decode::{decode, linktype, DecodeError, Packet, TcpFlags};
 pub use headers::HeaderTracker;
 pub use tracker::{
-    reason, request_id, Event, HttpMessage, MessageId, MessageKind, Protocol, Tracker,
+    reason, request_id, DropReason, Event, HttpMessage, MessageId, MessageKind, Protocol, Tracker,
     TrackerConfig, TrackerStats,
 };
 pub use worker::{Delivery, Worker};

@@ -5,18 +5,28 @@
 //! the overlap policy in `reassembly`) into one buffer that an HTTP/1.x framer walks.
 //!
 //! Decisions worth knowing:
-//! * **Pure ACKs** (no payload, no SYN/FIN/RST) are ignored and not reported; the reason
-//!   [`reason::NO_PAYLOAD`] exists for callers that count them themselves.
+//! * **Pure ACKs** (no payload, no SYN/FIN/RST) are ignored and not reported (they carry no
+//!   message bytes).
 //! * **Mid-stream**: a direction without a SYN starts at the first segment that begins with a
 //!   start line of its role (request line from the client, status line from the server). The
-//!   skipped bytes before it count once as [`reason::GARBAGE`].
+//!   skipped bytes before it count once as [`DropReason::Garbage`].
 //! * **Gaps**: a hole that has not filled `expire_ns` after the first segment behind it arrived
 //!   ends the message in progress as incomplete; the direction resynchronises at the next
 //!   segment (at or after the hole) that begins a message.
 //! * **100-continue / 1xx**: an interim response is emitted as its own response carrying the id
 //!   of the request it answers; the final response carries the same id.
 //! * **Upgrade**: after a `101` (or a 2xx to CONNECT) the connection is a tunnel: its remaining
-//!   bytes, in both directions, are ignored (neither messages nor drops).
+//!   bytes are not framed; each data segment carrying them (retransmissions included), and
+//!   the buffered rest of the segment that switched, counts once as [`DropReason::Tunnel`].
+//!   Server segments count only when responses are tracked (otherwise they are never framed).
+//! * **RST** (RFC 5961 §3): honoured only when its sequence number is exactly the next one
+//!   expected from its sender (or, when the sender's position is unknown, its Ack lies within
+//!   [`RST_ACK_WINDOW`] behind the peer's next byte); any other RST is ignored and counted as
+//!   [`DropReason::OutOfWindow`]. An honoured RST ends the message in progress as incomplete,
+//!   and every later data segment of the connection counts as [`DropReason::AfterReset`]
+//!   until a new SYN starts a new connection on the same tuple.
+//! * **After FIN**: data beyond the sender's FIN counts as [`DropReason::OutOfWindow`];
+//!   retransmissions of bytes already seen are not losses.
 //! * **Ids**: GoReplay's formula (see [`request_id`]). If a request's Ack is not beyond the Ack
 //!   part used by the previous request of its connection (pipelined requests sent before any
 //!   answer), the Ack part becomes the previous one plus 1, so ids stay unique per connection.
@@ -40,24 +50,72 @@ use crate::fxhash::FxBuildHasher;
 use crate::http::{self, BodyKind, ChunkProgress, Chunked, Method, Role, Verdict};
 use crate::reassembly::{Hold, Placement, Reassembler, DEFAULT_MAX_HELD_SEGMENTS};
 
-/// Drop reasons reported in [`Event::Dropped`].
-pub mod reason {
-    /// A segment without payload (never reported by the tracker: pure ACKs are ignored).
-    pub const NO_PAYLOAD: &str = "no payload";
+/// Why the tracker discarded a message, a segment or a run of bytes ([`Event::Dropped`]).
+///
+/// Every discard is reported under one of these; the capture worker maps each to a ledger
+/// reason with an exhaustive `match`, so a new variant cannot go uncounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
     /// A data segment whose ports are not among the configured server ports.
-    pub const OUTSIDE_PORTS: &str = "outside ports";
-    /// A message that could not be completed (expired, hole, closed mid-message).
-    pub const INCOMPLETE: &str = "incomplete";
+    OutsidePorts,
+    /// A message that could not be completed (expired, hole, closed or reset mid-message).
+    Incomplete,
     /// A message lost because its flow was evicted from a full flow table.
-    pub const FLOW_TABLE_FULL: &str = "flow table full";
-    /// Bytes beyond `max_message_bytes` (reported through [`super::HttpMessage::truncated`]).
-    pub const TRUNCATED: &str = "truncated";
+    FlowTableFull,
     /// A run of bytes that never formed a message, skipped up to the next message boundary.
-    pub const GARBAGE: &str = "garbage";
+    Garbage,
     /// A message lost because the tracker's buffer budget was exhausted.
-    pub const BUFFER_FULL: &str = "buffer full";
-    /// A message lost because its flow held the maximum number of out-of-order segments.
-    pub const SEGMENT_LIMIT: &str = "segment limit";
+    BufferFull,
+    /// A data segment of a connection after an honoured RST (until a new SYN).
+    AfterReset,
+    /// An RST whose sequence number is not the next expected one (ignored, RFC 5961 §3), or
+    /// data beyond the sender's FIN.
+    OutOfWindow,
+    /// A data segment (or the rest of a buffered one) inside a CONNECT or Upgrade tunnel.
+    Tunnel,
+    /// A segment refused because its flow already holds the most out-of-order segments.
+    SegmentLimit,
+}
+
+impl DropReason {
+    /// A short human label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::OutsidePorts => "outside ports",
+            DropReason::Incomplete => "incomplete",
+            DropReason::FlowTableFull => "flow table full",
+            DropReason::Garbage => "garbage",
+            DropReason::BufferFull => "buffer full",
+            DropReason::AfterReset => "after reset",
+            DropReason::OutOfWindow => "out of window",
+            DropReason::Tunnel => "tunnel",
+            DropReason::SegmentLimit => "segment limit",
+        }
+    }
+}
+
+/// The [`DropReason`]s under their historical constant names.
+pub mod reason {
+    use super::DropReason;
+
+    /// [`DropReason::OutsidePorts`].
+    pub const OUTSIDE_PORTS: DropReason = DropReason::OutsidePorts;
+    /// [`DropReason::Incomplete`].
+    pub const INCOMPLETE: DropReason = DropReason::Incomplete;
+    /// [`DropReason::FlowTableFull`].
+    pub const FLOW_TABLE_FULL: DropReason = DropReason::FlowTableFull;
+    /// [`DropReason::Garbage`].
+    pub const GARBAGE: DropReason = DropReason::Garbage;
+    /// [`DropReason::BufferFull`].
+    pub const BUFFER_FULL: DropReason = DropReason::BufferFull;
+    /// [`DropReason::AfterReset`].
+    pub const AFTER_RESET: DropReason = DropReason::AfterReset;
+    /// [`DropReason::OutOfWindow`].
+    pub const OUT_OF_WINDOW: DropReason = DropReason::OutOfWindow;
+    /// [`DropReason::Tunnel`].
+    pub const TUNNEL: DropReason = DropReason::Tunnel;
+    /// [`DropReason::SegmentLimit`].
+    pub const SEGMENT_LIMIT: DropReason = DropReason::SegmentLimit;
 }
 
 const DEFAULT_EXPIRE_NS: i64 = 2_000_000_000;
@@ -71,6 +129,9 @@ const MIN_RESERVE: usize = 4096;
 /// Requests awaiting a response per connection; older ones are forgotten.
 const MAX_AWAITING: usize = 1024;
 const NIL: u32 = u32::MAX;
+/// When an RST's sender position is unknown, its Ack must lie at most this far behind the
+/// next byte seen from its peer (data the peer sent that the RST's sender had not yet acked).
+pub const RST_ACK_WINDOW: u32 = 1 << 24;
 
 /// Which message grammar the tracker frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -164,8 +225,8 @@ pub enum Event {
     Message(HttpMessage),
     /// Messages (or runs of bytes) that will never be emitted.
     Dropped {
-        /// One of the [`reason`] constants.
-        reason: &'static str,
+        /// Why.
+        reason: DropReason,
         /// How many.
         count: u64,
     },
@@ -535,7 +596,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn drop_one(&mut self, reason: &'static str) {
+    fn drop_one(&mut self, reason: DropReason) {
         (self.out)(Event::Dropped { reason, count: 1 });
     }
 
@@ -784,7 +845,7 @@ impl Tracker {
     }
 
     /// Finishes every message of a flow (as `reason` when incomplete) and removes it.
-    fn close_flow(&mut self, idx: u32, why: &'static str, out: &mut dyn FnMut(Event)) {
+    fn close_flow(&mut self, idx: u32, why: DropReason, out: &mut dyn FnMut(Event)) {
         let message_limit = match self.cfg.max_message_bytes {
             0 => usize::MAX,
             n => n,
@@ -862,7 +923,7 @@ fn on_packet(
         on_syn(flow, side, pkt, ctx);
     }
     if flags.rst() {
-        reset_flow(flow, ctx);
+        on_rst(flow, side, pkt, ctx);
         return;
     }
     skip_stale_holes(flow, ts_ns, ctx);
@@ -881,7 +942,51 @@ fn on_packet(
         close_if_done(conn, half, side, ctx);
     }
     if flow.conn.tunnel {
-        flow.halves.iter_mut().for_each(Half::release);
+        release_tunnel(flow, ctx);
+    }
+}
+
+/// The connection became (or is) a tunnel: buffered bytes of framed halves count once.
+fn release_tunnel(flow: &mut Flow, ctx: &mut Ctx<'_>) {
+    for side in 0..2 {
+        if flow.halves[side].buffered() > 0 && frames(&flow.conn, side, ctx) {
+            ctx.drop_one(DropReason::Tunnel);
+        }
+        flow.halves[side].release();
+    }
+}
+
+/// RFC 5961 §3: only an RST at exactly the next expected sequence number resets.
+fn on_rst(flow: &mut Flow, side: usize, pkt: &Packet<'_>, ctx: &mut Ctx<'_>) {
+    if flow.conn.reset || flow.conn.tunnel {
+        return;
+    }
+    if rst_in_window(flow, side, pkt, ctx) {
+        reset_flow(flow, ctx);
+    } else {
+        ctx.drop_one(DropReason::OutOfWindow);
+    }
+}
+
+fn rst_in_window(flow: &Flow, side: usize, pkt: &Packet<'_>, ctx: &Ctx<'_>) -> bool {
+    let sender = &flow.halves[side];
+    let sender_next = sender
+        .reasm
+        .next_seq
+        .filter(|_| frames(&flow.conn, side, ctx));
+    if let Some(next) = sender_next {
+        let after_fin = sender.fin_seq.map(|fin| fin.wrapping_add(1));
+        return pkt.seq == next || Some(pkt.seq) == after_fin;
+    }
+    let peer = 1 - side;
+    let peer_next = flow.halves[peer]
+        .reasm
+        .next_seq
+        .filter(|_| frames(&flow.conn, peer, ctx));
+    match peer_next {
+        Some(next) if pkt.flags.ack() => next.wrapping_sub(pkt.ack) <= RST_ACK_WINDOW,
+        Some(_) => false,
+        None => true,
     }
 }
 
@@ -958,7 +1063,7 @@ fn skip_hole(conn: &mut Conn, half: &mut Half, side: usize, ctx: &mut Ctx<'_>) {
 }
 
 /// Finishes a half at the end of its flow: holes skipped, the message in progress ended.
-fn finish_half(flow: &mut Flow, side: usize, why: &'static str, ctx: &mut Ctx<'_>) {
+fn finish_half(flow: &mut Flow, side: usize, why: DropReason, ctx: &mut Ctx<'_>) {
     let (conn, half, _) = flow.split(side);
     skip_all_holes(conn, half, side, ctx);
     if half.msg.is_some() {
@@ -983,6 +1088,10 @@ fn on_data(
         end_binary_message(flow, 1 - side, ctx);
     }
     let (conn, half, _) = flow.split(side);
+    if let Some(why) = discard_reason(conn, half, side, retransmission, ctx) {
+        ctx.drop_one(why);
+        return;
+    }
     if conn.tunnel || conn.reset || half.closed {
         return;
     }
@@ -1029,6 +1138,32 @@ fn on_data(
                 }
             }
         }
+    }
+}
+
+/// Why a data segment of a tunnelled, reset or closed connection is discarded (`None` for
+/// what is not a loss: retransmissions, and unframed server bytes).
+fn discard_reason(
+    conn: &Conn,
+    half: &Half,
+    side: usize,
+    retransmission: bool,
+    ctx: &Ctx<'_>,
+) -> Option<DropReason> {
+    if retransmission && !conn.tunnel {
+        return None;
+    }
+    if !frames(conn, side, ctx) && !conn.reset {
+        return None;
+    }
+    if conn.reset {
+        Some(DropReason::AfterReset)
+    } else if conn.tunnel {
+        Some(DropReason::Tunnel)
+    } else if half.closed {
+        Some(DropReason::OutOfWindow)
+    } else {
+        None
     }
 }
 
@@ -1133,6 +1268,9 @@ fn deliver(
 ) {
     half.reasm.advance(data.len());
     if conn.tunnel {
+        if frames(conn, side, ctx) {
+            ctx.drop_one(DropReason::Tunnel);
+        }
         return;
     }
     if half.phase == Phase::Skipping {
@@ -1156,7 +1294,7 @@ fn out_of_budget(
     conn: &mut Conn,
     half: &mut Half,
     side: usize,
-    why: &'static str,
+    why: DropReason,
     ctx: &mut Ctx<'_>,
 ) {
     if half.msg.is_some() {
@@ -1187,7 +1325,10 @@ fn close_half(conn: &mut Conn, half: &mut Half, side: usize, ctx: &mut Ctx<'_>) 
             _ => end_incomplete(conn, half, side, reason::INCOMPLETE, ctx),
         }
     }
+    // The position stays known, so retransmissions after the close are told from new data.
+    let next_seq = half.reasm.next_seq;
     half.release();
+    half.reasm.next_seq = next_seq;
 }
 
 /// Walks the buffer as far as it frames.
@@ -1436,7 +1577,7 @@ fn end_incomplete(
     conn: &mut Conn,
     half: &mut Half,
     side: usize,
-    why: &'static str,
+    why: DropReason,
     ctx: &mut Ctx<'_>,
 ) {
     half.pos = half.buf.len();
@@ -1599,7 +1740,7 @@ mod tests {
             self.events
                 .iter()
                 .filter_map(|e| match e {
-                    Event::Dropped { reason, count } => Some((*reason, *count)),
+                    Event::Dropped { reason, count } => Some((reason.as_str(), *count)),
                     Event::Message(_) => None,
                 })
                 .collect()
@@ -1773,6 +1914,54 @@ mod tests {
     }
 
     #[test]
+    fn forged_rst_out_of_window_is_ignored_and_counted() {
+        let mut run = Run::new(config());
+        let mut conv = conversation();
+        run.push_all(&conv.handshake());
+        run.push(&conv.client(b"GET /a HTTP/1.1\r\n"));
+        let real = conv.client_rst();
+        for forged_seq in [real.seq.wrapping_add(1), real.seq.wrapping_add(1 << 30)] {
+            run.push(&real.clone().seq(forged_seq));
+        }
+        run.push(&conv.client(b"Host: a\r\n\r\n"));
+        assert_eq!(
+            run.payloads(MessageKind::Request),
+            vec![&b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"[..]]
+        );
+        assert_eq!(run.drops(), vec![("out of window", 1); 2]);
+    }
+
+    #[test]
+    fn in_window_rst_mid_message_counts_incomplete_then_after_reset() {
+        let mut run = Run::new(config());
+        let mut conv = conversation();
+        run.push_all(&conv.handshake());
+        run.push(&conv.client(b"GET /a HTTP/1.1\r\n"));
+        run.push(&conv.client_rst());
+        run.push(&conv.client(b"Host: a\r\n\r\n"));
+        run.push(&conv.client(GET));
+        assert!(run.messages().is_empty());
+        assert_eq!(
+            run.drops(),
+            vec![("incomplete", 1), ("after reset", 1), ("after reset", 1)]
+        );
+    }
+
+    #[test]
+    fn data_beyond_fin_is_counted_but_retransmissions_are_not() {
+        let mut run = Run::new(config());
+        let mut conv = conversation();
+        run.push_all(&conv.handshake());
+        let get = conv.client(GET);
+        run.push(&get);
+        run.push(&conv.client_fin());
+        run.push(&get);
+        run.push(&conv.client(GET));
+        assert_eq!(run.messages().len(), 1);
+        assert_eq!(run.drops(), vec![("out of window", 1)]);
+    }
+
+    #[test]
     fn bodiless_responses_head_204_304() {
         let mut run = Run::new(config());
         let mut conv = conversation();
@@ -1863,7 +2052,7 @@ mod tests {
         run.push(&conv.client(GET));
         assert_eq!(run.of_kind(MessageKind::Request).len(), 1);
         assert_eq!(run.of_kind(MessageKind::Response).len(), 1);
-        assert!(run.drops().is_empty());
+        assert_eq!(run.drops(), vec![("tunnel", 1); 3]);
         assert_eq!(run.tracker.buffered_bytes(), 0);
     }
 
@@ -1881,7 +2070,7 @@ mod tests {
         run.push(&conv.server(b"HTTP/1.1 200 Connection established\r\n\r\n"));
         run.push(&conv.client(b"\x16\x03\x01\x02\x00 TLS hello"));
         assert_eq!(run.messages().len(), 1);
-        assert!(run.drops().is_empty());
+        assert_eq!(run.drops(), vec![("tunnel", 1)]);
     }
 
     #[test]

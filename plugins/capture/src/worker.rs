@@ -4,7 +4,7 @@
 
 use crate::decode::{decode, DecodeError};
 use crate::headers::HeaderTracker;
-use crate::tracker::{reason, Event, HttpMessage, MessageKind, Tracker, TrackerConfig};
+use crate::tracker::{DropReason, Event, HttpMessage, MessageKind, Tracker, TrackerConfig};
 use shadowtap_api::{Counters, Endpoints, InputContext, Kind, Message, Meta, Reason};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -205,9 +205,7 @@ impl Sink<'_> {
                 }
             }
             Event::Dropped { reason, count } => {
-                if let Some(reason) = tracker_reason(reason) {
-                    outlet.counters.add_refused(reason, count);
-                }
+                outlet.counters.add_refused(ledger_reason(reason), count);
             }
         }
     }
@@ -252,17 +250,19 @@ pub fn decode_reason(error: &DecodeError) -> Reason {
     }
 }
 
-/// The ledger reason for a tracker drop; `None` for what is not a loss.
-fn tracker_reason(name: &str) -> Option<Reason> {
-    Some(match name {
-        reason::OUTSIDE_PORTS => Reason::OutsidePorts,
-        reason::INCOMPLETE => Reason::Incomplete,
-        reason::FLOW_TABLE_FULL => Reason::FlowTableFull,
-        reason::GARBAGE => Reason::NotHttp,
-        reason::BUFFER_FULL => Reason::BufferFull,
-        reason::SEGMENT_LIMIT => Reason::SegmentLimit,
-        _ => return None,
-    })
+/// The ledger reason for a tracker drop (exhaustive: a new tracker reason must be mapped).
+pub fn ledger_reason(reason: DropReason) -> Reason {
+    match reason {
+        DropReason::OutsidePorts => Reason::OutsidePorts,
+        DropReason::Incomplete => Reason::Incomplete,
+        DropReason::FlowTableFull => Reason::FlowTableFull,
+        DropReason::Garbage => Reason::NotHttp,
+        DropReason::BufferFull => Reason::BufferFull,
+        DropReason::AfterReset => Reason::AfterReset,
+        DropReason::OutOfWindow => Reason::OutOfWindow,
+        DropReason::Tunnel => Reason::Tunnel,
+        DropReason::SegmentLimit => Reason::SegmentLimit,
+    }
 }
 
 /// `payload` with header `name` set to `value`: the first line with that name (any case) is
