@@ -1589,3 +1589,54 @@ fn base64_decodes() {
     assert_eq!(base64_decode("YWI="), b"ab");
     assert_eq!(base64_decode("YWJj"), b"abc");
 }
+
+// Lengths a capture file claims
+
+/// A classic pcap header (little-endian, microseconds, Ethernet) whose snapshot length and one
+/// record both claim `caplen` bytes, followed by `tail` bytes of packet.
+fn pcap_claiming(caplen: u32, tail: usize) -> Vec<u8> {
+    let mut file = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    file.extend_from_slice(&[0; 8]);
+    file.extend_from_slice(&caplen.to_le_bytes());
+    file.extend_from_slice(&1u32.to_le_bytes());
+    for word in [1u32, 0, caplen, caplen] {
+        file.extend_from_slice(&word.to_le_bytes());
+    }
+    file.extend(std::iter::repeat_n(0x41, tail));
+    file
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_record_claiming_2_gib_allocates_nothing_and_is_named() {
+    let dir = tempdir();
+    let claim = 2u32 << 30;
+    let gz = dir.path().join("claims.pcap.gz");
+    std::fs::write(&gz, gzip(&pcap_claiming(claim, 5))).unwrap();
+    assert!(std::fs::metadata(&gz).unwrap().len() < 100);
+    let plain = dir.path().join("claims.pcap");
+    std::fs::write(&plain, pcap_claiming(claim, 5)).unwrap();
+    for (file, why) in [
+        (&gz, "over the 256 KiB cap on a streamed record"),
+        (&plain, "the file ends inside the packet"),
+    ] {
+        let input = format!("{}:80", path_str(file));
+        let output =
+            run_with_address_space_limit(1 << 30, &["--input-pcap", &input, "--output-null"]);
+        let err = stderr(&output);
+        assert!(output.status.code().is_some(), "killed by a signal: {err}");
+        assert!(err.contains("packet 1") && err.contains(why), "{err}");
+        assert!(err.contains(path_str(file)), "names the file: {err}");
+        assert_eq!(
+            summary_counter(&err, "input-pcap", "format error"),
+            1,
+            "{err}"
+        );
+    }
+}

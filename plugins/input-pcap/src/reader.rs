@@ -234,7 +234,8 @@ fn ticks_per_second(resolution: u8) -> u64 {
 }
 
 /// A classic pcap reader as tolerant as libpcap: records longer than the header's snapshot
-/// length are read (up to a sanity bound) instead of ending the file.
+/// length are read (up to [`MAX_STREAMED_RECORD`], or a mapped file's size) instead of
+/// ending the file.
 pub struct ClassicPcap {
     records: Records,
     big_endian: bool,
@@ -330,8 +331,11 @@ fn prefetch(map: &[u8], offset: usize) {
     let _ = (map, offset);
 }
 
-/// libpcap's bound on one record (it allows larger snapshot lengths for some link types).
-const MAX_RECORD: usize = 256 << 10;
+/// The largest record read from a stream (gzip, pipe), whose bytes must be copied: libpcap's
+/// bound for all but a few link types. The header's snapshot length cannot raise it, since the
+/// file chooses both. A mapped file's record is bounded by the file's real size instead (it is
+/// read in place, nothing is allocated for it).
+const MAX_STREAMED_RECORD: usize = 256 << 10;
 
 impl ClassicPcap {
     fn open(mut records: Records) -> Result<Self, String> {
@@ -343,13 +347,16 @@ impl ClassicPcap {
         let big_endian = magic == PCAP_MAGICS[1] || magic == PCAP_MAGICS[3];
         let nanoseconds = magic == PCAP_MAGICS[2] || magic == PCAP_MAGICS[3];
         let word = |at: usize| read_u32(&header, at, big_endian);
-        let snaplen = word(16) as usize;
+        let max_record = match records {
+            Records::Mapped { .. } => usize::MAX,
+            Records::Streamed { .. } => MAX_STREAMED_RECORD,
+        };
         Ok(ClassicPcap {
             records,
             big_endian,
             nanoseconds,
             linktype: word(20) & 0xffff,
-            max_record: snaplen.max(MAX_RECORD),
+            max_record,
         })
     }
 
@@ -367,7 +374,8 @@ impl ClassicPcap {
             (word(0), word(4), word(8) as usize, word(12) as usize);
         if captured > self.max_record {
             return Err(format!(
-                "record length {captured} is larger than any capture allows"
+                "record length {captured} is over the {} KiB cap on a streamed record",
+                MAX_STREAMED_RECORD >> 10
             ));
         }
         let scale = if self.nanoseconds { 1 } else { 1000 };
