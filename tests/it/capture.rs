@@ -1203,11 +1203,13 @@ fn unknown_link_type_is_skipped_with_a_reason() {
 // ---------------------------------------------------------------------------------------------
 // The tcpdump corpus
 
-/// The tcpdump test captures (`SHADOWTAP_PCAP_CORPUS` overrides the path).
+/// tcpdump's test captures: `$SHADOWTAP_CORPUS/tcpdump-tests` (set by `.ci/run`), else
+/// `../shared/corpus/tcpdump-tests` beside the repository.
 fn corpus_dir() -> PathBuf {
-    std::env::var_os("SHADOWTAP_PCAP_CORPUS")
+    std::env::var_os("SHADOWTAP_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/corpus/tcpdump-tests"))
+        .unwrap_or_else(|| repo().join("../shared/corpus"))
+        .join("tcpdump-tests")
 }
 
 /// Runs shadowtap over `files` in one process (several `--input-pcap`), killed after `limit`.
@@ -1230,9 +1232,10 @@ fn run_corpus_group(files: &[PathBuf], limit: Duration) -> (Output, Duration) {
 fn tcpdump_corpus_never_crashes() {
     let dir = corpus_dir();
     if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: no capture corpus at {} (set SHADOWTAP_PCAP_CORPUS)",
-            dir.display()
+        let what = format!("no capture corpus at {}", dir.display());
+        prerequisite_missing(
+            &what,
+            "set SHADOWTAP_CORPUS to the folder holding tcpdump-tests/",
         );
         return;
     }

@@ -307,16 +307,14 @@ fn goreplay_npm_package() -> Option<PathBuf> {
         .current_dir(&dir)
         .status()
         .is_ok_and(|s| s.success());
-    match installed && module.is_dir() {
-        true => Some(dir),
-        false if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("npm install goreplay_middleware failed (needs node and npm)")
-        }
-        false => {
-            println!("SKIPPED: needs node and npm (apt-get install nodejs npm)");
-            None
-        }
+    if installed && module.is_dir() {
+        return Some(dir);
     }
+    prerequisite_missing(
+        "npm install goreplay_middleware failed",
+        "needs node and npm: apt-get install -y nodejs npm",
+    );
+    None
 }
 
 const NPM_ECHO: &str = r#"

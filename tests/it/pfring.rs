@@ -42,7 +42,8 @@ fn fake_library() -> Option<&'static Path> {
                 Some(lib)
             }
             other => {
-                eprintln!("SKIPPED: cannot compile {}: {other:?}", source.display());
+                let what = format!("cannot compile {}: {other:?}", source.display());
+                prerequisite_missing(&what, "apt-get install -y build-essential");
                 None
             }
         }
@@ -661,7 +662,10 @@ fn pfring_netns_opens_the_ring_inside_the_namespace_only() {
         return;
     }
     let Some(netns) = Netns::create() else {
-        eprintln!("SKIPPED: cannot create a network namespace (needs root and iproute2)");
+        prerequisite_missing(
+            "cannot create a network namespace",
+            "run as root with iproute2: apt-get install -y iproute2",
+        );
         return;
     };
     // pfr0 exists only inside the namespace.
