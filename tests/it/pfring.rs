@@ -646,7 +646,10 @@ impl Netns {
             return None;
         }
         let netns = Netns(name);
-        ok(&["-n", &netns.0, "link", "add", "pfr0", "type", "dummy"]).then_some(netns)
+        ok(&[
+            "-n", &netns.0, "link", "add", "pfr0", "type", "veth", "peer", "name", "pfr1",
+        ])
+        .then_some(netns)
     }
 }
 
