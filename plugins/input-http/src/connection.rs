@@ -255,13 +255,7 @@ impl Connection {
                     input.last_data = Instant::now();
                     return Ok(n);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if shadowtap_listener::is_poll_timeout(&e) => {}
                 Err(e) => return Err(e),
             }
         }

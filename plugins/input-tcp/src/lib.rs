@@ -575,13 +575,7 @@ impl Read for Patient {
                     self.received += n as u64;
                     return Ok(n);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if shadowtap_listener::is_poll_timeout(&e) => {}
                 Err(e) => return Err(e),
             }
         }

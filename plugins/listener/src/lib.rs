@@ -20,3 +20,14 @@ mod warnings;
 pub use admission::{Admission, Refusal, Ticket};
 pub use secret::{redact_url, Secret, SecretError};
 pub use warnings::Warnings;
+
+/// Whether a read error only means "nothing yet": the poll timeout a listener's connections
+/// read with (so they can notice a stop or an idle peer), or an interrupted call.
+pub fn is_poll_timeout(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
