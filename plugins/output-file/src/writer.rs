@@ -39,7 +39,14 @@ impl RecordFile {
             true => gzip_append_target(path)?,
             false => path.to_path_buf(),
         };
-        let file = OpenOptions::new().create(true).append(true).open(&target)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&target)?;
+        if !is_gzip {
+            end_torn_record(&mut file, &target)?;
+        }
         let buffered = BufWriter::with_capacity(256 << 10, file);
         let sink = if is_gzip {
             Sink::Gzip(Some(gzip_member(buffered)))
@@ -191,11 +198,54 @@ fn free_sibling(path: &Path) -> PathBuf {
         .expect("some free name")
 }
 
+/// A plain file whose last record was cut short (a `kill -9` mid-write) gets its separator, so
+/// that the torn record stays one bad record instead of swallowing the first appended one.
+fn end_torn_record(file: &mut File, path: &Path) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    let tail_len = wire::RECORD_SEPARATOR.len() as u64;
+    if len == 0 {
+        return Ok(());
+    }
+    let mut tail = vec![0; len.min(tail_len) as usize];
+    file.seek(io::SeekFrom::Start(len - tail.len() as u64))?;
+    std::io::Read::read_exact(file, &mut tail)?;
+    if tail != wire::RECORD_SEPARATOR {
+        tracing::warn!(
+            "{}: the last record was cut short; it is closed with a separator before appending",
+            path.display()
+        );
+        file.write_all(wire::RECORD_SEPARATOR)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use shadowtap_api::{Kind, Meta};
     use std::io::Read;
+
+    #[test]
+    fn appending_to_a_torn_plain_file_keeps_every_appended_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("torn.gor");
+        let mut whole = Vec::new();
+        wire::write_record(&mut whole, &msg(1)).unwrap();
+        wire::write_record(&mut whole, &msg(2)).unwrap();
+        std::fs::write(&path, &whole[..whole.len() - 5]).unwrap();
+        let mut file = RecordFile::open(&path).unwrap();
+        file.write(&msg(3)).unwrap();
+        file.flush().unwrap();
+        drop(file);
+        let bytes = std::fs::read(&path).unwrap();
+        let mut reader = wire::RecordReader::new(&bytes[..], 1 << 20);
+        let mut ids = Vec::new();
+        while let Ok(Some(record)) = reader.next_record() {
+            ids.push(record.message.meta.id().to_string());
+        }
+        assert_eq!(ids.first().map(String::as_str), Some("id1"));
+        assert_eq!(ids.last().map(String::as_str), Some("id3"));
+    }
 
     fn msg(i: i64) -> Message {
         Message::new(
