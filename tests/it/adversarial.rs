@@ -1,9 +1,10 @@
-//! Hostile packet orders through `--input-pcap` (issue 11, fault 2): one flow of tiny
+//! Hostile packet orders through `--input-pcap` (issue 11, faults 2 and 6): one flow of tiny
 //! segments all waiting behind a hole is reassembled exactly, and a flow holding more segments
-//! than `--input-raw-max-held-segments` loses its message counted as `segment limit`.
+//! than `--input-raw-max-held-segments` loses its message counted as `segment limit`; forged and real RSTs and tunnel bytes are each counted.
 
 use crate::common::{
-    assert_success, command, decode, path_str, stderr, summary, tempdir, wait_output,
+    assert_success, command, decode, path_str, stderr, summary, summary_counter, tempdir,
+    wait_output,
 };
 use std::path::Path;
 use std::process::Stdio;
@@ -51,6 +52,11 @@ fn write_hostile_pcap(path: &Path, request: &[u8]) {
         ));
     }
     frames.push(frame(true, data, PSH_ACK, &request[..1]));
+    write_pcap(path, &frames);
+}
+
+/// A classic pcap (Ethernet, microseconds) of `frames`, a microsecond apart.
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut file = Vec::new();
     for word in [0xA1B2_C3D4u32, 0x0004_0002, 0, 0, 65535, 1] {
         file.extend_from_slice(&word.to_le_bytes());
@@ -111,4 +117,85 @@ fn segments_beyond_the_held_cap_are_counted_as_segment_limit() {
     assert!(decode(&output.stdout).is_empty());
     let summary = summary(&output);
     assert!(summary.contains("segment limit 1"), "{summary}");
+}
+
+// RSTs and tunnels (issue 11, fault 6): nothing discarded goes uncounted.
+
+const RST: u8 = 0x04;
+const CLIENT_ISN: u32 = 1000;
+const SERVER_ISN: u32 = 7;
+
+fn handshake() -> Vec<Vec<u8>> {
+    vec![
+        frame(true, CLIENT_ISN, SYN, b""),
+        frame(false, SERVER_ISN, SYN | ACK, b""),
+    ]
+}
+
+fn run_capture(frames: &[Vec<u8>], extra: &[&str]) -> (Vec<crate::common::Record>, String) {
+    let dir = tempdir();
+    let pcap = dir.path().join("rst.pcap");
+    write_pcap(&pcap, frames);
+    let output = capture(&pcap, extra);
+    assert_success(&output);
+    (decode(&output.stdout), stderr(&output))
+}
+
+#[test]
+fn a_forged_rst_out_of_window_is_ignored_and_counted() {
+    let (head, tail) = (&b"GET /a HTTP/1.1\r\nHo"[..], &b"st: x\r\n\r\n"[..]);
+    let data = CLIENT_ISN + 1;
+    let mut frames = handshake();
+    frames.push(frame(true, data, PSH_ACK, head));
+    frames.push(frame(true, data + 100_000, RST, b""));
+    frames.push(frame(true, data + head.len() as u32, PSH_ACK, tail));
+    let (records, err) = run_capture(&frames, &[]);
+    assert_eq!(records.len(), 1, "{err}");
+    assert!(records[0]
+        .payload_text()
+        .starts_with("GET /a HTTP/1.1\r\nHost: x"));
+    assert_eq!(
+        summary_counter(&err, "input-pcap", "out of window"),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn segments_after_an_in_window_rst_are_counted_after_reset() {
+    let head = b"POST /b HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345";
+    let data = CLIENT_ISN + 1;
+    let next = data + head.len() as u32;
+    let mut frames = handshake();
+    frames.push(frame(true, data, PSH_ACK, head));
+    frames.push(frame(true, next, RST, b""));
+    frames.push(frame(true, next, PSH_ACK, b"67890"));
+    let (records, err) = run_capture(&frames, &[]);
+    assert!(records.is_empty(), "{err}");
+    assert_eq!(
+        summary_counter(&err, "input-pcap", "after reset"),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        summary_counter(&err, "input-pcap", "incomplete"),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn bytes_inside_a_connect_tunnel_are_counted() {
+    let connect = b"CONNECT db:443 HTTP/1.1\r\nHost: db:443\r\n\r\n";
+    let answer = b"HTTP/1.1 200 Connection established\r\n\r\n";
+    let (client, server) = (CLIENT_ISN + 1, SERVER_ISN + 1);
+    let mut frames = handshake();
+    frames.push(frame(true, client, PSH_ACK, connect));
+    frames.push(frame(false, server, PSH_ACK, answer));
+    let client = client + connect.len() as u32;
+    frames.push(frame(true, client, PSH_ACK, b"\x16\x03\x01\x00\x05hello"));
+    frames.push(frame(true, client + 10, PSH_ACK, b"more tunnel"));
+    let (records, err) = run_capture(&frames, &["--input-raw-track-response"]);
+    assert_eq!(records.len(), 2, "the CONNECT and its answer: {err}");
+    assert_eq!(summary_counter(&err, "input-pcap", "tunnel"), 2, "{err}");
 }
