@@ -1,6 +1,7 @@
 //! Hostile packet orders through `--input-pcap` (issue 11, faults 2 and 6): one flow of tiny
 //! segments all waiting behind a hole is reassembled exactly, and a flow holding more segments
-//! than `--input-raw-max-held-segments` loses its message counted as `segment limit`; forged and real RSTs and tunnel bytes are each counted.
+//! than `--input-raw-max-held-segments` loses its message counted as `segment limit`; forged
+//! and real RSTs and tunnel bytes are each counted.
 
 use crate::common::{
     assert_success, command, decode, path_str, stderr, summary, summary_counter, tempdir,
