@@ -47,8 +47,8 @@ use connection::Connection;
 use crossbeam_channel::{bounded, Sender};
 use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::{
-    instance_label, register_input, CoreSettings, Counters, Input, InputContext, InputSpec,
-    Message, PluginError,
+    catch_panic, instance_label, register_input, CoreSettings, Counters, Input, InputContext,
+    InputSpec, Message, PluginError,
 };
 use shadowtap_listener::{Admission, Refusal, Secret, Warnings};
 use std::io::{self, Write};
@@ -279,10 +279,12 @@ impl HttpInput {
                 idle_timeout: self.policy.idle_timeout,
                 _ticket: ticket,
             };
+            let counters = cx.counters().clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("input-http {peer}"))
                 .spawn(move || {
-                    if let Err(e) = connection.serve() {
+                    // A panic ends this connection only, counted as an error (exit 1).
+                    if let Some(Err(e)) = catch_panic(&counters, || connection.serve()) {
                         tracing::debug!(%peer, error = %e, "input-http connection ended");
                     }
                 });

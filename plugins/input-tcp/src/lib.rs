@@ -48,8 +48,8 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use shadowtap_api::values::{duration_value, size_value, split_limit};
 use shadowtap_api::wire::{RecordError, RecordReader};
 use shadowtap_api::{
-    instance_label, register_input, CoreSettings, Counters, Input, InputContext, InputSpec,
-    Message, PluginError, Reason, Shutdown,
+    catch_panic, instance_label, register_input, CoreSettings, Counters, Input, InputContext,
+    InputSpec, Message, PluginError, Reason, Shutdown,
 };
 use shadowtap_listener::{Admission, Refusal, Secret, Ticket, Warnings};
 use std::io::{self, BufRead, BufReader, Read};
@@ -347,10 +347,12 @@ impl TcpInput {
                 peer,
                 _ticket: ticket,
             };
+            let counters = cx.counters().clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("input-tcp {peer}"))
                 .spawn(move || {
-                    if let Err(e) = connection.serve(stream) {
+                    // A panic ends this connection only, counted as an error (exit 1).
+                    if let Some(Err(e)) = catch_panic(&counters, || connection.serve(stream)) {
                         tracing::debug!(%peer, error = %e, "input-tcp connection ended");
                     }
                 });
