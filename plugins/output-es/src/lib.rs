@@ -41,7 +41,7 @@ use endpoint::{Endpoint, IndexName};
 use serde_json::{Map, Value};
 use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::{
-    instance_label, register_output, CoreSettings, Inbox, Kind, Message, Next, Output,
+    catch_panic, instance_label, register_output, CoreSettings, Inbox, Kind, Message, Next, Output,
     OutputContext, OutputSpec, PluginError, Throttle,
 };
 use shadowtap_record::Record;
@@ -311,12 +311,16 @@ impl Output for EsOutput {
             .map(|i| {
                 let queue = queue.clone();
                 let sender = sender.clone();
+                let counters = cx.counters().clone();
                 std::thread::Builder::new()
                     .name(format!("output-es-{i}"))
                     .spawn(move || {
-                        for batch in queue {
-                            sender.send(batch);
-                        }
+                        // A panic is counted as an error (exit 1); the other workers go on.
+                        catch_panic(&counters, || {
+                            for batch in queue {
+                                sender.send(batch);
+                            }
+                        });
                     })
                     .expect("spawn an output-es worker")
             })
