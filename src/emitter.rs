@@ -228,13 +228,9 @@ fn forward_feedback(
                 for msg in from_outputs.iter() {
                     match to_middleware.try_send(msg) {
                         Ok(()) => {}
-                        Err(TrySendError::Full(_)) => {
-                            counters.add_in(1);
-                            counters.add_drop(Reason::QueueFull, 1)
-                        }
+                        Err(TrySendError::Full(_)) => counters.add_refused(Reason::QueueFull, 1),
                         Err(TrySendError::Disconnected(_)) => {
-                            counters.add_in(1);
-                            counters.add_drop(Reason::MiddlewareLost, 1)
+                            counters.add_refused(Reason::MiddlewareLost, 1)
                         }
                     }
                 }
@@ -559,8 +555,7 @@ impl Dispatch {
                 None => true,
             };
             if !admitted {
-                output.counters.add_in(1);
-                output.counters.add_drop(Reason::RateLimited, 1);
+                output.counters.add_refused(Reason::RateLimited, 1);
                 continue;
             }
             let copy = if index == last {

@@ -514,8 +514,7 @@ impl Supervisor {
 
     /// Messages that reach the bridge but never the child: in, and lost.
     fn count_lost(&self, count: u64) {
-        self.counters.add_in(count);
-        self.counters.add_drop(Reason::MiddlewareLost, count);
+        self.counters.add_refused(Reason::MiddlewareLost, count);
     }
 }
 
@@ -664,8 +663,7 @@ impl LineReader {
     /// A line that is not a message: counted in and dropped as malformed (the message it may
     /// have answered stays in flight, and is counted when the middleware ends).
     fn reject(&self, number: u64, why: &str) {
-        self.counters.add_in(1);
-        self.counters.add_drop(Reason::Malformed, 1);
+        self.counters.add_refused(Reason::Malformed, 1);
         self.counters
             .extra("malformed lines")
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -379,8 +379,7 @@ impl InputContext {
     pub fn drop_unsent(&mut self, rx: &Receiver<Message>) {
         let left = rx.try_iter().count() as u64;
         if left > 0 {
-            self.counters.add_in(left);
-            self.counters.add_drop(Reason::Shutdown, left);
+            self.counters.add_refused(Reason::Shutdown, left);
         }
     }
 
@@ -403,8 +402,7 @@ impl InputContext {
     fn admit(&mut self, msg: &Message) -> bool {
         let admitted = self.gate.as_mut().is_none_or(|gate| gate.admit(msg));
         if !admitted {
-            self.counters.add_in(1);
-            self.counters.add_drop(Reason::RateLimited, 1);
+            self.counters.add_refused(Reason::RateLimited, 1);
         }
         admitted
     }

@@ -184,20 +184,14 @@ impl Connection {
 
     /// Counts, answers and warns about a request that was not recorded.
     fn fail(&mut self, failure: Failure, idled: bool) -> io::Result<()> {
-        let (reason, status) = match &failure {
+        let (reason, status) = match failure {
+            Failure::Io(e) => return Err(e),
             Failure::Incomplete(_) => (Reason::Incomplete, None),
-            Failure::Oversized { status, .. } => (Reason::Oversized, Some(*status)),
+            Failure::Oversized { status, .. } => (Reason::Oversized, Some(status)),
             Failure::Malformed(_) => (Reason::Malformed, Some("400 Bad Request")),
             Failure::Unauthorized => (Reason::Unauthorized, Some("401 Unauthorized")),
-            Failure::Io(_) => {
-                return match failure {
-                    Failure::Io(e) => Err(e),
-                    _ => unreachable!("matched above"),
-                }
-            }
         };
-        self.counters.add_in(1);
-        self.counters.add_drop(reason, 1);
+        self.counters.add_refused(reason, 1);
         let peer = self.peer;
         let when = if idled { " (idle timeout)" } else { "" };
         self.warnings

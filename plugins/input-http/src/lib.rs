@@ -47,10 +47,10 @@ use connection::Connection;
 use crossbeam_channel::{bounded, Sender};
 use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::{
-    catch_panic, instance_label, register_input, CoreSettings, Counters, Input, InputContext,
-    InputSpec, Message, PluginError,
+    catch_panic, instance_label, register_input, CoreSettings, Input, InputContext, InputSpec,
+    Message, PluginError,
 };
-use shadowtap_listener::{Admission, Refusal, Secret, Warnings};
+use shadowtap_listener::{refuse, Admission, Secret, Warnings};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -295,13 +295,6 @@ impl HttpInput {
             }
         }
     }
-}
-
-/// Counts a refused connection as one message dropped, and warns (rate-limited).
-fn refuse(counters: &Counters, warnings: &Warnings, peer: SocketAddr, refusal: Refusal) {
-    counters.add_in(1);
-    counters.add_drop(refusal.reason(), 1);
-    warnings.warn(|| format!("refused {peer}: {}", refusal.reason().as_str()));
 }
 
 #[cfg(test)]

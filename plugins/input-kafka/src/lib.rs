@@ -301,8 +301,7 @@ impl Input for KafkaInput {
                     }
                 }
                 Err(error) => {
-                    cx.counters().add_in(1);
-                    cx.counters().add_drop(Reason::Malformed, 1);
+                    cx.counters().add_refused(Reason::Malformed, 1);
                     if let Some(held_back) = warnings.allow() {
                         tracing::warn!(
                             "{}: skipping malformed message at {}/{} offset {}: {error} ({held_back} similar messages held back)",

@@ -51,7 +51,7 @@ use shadowtap_api::{
     catch_panic, instance_label, register_input, CoreSettings, Counters, Input, InputContext,
     InputSpec, Message, PluginError, Reason, Shutdown,
 };
-use shadowtap_listener::{Admission, Refusal, Secret, Ticket, Warnings};
+use shadowtap_listener::{refuse, Admission, Secret, Ticket, Warnings};
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -365,13 +365,6 @@ impl TcpInput {
     }
 }
 
-/// Counts a refused connection as one message dropped, and warns (rate-limited).
-fn refuse(counters: &Counters, warnings: &Warnings, peer: SocketAddr, refusal: Refusal) {
-    counters.add_in(1);
-    counters.add_drop(refusal.reason(), 1);
-    warnings.warn(|| format!("refused {peer}: {}", refusal.reason().as_str()));
-}
-
 /// One peer connection.
 struct Connection {
     tx: Sender<Message>,
@@ -501,8 +494,7 @@ impl Connection {
     }
 
     fn dropped(&self, reason: Reason, what: &str) {
-        self.counters.add_in(1);
-        self.counters.add_drop(reason, 1);
+        self.counters.add_refused(reason, 1);
         let peer = self.peer;
         self.warnings.warn(|| format!("{peer}: {what}"));
     }

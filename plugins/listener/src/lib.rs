@@ -31,3 +31,15 @@ pub fn is_poll_timeout(error: &std::io::Error) -> bool {
             | std::io::ErrorKind::Interrupted
     )
 }
+
+/// Counts a refused connection as one message in and dropped for the refusal's reason, and
+/// warns (rate-limited), naming the peer.
+pub fn refuse(
+    counters: &shadowtap_api::Counters,
+    warnings: &Warnings,
+    peer: std::net::SocketAddr,
+    refusal: Refusal,
+) {
+    counters.add_refused(refusal.reason(), 1);
+    warnings.warn(|| format!("refused {peer}: {}", refusal.reason().as_str()));
+}
