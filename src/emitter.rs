@@ -337,7 +337,8 @@ fn start_output(
                 thread_counters.add_drop(reason, unread + queued);
             }
             if failure.is_some() {
-                count_held_by_failed_output(&thread_counters, reason);
+                // What it neither delivered nor dropped was in its hands.
+                thread_counters.settle(reason);
             }
             failure
         })
@@ -352,16 +353,6 @@ fn start_output(
         thread,
         pending: Vec::new(),
         pending_from: Vec::new(),
-    }
-}
-
-/// An output that failed or panicked held messages it neither delivered nor dropped:
-/// whatever its ledger does not account for was in its hands, and is counted as `reason`.
-fn count_held_by_failed_output(counters: &Counters, reason: Reason) {
-    let now = counters.snapshot();
-    let held = now.received.saturating_sub(now.passed + now.dropped());
-    if held > 0 {
-        counters.add_drop(reason, held);
     }
 }
 

@@ -239,6 +239,16 @@ impl Counters {
         self.add_drop(reason, n);
     }
 
+    /// Counts what came in and is neither out nor dropped as dropped for `reason` (what a
+    /// thread that failed, panicked or is abandoned at exit still held).
+    pub fn settle(&self, reason: Reason) {
+        let now = self.snapshot();
+        let held = now.received.saturating_sub(now.passed + now.dropped());
+        if held > 0 {
+            self.add_drop(reason, held);
+        }
+    }
+
     /// Messages passed on with their payload cut short.
     pub fn add_truncated(&self, n: u64) {
         self.truncated.fetch_add(n, Relaxed);
@@ -420,11 +430,7 @@ impl Ledger {
     /// for `reason` (for a run that exits while threads still hold messages).
     pub fn settle(&self, reason: Reason) {
         for counters in self.entries.lock().expect("ledger lock").iter() {
-            let now = counters.snapshot();
-            let held = now.received.saturating_sub(now.passed + now.dropped());
-            if held > 0 {
-                counters.add_drop(reason, held);
-            }
+            counters.settle(reason);
         }
     }
 
