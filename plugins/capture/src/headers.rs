@@ -9,9 +9,9 @@
 //! matches), skipped on eviction and compacted once tombstones outnumber live connections.
 
 use crate::decode::Packet;
-use crate::http::{find_head_end, request_line, status_line, Verdict};
 use crate::tracker::{reason, request_id, Event, HttpMessage, MessageId, MessageKind};
 use bytes::Bytes;
+use shadowtap_http1::{find_head_end, request_line, status_line, Verdict};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 

@@ -35,7 +35,6 @@ pub mod decode;
 mod fxhash;
 pub mod guard;
 pub mod headers;
-mod http;
 pub mod netns;
 mod reassembly;
 #[cfg(any(test, feature = "testutil"))]

@@ -47,8 +47,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::decode::Packet;
 use crate::fxhash::FxBuildHasher;
-use crate::http::{self, BodyKind, ChunkProgress, Chunked, Method, Role, Verdict};
 use crate::reassembly::{Hold, Placement, Reassembler, DEFAULT_MAX_HELD_SEGMENTS};
+use shadowtap_http1::{self as http, BodyKind, ChunkProgress, Chunked, Method, Role, Verdict};
 
 /// Why the tracker discarded a message, a segment or a run of bytes ([`Event::Dropped`]).
 ///
