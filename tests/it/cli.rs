@@ -2,16 +2,40 @@
 
 use crate::common::*;
 
-#[test]
-fn every_plugin_folder_is_registered_and_every_plugin_has_a_folder() {
+/// The crate folders under `plugins/`, split into plugins (`input-*`, `output-*`) and the rest.
+fn plugin_folders() -> (Vec<String>, Vec<String>) {
     let mut folders: Vec<String> = std::fs::read_dir(repo().join("plugins"))
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.path().join("Cargo.toml").exists())
         .map(|e| e.file_name().into_string().unwrap())
-        .filter(|name| name.starts_with("input-") || name.starts_with("output-"))
         .collect();
     folders.sort();
+    folders
+        .into_iter()
+        .partition(|name| name.starts_with("input-") || name.starts_with("output-"))
+}
+
+/// The first column of every row of the table in plugins/README.md headed by `heading`.
+fn readme_table(heading: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(repo().join("plugins/README.md")).unwrap();
+    let table = readme
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("plugins/README.md has no table headed {heading:?}"));
+    let mut names: Vec<String> = table
+        .lines()
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| line.split('|').nth(1).unwrap().trim().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_plugin_folder_is_registered_and_every_plugin_has_a_folder() {
+    let (plugins, _) = plugin_folders();
     let output = run(&["--list-plugins"]);
     assert_success(&output);
     let listed: Vec<String> = String::from_utf8(output.stdout)
@@ -19,7 +43,14 @@ fn every_plugin_folder_is_registered_and_every_plugin_has_a_folder() {
         .lines()
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
-    assert_eq!(listed, folders);
+    assert_eq!(listed, plugins);
+}
+
+#[test]
+fn plugins_readme_has_a_row_for_every_crate_folder() {
+    let (plugins, support) = plugin_folders();
+    assert_eq!(readme_table("| plugin | role |"), plugins);
+    assert_eq!(readme_table("| crate | what it is for |"), support);
 }
 
 #[test]

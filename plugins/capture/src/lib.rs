@@ -30,26 +30,21 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod args;
 pub mod decode;
 mod fxhash;
-pub mod guard;
 pub mod headers;
-pub mod netns;
 mod reassembly;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 pub mod tracker;
-pub mod worker;
 
-pub use args::RawCaptureArgs;
 pub use decode::{decode, linktype, DecodeError, Packet, TcpFlags};
 pub use headers::HeaderTracker;
+pub use reassembly::DEFAULT_MAX_HELD_SEGMENTS;
 pub use tracker::{
     reason, request_id, DropReason, Event, HttpMessage, MessageId, MessageKind, Protocol, Tracker,
     TrackerConfig, TrackerStats,
 };
-pub use worker::{Delivery, Worker};
 
 #[cfg(test)]
 mod tests {

@@ -26,7 +26,7 @@ pub fn pcap_reader(data: &[u8]) {
         .and_then(|_| scratch.flush())
         .is_ok()
     {
-        let frames = shadowtap_input_pcap::fuzzing::read_frames(scratch.path());
+        let frames = shadowtap_capture_input::fuzzing::read_frames(scratch.path());
         assert!(
             frames <= file.len() / 16 + 1,
             "more frames than record headers fit"

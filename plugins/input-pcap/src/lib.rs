@@ -13,21 +13,12 @@
 //! Example: `shadowtap --input-pcap capture.pcap:80 --input-raw-track-response --output-stdout`.
 #![deny(missing_docs)]
 
-mod reader;
-
-#[doc(hidden)]
-pub mod fuzzing;
-
-use reader::{open_capture, CaptureFile, Frame};
 use shadowtap_api::values::split_limit;
-use shadowtap_api::{
-    instance_label, register_input, CoreSettings, Input, InputContext, InputSpec, PluginError,
-    Reason, ReplayClock,
-};
-use shadowtap_capture::{DecodeError, Delivery, RawCaptureArgs, TrackerConfig, Worker};
-use std::collections::HashMap;
+use shadowtap_api::{instance_label, register_input, CoreSettings, InputSpec, PluginError};
+use shadowtap_capture_input::file_input::{compile_bpf, FileInput};
+use shadowtap_capture_input::file_reader;
+use shadowtap_capture_input::RawCaptureArgs;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// Flags of `input-pcap`.
 #[derive(clap::Args, Debug)]
@@ -72,161 +63,6 @@ fn parse_speed(text: &str) -> Result<Speed, String> {
         .ok_or_else(|| format!("invalid speed {text:?} (examples: max, 1x, 2x, 50%)"))
 }
 
-/// One `--input-pcap` value.
-struct PcapInput {
-    path: PathBuf,
-    tracker: TrackerConfig,
-    headers_only: bool,
-    bpf: Option<String>,
-    speed: Option<f64>,
-}
-
-impl Input for PcapInput {
-    fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
-        let Some(mut capture) = open_capture(&self.path)? else {
-            return Ok(());
-        };
-        let worker = Worker::new(
-            self.tracker.clone(),
-            self.headers_only,
-            cx.counters().clone(),
-            Delivery::Wait,
-        );
-        let mut reading = Reading {
-            path: self.path.clone(),
-            worker,
-            filters: Filters::new(self.bpf.clone()),
-            pacer: self.speed.map(ReplayClock::new),
-        };
-        reading.read_all(&mut capture, &mut cx);
-        reading.worker.finish(&mut cx);
-        Ok(())
-    }
-}
-
-/// A capture-file input for other plugins (GoReplay's `--input-raw file.pcap:80
-/// --input-raw-engine pcap_file`), read as fast as possible.
-pub fn file_input(
-    path: PathBuf,
-    tracker: TrackerConfig,
-    headers_only: bool,
-    bpf: Option<String>,
-) -> Result<Box<dyn Input>, String> {
-    reader::check(&path)?;
-    if let Some(expression) = &bpf {
-        compile_bpf(expression, 1).map_err(|e| format!("BPF filter {expression:?}: {e}"))?;
-    }
-    Ok(Box::new(PcapInput {
-        path,
-        tracker,
-        headers_only,
-        bpf,
-        speed: None,
-    }))
-}
-
-/// Reading one file: filter, pace, hand frames to the capture worker.
-struct Reading {
-    path: PathBuf,
-    worker: Worker,
-    filters: Filters,
-    /// With a speed: when each packet is due.
-    pacer: Option<ReplayClock>,
-}
-
-impl Reading {
-    fn read_all(&mut self, capture: &mut CaptureFile, cx: &mut InputContext) {
-        let mut number = 0u64;
-        while !self.worker.is_stopped() && !cx.is_stopping() {
-            number += 1;
-            match capture.next_frame() {
-                Ok(Some(frame)) => self.packet(&frame, number, cx),
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(
-                        "{}: packet {number}: {e}; the rest of the file is unreadable",
-                        self.path.display()
-                    );
-                    cx.counters().add_refused(Reason::FormatError, 1);
-                    break;
-                }
-            }
-        }
-    }
-
-    fn packet(&mut self, frame: &Frame<'_>, number: u64, cx: &mut InputContext) {
-        if !self.filters.pass(frame.linktype, frame.data, &self.path) {
-            cx.counters()
-                .extra("packets filtered by bpf")
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return;
-        }
-        let due = self.pacer.as_mut().map(|clock| clock.due(frame.ts_ns));
-        if let Some(due) = due.filter(|&d| d > Instant::now()) {
-            self.worker.flush(cx);
-            if !cx.shutdown().sleep_until(due) {
-                return;
-            }
-        }
-        let result = self
-            .worker
-            .frame(frame.linktype, frame.data, frame.wire_len, frame.ts_ns, cx);
-        if let Err(DecodeError::UnsupportedLinkType(linktype)) = result {
-            if self.filters.first_unsupported(linktype) {
-                tracing::warn!("{}: packet {number}: link type {linktype} is not supported; its packets are skipped", self.path.display());
-            }
-        }
-    }
-}
-
-/// The BPF filter, compiled once per link type, and link types already warned about.
-struct Filters {
-    expression: Option<String>,
-    compiled: HashMap<u32, Option<pcap::BpfProgram>>,
-    warned: Vec<u32>,
-}
-
-impl Filters {
-    fn new(expression: Option<String>) -> Self {
-        Filters {
-            expression,
-            compiled: HashMap::new(),
-            warned: Vec::new(),
-        }
-    }
-
-    fn pass(&mut self, linktype: u32, data: &[u8], path: &std::path::Path) -> bool {
-        let Some(expression) = &self.expression else {
-            return true;
-        };
-        let program = self.compiled.entry(linktype).or_insert_with(|| {
-            match compile_bpf(expression, linktype) {
-                Ok(program) => Some(program),
-                Err(e) => {
-                    tracing::warn!(
-                        "{}: the BPF filter does not apply to link type {linktype}: {e}",
-                        path.display()
-                    );
-                    None
-                }
-            }
-        });
-        program.as_ref().is_none_or(|p| p.filter(data))
-    }
-
-    fn first_unsupported(&mut self, linktype: u32) -> bool {
-        if self.warned.contains(&linktype) {
-            return false;
-        }
-        self.warned.push(linktype);
-        true
-    }
-}
-
-fn compile_bpf(expression: &str, linktype: u32) -> Result<pcap::BpfProgram, pcap::Error> {
-    pcap::Capture::dead(pcap::Linktype(linktype as i32))?.compile(expression, true)
-}
-
 /// `FILE`, `FILE:80` or `FILE:80,8080`.
 fn split_ports(value: &str) -> Result<(PathBuf, Vec<u16>), String> {
     let Some((file, ports)) = value.rsplit_once(':') else {
@@ -260,11 +96,11 @@ fn build(args: InputPcapArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>,
         .map(|value| {
             let (value, limit) = split_limit(value).map_err(usage)?;
             let (path, ports) = split_ports(&value).map_err(usage)?;
-            reader::check(&path).map_err(usage)?;
+            file_reader::check(&path).map_err(usage)?;
             let tracker = raw.tracker_config(ports, track_responses, settings);
             Ok(InputSpec {
                 label: instance_label("input-pcap", &value),
-                plugin: Box::new(PcapInput {
+                plugin: Box::new(FileInput {
                     path,
                     tracker,
                     headers_only: raw.headers_only(),

@@ -46,7 +46,8 @@ use shadowtap_api::{
     instance_label, register_input, CoreSettings, Input, InputContext, InputSpec, Limit,
     PluginError, Reason,
 };
-use shadowtap_capture::{linktype, Delivery, RawCaptureArgs, TrackerConfig, Worker};
+use shadowtap_capture::{linktype, TrackerConfig};
+use shadowtap_capture_input::{Delivery, RawCaptureArgs, Worker};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -378,12 +379,13 @@ fn build(args: InputPfringArgs, settings: &CoreSettings) -> Result<Vec<InputSpec
             watermark: args.input_pfring_watermark,
             poll_ms,
         };
-        let opened: Vec<Ring> = shadowtap_capture::netns::within(target.netns.as_deref(), || {
-            (0..rings)
-                .map(|_| open_ring(&lib, &setup))
-                .collect::<Result<Vec<Ring>, PluginError>>()
-        })
-        .map_err(|e| PluginError::usage("--input-pfring", e))??;
+        let opened: Vec<Ring> =
+            shadowtap_capture_input::netns::within(target.netns.as_deref(), || {
+                (0..rings)
+                    .map(|_| open_ring(&lib, &setup))
+                    .collect::<Result<Vec<Ring>, PluginError>>()
+            })
+            .map_err(|e| PluginError::usage("--input-pfring", e))??;
         let version = lib.version().unwrap_or_else(|| "(version unknown)".into());
         let cluster_text = if joins_cluster {
             format!(

@@ -33,9 +33,9 @@ use afpacket::{Ring, RingSize, SocketConfig};
 use live::{LiveInput, Source};
 use shadowtap_api::values::{duration_value, size_value, split_limit};
 use shadowtap_api::{instance_label, register_input, CoreSettings, InputSpec, PluginError};
-use shadowtap_capture::guard::LoadGuard;
-use shadowtap_capture::netns;
-use shadowtap_capture::RawCaptureArgs;
+use shadowtap_capture_input::guard::LoadGuard;
+use shadowtap_capture_input::netns;
+use shadowtap_capture_input::RawCaptureArgs;
 use std::time::Duration;
 
 /// Flags of `input-raw`.
@@ -169,7 +169,7 @@ impl Plan<'_> {
         let config =
             self.raw
                 .tracker_config(ports, self.raw.input_raw_track_response, self.settings);
-        let input = shadowtap_input_pcap::file_input(
+        let input = shadowtap_capture_input::file_input::file_input(
             file.into(),
             config,
             self.raw.headers_only(),

@@ -3,8 +3,9 @@
 
 use crate::afpacket::Ring;
 use shadowtap_api::{now_ns, Input, InputContext, PluginError, Reason};
-use shadowtap_capture::guard::LoadGuard;
-use shadowtap_capture::{Delivery, TrackerConfig, Worker};
+use shadowtap_capture::TrackerConfig;
+use shadowtap_capture_input::guard::LoadGuard;
+use shadowtap_capture_input::{Delivery, Worker};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 

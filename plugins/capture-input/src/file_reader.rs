@@ -30,8 +30,11 @@ pub enum CaptureFile {
     Pcap(ClassicPcap),
     /// pcapng, with the link type of each interface seen so far and a copy of the last packet.
     PcapNg {
+        /// The block reader.
         reader: PcapNgReader<Stream>,
+        /// Each interface description seen so far.
         interfaces: Vec<Interface>,
+        /// The last packet's bytes.
         packet: Vec<u8>,
     },
 }

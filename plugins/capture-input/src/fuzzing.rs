@@ -1,7 +1,7 @@
 //! Entry point for the fuzz targets (`plugins/fuzz`): a capture file's bytes through the
 //! reader every input-pcap run uses. Not part of the plugin's interface.
 
-use crate::reader::open_capture;
+use crate::file_reader::open_capture;
 use std::path::Path;
 
 /// Reads every frame of `path` (mapped, streamed or gzip'd, as input-pcap would) until the

@@ -1,9 +1,9 @@
 //! Capture settings GoReplay names `--input-raw-*` and applies to every capture input
 //! (`input-raw`, `input-pcap`, `input-pfring`): registered once as a shared flag group.
 
-use crate::{Protocol, TrackerConfig};
 use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::CoreSettings;
+use shadowtap_capture::{Protocol, TrackerConfig};
 use std::time::Duration;
 
 shadowtap_api::register_shared_args! {
@@ -52,7 +52,7 @@ pub struct RawCaptureArgs {
     #[arg(
         id = "input-raw-max-held-segments",
         long = "input-raw-max-held-segments",
-        default_value_t = crate::reassembly::DEFAULT_MAX_HELD_SEGMENTS,
+        default_value_t = shadowtap_capture::DEFAULT_MAX_HELD_SEGMENTS,
         value_name = "N"
     )]
     pub input_raw_max_held_segments: usize,

@@ -2,10 +2,11 @@
 //! reassembly or the header-only path), expires idle messages on the frames' clock, and hands
 //! messages to the engine, counting every packet or message it cannot pass on.
 
-use crate::decode::{decode, DecodeError};
-use crate::headers::HeaderTracker;
-use crate::tracker::{DropReason, Event, HttpMessage, MessageKind, Tracker, TrackerConfig};
 use shadowtap_api::{Counters, Endpoints, InputContext, Kind, Message, Meta, Reason};
+use shadowtap_capture::{
+    decode, DecodeError, DropReason, Event, HeaderTracker, HttpMessage, MessageKind, Tracker,
+    TrackerConfig,
+};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 

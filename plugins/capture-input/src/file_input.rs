@@ -1,0 +1,173 @@
+//! Reading a capture file (`.pcap`, nanosecond pcap, `.pcapng`, any of them gzip'd) into the
+//! capture worker: the input behind `--input-pcap` and `--input-raw FILE --input-raw-engine
+//! pcap_file`. Frames are filtered by an optional BPF expression (compiled once per link type),
+//! paced to a replay speed when one is given, and handed to the [`Worker`].
+
+use crate::file_reader::{self, open_capture, CaptureFile, Frame};
+use crate::{Delivery, Worker};
+use shadowtap_api::{Input, InputContext, PluginError, Reason, ReplayClock};
+use shadowtap_capture::{DecodeError, TrackerConfig};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// One capture file to read.
+pub struct FileInput {
+    /// The file.
+    pub path: PathBuf,
+    /// How its conversations are tracked.
+    pub tracker: TrackerConfig,
+    /// `--input-raw-protocol http-headers`: only header blocks.
+    pub headers_only: bool,
+    /// Only frames matching this BPF expression.
+    pub bpf: Option<String>,
+    /// Replay speed factor; `None` reads as fast as possible.
+    pub speed: Option<f64>,
+}
+
+impl Input for FileInput {
+    fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
+        let Some(mut capture) = open_capture(&self.path)? else {
+            return Ok(());
+        };
+        let worker = Worker::new(
+            self.tracker.clone(),
+            self.headers_only,
+            cx.counters().clone(),
+            Delivery::Wait,
+        );
+        let mut reading = Reading {
+            path: self.path.clone(),
+            worker,
+            filters: Filters::new(self.bpf.clone()),
+            pacer: self.speed.map(ReplayClock::new),
+        };
+        reading.read_all(&mut capture, &mut cx);
+        reading.worker.finish(&mut cx);
+        Ok(())
+    }
+}
+
+/// A capture-file input for other plugins (GoReplay's `--input-raw file.pcap:80
+/// --input-raw-engine pcap_file`), read as fast as possible.
+pub fn file_input(
+    path: PathBuf,
+    tracker: TrackerConfig,
+    headers_only: bool,
+    bpf: Option<String>,
+) -> Result<Box<dyn Input>, String> {
+    file_reader::check(&path)?;
+    if let Some(expression) = &bpf {
+        compile_bpf(expression, 1).map_err(|e| format!("BPF filter {expression:?}: {e}"))?;
+    }
+    Ok(Box::new(FileInput {
+        path,
+        tracker,
+        headers_only,
+        bpf,
+        speed: None,
+    }))
+}
+
+/// Reading one file: filter, pace, hand frames to the capture worker.
+struct Reading {
+    path: PathBuf,
+    worker: Worker,
+    filters: Filters,
+    /// With a speed: when each packet is due.
+    pacer: Option<ReplayClock>,
+}
+
+impl Reading {
+    fn read_all(&mut self, capture: &mut CaptureFile, cx: &mut InputContext) {
+        let mut number = 0u64;
+        while !self.worker.is_stopped() && !cx.is_stopping() {
+            number += 1;
+            match capture.next_frame() {
+                Ok(Some(frame)) => self.packet(&frame, number, cx),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: packet {number}: {e}; the rest of the file is unreadable",
+                        self.path.display()
+                    );
+                    cx.counters().add_refused(Reason::FormatError, 1);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn packet(&mut self, frame: &Frame<'_>, number: u64, cx: &mut InputContext) {
+        if !self.filters.pass(frame.linktype, frame.data, &self.path) {
+            cx.counters()
+                .extra("packets filtered by bpf")
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        let due = self.pacer.as_mut().map(|clock| clock.due(frame.ts_ns));
+        if let Some(due) = due.filter(|&d| d > Instant::now()) {
+            self.worker.flush(cx);
+            if !cx.shutdown().sleep_until(due) {
+                return;
+            }
+        }
+        let result = self
+            .worker
+            .frame(frame.linktype, frame.data, frame.wire_len, frame.ts_ns, cx);
+        if let Err(DecodeError::UnsupportedLinkType(linktype)) = result {
+            if self.filters.first_unsupported(linktype) {
+                tracing::warn!("{}: packet {number}: link type {linktype} is not supported; its packets are skipped", self.path.display());
+            }
+        }
+    }
+}
+
+/// The BPF filter, compiled once per link type, and link types already warned about.
+struct Filters {
+    expression: Option<String>,
+    compiled: HashMap<u32, Option<pcap::BpfProgram>>,
+    warned: Vec<u32>,
+}
+
+impl Filters {
+    fn new(expression: Option<String>) -> Self {
+        Filters {
+            expression,
+            compiled: HashMap::new(),
+            warned: Vec::new(),
+        }
+    }
+
+    fn pass(&mut self, linktype: u32, data: &[u8], path: &std::path::Path) -> bool {
+        let Some(expression) = &self.expression else {
+            return true;
+        };
+        let program = self.compiled.entry(linktype).or_insert_with(|| {
+            match compile_bpf(expression, linktype) {
+                Ok(program) => Some(program),
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: the BPF filter does not apply to link type {linktype}: {e}",
+                        path.display()
+                    );
+                    None
+                }
+            }
+        });
+        program.as_ref().is_none_or(|p| p.filter(data))
+    }
+
+    fn first_unsupported(&mut self, linktype: u32) -> bool {
+        if self.warned.contains(&linktype) {
+            return false;
+        }
+        self.warned.push(linktype);
+        true
+    }
+}
+
+/// Compiles `expression` for frames of `linktype`.
+pub fn compile_bpf(expression: &str, linktype: u32) -> Result<pcap::BpfProgram, pcap::Error> {
+    pcap::Capture::dead(pcap::Linktype(linktype as i32))?.compile(expression, true)
+}
