@@ -309,6 +309,27 @@ impl Meta {
         }
     }
 
+    /// The same line with a fifth field `incomplete=N`: the message could not be completed and
+    /// `N` bytes are known to be missing from it (holes it was delivered across; 0 when it was
+    /// cut short at its end). Readers of four-field lines ignore the extra field.
+    pub fn marked_incomplete(&self, missing_bytes: u64) -> Meta {
+        let line = self.line();
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let mut marked = Vec::with_capacity(text.len() + 32);
+        marked.extend_from_slice(text);
+        marked.extend_from_slice(format!(" incomplete={missing_bytes}\n").as_bytes());
+        Meta::parse(Bytes::from(marked)).expect("a valid line with one more field")
+    }
+
+    /// `N` when the line carries the field `incomplete=N` ([`Meta::marked_incomplete`]).
+    pub fn incomplete(&self) -> Option<u64> {
+        let line = self.line();
+        line.split(|&b| b == b' ' || b == b'\n')
+            .skip(3)
+            .find_map(|field| field.strip_prefix(b"incomplete="))
+            .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+    }
+
     /// The same line with another id (which must pass [`valid_id`]); every other byte is kept.
     pub fn with_id(&self, id: &str) -> Result<Meta, MetaError> {
         valid_id(id.as_bytes())?;
@@ -464,5 +485,16 @@ mod tests {
         let meta = Meta::new(Kind::Request, &id, 1, 2).unwrap();
         assert_eq!(&*meta.line(), format!("1 {id} 1 2\n").as_bytes());
         assert_eq!(meta.id(), id);
+    }
+
+    #[test]
+    fn incomplete_messages_carry_a_fifth_field() {
+        let meta = Meta::new(Kind::Response, "abc", 1, 2).unwrap();
+        assert_eq!(meta.incomplete(), None);
+        let marked = meta.marked_incomplete(1460);
+        assert_eq!(&*marked.line(), b"2 abc 1 2 incomplete=1460\n");
+        assert_eq!(marked.incomplete(), Some(1460));
+        assert_eq!(marked.latency(), Some(2));
+        assert_eq!(marked.id(), "abc");
     }
 }

@@ -208,6 +208,10 @@ impl Sink<'_> {
             Event::Dropped { reason, count } => {
                 outlet.counters.add_refused(ledger_reason(reason), count);
             }
+            Event::Recovered { kind, count } => {
+                let figure = format!("recovered: {}", kind.as_str());
+                outlet.counters.extra(&figure).fetch_add(count, Relaxed);
+            }
         }
     }
 }
@@ -233,6 +237,11 @@ pub fn to_message(message: HttpMessage) -> Message {
         message.latency_ns,
     )
     .expect("capture ids are generated hex");
+    let meta = if message.incomplete {
+        meta.marked_incomplete(message.missing_bytes)
+    } else {
+        meta
+    };
     Message::new(meta, message.payload).with_endpoints(Endpoints {
         src: message.src,
         dst: message.dst,

@@ -243,6 +243,7 @@ impl HeaderTracker {
             payload: Bytes::copy_from_slice(kept),
             truncated: !complete || kept.len() < head.len(),
             incomplete: false,
+            missing_bytes: 0,
         }
     }
 

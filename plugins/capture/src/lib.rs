@@ -30,20 +30,28 @@
 //! ```
 #![deny(missing_docs)]
 
+mod config;
+mod connection;
 pub mod decode;
+mod event;
+mod flows;
 mod fxhash;
 pub mod headers;
-mod reassembly;
+mod http1;
+mod ids;
+mod pairing;
+mod protocol;
+mod stream;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 pub mod tracker;
 
 pub use decode::{decode, linktype, DecodeError, Packet, TcpFlags};
 pub use headers::HeaderTracker;
-pub use reassembly::DEFAULT_MAX_HELD_SEGMENTS;
+pub use stream::DEFAULT_MAX_HELD_SEGMENTS;
 pub use tracker::{
-    reason, request_id, DropReason, Event, HttpMessage, MessageId, MessageKind, Protocol, Tracker,
-    TrackerConfig, TrackerStats,
+    reason, request_id, DropReason, Event, HttpMessage, MessageId, MessageKind, Protocol, Recovery,
+    Tracker, TrackerConfig, TrackerStats,
 };
 
 #[cfg(test)]

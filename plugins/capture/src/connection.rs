@@ -1,0 +1,241 @@
+//! What the tracker keeps per connection: the connection's own state ([`Conn`]), each
+//! direction's stream and framing state ([`Half`]), and [`Direction`], the one view every
+//! per-direction operation works on (a connection, one of its halves, which side that is, and
+//! the tracker's context).
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+
+use crate::config::TrackerConfig;
+use crate::decode::Packet;
+use crate::event::{DropReason, Event, Recovery, TrackerStats};
+use crate::flows::FlowKey;
+use crate::http1::{MessageState, Phase};
+use crate::ids::id_bytes;
+use crate::pairing::{Awaiting, Pairing};
+use crate::protocol::Protocol;
+use crate::stream::Reassembler;
+use shadowtap_http1::{Method, Role};
+
+/// Buffers grow by at least this much, so small messages share allocations.
+const MIN_RESERVE: usize = 4096;
+
+/// One direction of a connection: its reassembly and the bytes the framer walks.
+#[derive(Debug)]
+pub(crate) struct Half {
+    pub reasm: Reassembler,
+    pub buf: BytesMut,
+    pub pos: usize,
+    pub head_scan: usize,
+    pub start_line_ok: bool,
+    pub truncated_prefix: Option<BytesMut>,
+    pub phase: Phase,
+    pub msg: Option<MessageState>,
+    pub skip_counted: bool,
+    pub fin_seq: Option<u32>,
+    pub closed: bool,
+}
+
+impl Half {
+    pub(crate) fn new() -> Half {
+        Half {
+            reasm: Reassembler::default(),
+            buf: BytesMut::new(),
+            pos: 0,
+            head_scan: 0,
+            start_line_ok: false,
+            truncated_prefix: None,
+            phase: Phase::Skipping,
+            msg: None,
+            skip_counted: false,
+            fin_seq: None,
+            closed: false,
+        }
+    }
+
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
+            + self.truncated_prefix.as_ref().map_or(0, BytesMut::len)
+            + self.reasm.held_bytes()
+    }
+
+    pub(crate) fn release(&mut self) {
+        self.buf = BytesMut::new();
+        self.pos = 0;
+        self.truncated_prefix = None;
+        self.msg = None;
+        self.reasm.reset();
+    }
+
+    pub(crate) fn append(&mut self, data: &[u8]) {
+        if self.buf.capacity() - self.buf.len() < data.len() {
+            self.buf.reserve(data.len().max(MIN_RESERVE));
+        }
+        self.buf.extend_from_slice(data);
+    }
+}
+
+/// Connection-level state shared by both directions.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub addrs: [SocketAddr; 2],
+    pub client: Option<usize>,
+    pub pairing: Pairing,
+    pub tunnel: bool,
+    pub reset: bool,
+}
+
+impl Conn {
+    pub(crate) fn role(&self, side: usize) -> Option<Role> {
+        self.client.map(|c| {
+            if c == side {
+                Role::Client
+            } else {
+                Role::Server
+            }
+        })
+    }
+
+    fn client_addr(&self) -> SocketAddr {
+        self.addrs[self.client.unwrap_or(0)]
+    }
+
+    fn server_port(&self) -> u16 {
+        self.addrs[1 - self.client.unwrap_or(0)].port()
+    }
+
+    /// A new request's id; with `track`, it waits for its response.
+    pub(crate) fn begin_request(&mut self, ack: u32, start_ns: i64, track: bool) -> [u8; 12] {
+        let ack_part = self.pairing.next_ack_part(ack);
+        let id = id_bytes(self.client_addr(), self.server_port(), ack_part);
+        if track {
+            self.pairing.push(Awaiting {
+                id,
+                start_ns,
+                method: Method::Other,
+                ack,
+            });
+        }
+        id
+    }
+
+    /// The request a response beginning at `seq` answers, and its id (GoReplay's response id
+    /// when no request is known).
+    pub(crate) fn answer(
+        &mut self,
+        interim: bool,
+        seq: u32,
+        ctx: &mut Ctx<'_>,
+    ) -> (Option<Awaiting>, [u8; 12]) {
+        let (request, skipped) = self.pairing.answer(interim, seq);
+        if skipped > 0 {
+            ctx.recovered(Recovery::PairingAfterGap, skipped);
+        }
+        let id = match request {
+            Some(r) => r.id,
+            None => id_bytes(self.client_addr(), self.server_port(), seq),
+        };
+        (request, id)
+    }
+}
+
+/// One tracked connection.
+#[derive(Debug)]
+pub(crate) struct Flow {
+    pub key: FlowKey,
+    pub conn: Conn,
+    pub halves: [Half; 2],
+    pub last_ns: i64,
+}
+
+impl Flow {
+    pub(crate) fn new(key: FlowKey, pkt: &Packet<'_>, side: usize) -> Flow {
+        let src = SocketAddr::new(pkt.src, pkt.src_port);
+        let dst = SocketAddr::new(pkt.dst, pkt.dst_port);
+        let addrs = if side == 0 { [src, dst] } else { [dst, src] };
+        Flow {
+            key,
+            conn: Conn {
+                addrs,
+                client: None,
+                pairing: Pairing::default(),
+                tunnel: false,
+                reset: false,
+            },
+            halves: [Half::new(), Half::new()],
+            last_ns: 0,
+        }
+    }
+
+    pub(crate) fn buffered(&self) -> usize {
+        self.halves[0].buffered() + self.halves[1].buffered()
+    }
+
+    /// This side's view for per-direction work.
+    pub(crate) fn direction<'a, 'o>(
+        &'a mut self,
+        side: usize,
+        ctx: &'a mut Ctx<'o>,
+    ) -> Direction<'a, 'o> {
+        let [low, high] = &mut self.halves;
+        let half = if side == 0 { low } else { high };
+        Direction {
+            conn: &mut self.conn,
+            half,
+            side,
+            ctx,
+        }
+    }
+}
+
+/// Everything a flow operation needs from the tracker.
+pub(crate) struct Ctx<'o> {
+    pub cfg: &'o TrackerConfig,
+    pub message_limit: usize,
+    /// Bytes the half being worked on may hold in total.
+    pub half_budget: usize,
+    pub stats: &'o mut TrackerStats,
+    pub out: &'o mut dyn FnMut(Event),
+}
+
+impl Ctx<'_> {
+    pub(crate) fn drop_one(&mut self, reason: DropReason) {
+        (self.out)(Event::Dropped { reason, count: 1 });
+    }
+
+    pub(crate) fn recovered(&mut self, kind: Recovery, count: u64) {
+        (self.out)(Event::Recovered { kind, count });
+    }
+
+    pub(crate) fn initial_phase(&self) -> Phase {
+        match self.cfg.protocol {
+            Protocol::Http => Phase::Idle,
+            Protocol::Binary => Phase::Binary,
+        }
+    }
+
+    /// Whether this side's bytes are framed (server bytes only when responses are tracked).
+    pub(crate) fn frames(&self, conn: &Conn, side: usize) -> bool {
+        self.cfg.track_responses || conn.role(side) != Some(Role::Server)
+    }
+}
+
+/// One direction of one connection, with the tracker's context: what every per-direction
+/// operation (stream delivery, framing, completion) works on.
+pub(crate) struct Direction<'a, 'o> {
+    pub conn: &'a mut Conn,
+    pub half: &'a mut Half,
+    pub side: usize,
+    pub ctx: &'a mut Ctx<'o>,
+}
+
+impl Direction<'_, '_> {
+    pub(crate) fn role(&self) -> Option<Role> {
+        self.conn.role(self.side)
+    }
+
+    pub(crate) fn frames(&self) -> bool {
+        self.ctx.frames(self.conn, self.side)
+    }
+}

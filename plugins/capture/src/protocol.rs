@@ -1,0 +1,72 @@
+//! The protocol layer: which grammar a conversation's bytes follow, and the sniffing that
+//! recognises where a message begins (and, without configured ports, which side is the
+//! client).
+//!
+//! Today a conversation is HTTP/1.x (framed by [`crate::http1`]) or opaque binary; a
+//! connection that switches protocols (101, or 2xx to CONNECT) becomes a tunnel whose bytes are
+//! counted, not framed. Decryption (TLS) and HTTP/2 plug in here, between the reassembled stream
+//! and the framer.
+
+use shadowtap_http1::{self as http, Role, Verdict};
+
+/// A segment whose start line is still incomplete counts as a message start only when it is at
+/// least this long (a long request target), so short body fragments do not resynchronise.
+const MIN_PARTIAL_START_LINE: usize = 64;
+
+/// Which message grammar the tracker frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// HTTP/1.x framing.
+    #[default]
+    Http,
+    /// Opaque bytes: a message ends when the other side sends, on close, or on expiry.
+    Binary,
+}
+
+/// Whether `data` begins a message a sender of `role` would send.
+pub(crate) fn begins_message(role: Role, data: &[u8]) -> bool {
+    match http::start_line(role, data) {
+        Verdict::Yes => true,
+        Verdict::Maybe => data.len() >= MIN_PARTIAL_START_LINE,
+        Verdict::No => false,
+    }
+}
+
+/// Which role sends `data` when the connection's direction is still unknown.
+pub(crate) fn sniff_role(data: &[u8]) -> Option<Role> {
+    [Role::Client, Role::Server]
+        .into_iter()
+        .find(|&role| begins_message(role, data))
+}
+
+/// The status code of a segment that begins with a status line.
+pub(crate) fn response_status(payload: &[u8]) -> Option<u16> {
+    if http::status_line(payload) != Verdict::Yes {
+        return None;
+    }
+    let digits = payload.get(9..12)?;
+    digits.iter().try_fold(0u16, |code, &d| {
+        d.is_ascii_digit().then(|| code * 10 + u16::from(d - b'0'))
+    })
+}
+
+/// Whether a response with `status` turns its connection into a tunnel.
+pub(crate) fn switches_to_tunnel(status: u16, answers_connect: bool) -> bool {
+    status == 101 || (answers_connect && (200..300).contains(&status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_tells_requests_from_responses() {
+        assert_eq!(sniff_role(b"GET / HTTP/1.1\r\n"), Some(Role::Client));
+        assert_eq!(sniff_role(b"HTTP/1.1 200 OK\r\n"), Some(Role::Server));
+        assert_eq!(sniff_role(b"\x16\x03\x01\x02\x00"), None);
+        assert_eq!(response_status(b"HTTP/1.1 101 Switching\r\n"), Some(101));
+        assert!(switches_to_tunnel(101, false));
+        assert!(switches_to_tunnel(200, true));
+        assert!(!switches_to_tunnel(200, false));
+    }
+}
