@@ -28,6 +28,8 @@ pub(crate) struct Half {
     pub buf: BytesMut,
     pub pos: usize,
     pub head_scan: usize,
+    /// The header block in progress ends its lines with a bare CR.
+    pub bare_cr: bool,
     pub start_line_ok: bool,
     pub truncated_prefix: Option<BytesMut>,
     pub phase: Phase,
@@ -44,6 +46,7 @@ impl Half {
             buf: BytesMut::new(),
             pos: 0,
             head_scan: 0,
+            bare_cr: false,
             start_line_ok: false,
             truncated_prefix: None,
             phase: Phase::Skipping,

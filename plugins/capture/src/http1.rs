@@ -6,13 +6,19 @@
 use bytes::{Buf, Bytes};
 
 use crate::connection::Direction;
-use crate::event::{DropReason, Event, HttpMessage, MessageKind};
+use crate::event::{DropReason, Event, HttpMessage, MessageKind, Recovery};
 use crate::ids::{id_bytes, MessageId};
 use crate::protocol::Protocol;
-use shadowtap_http1::{self as http, BodyKind, ChunkProgress, Chunked, Method, Role, Verdict};
+use shadowtap_http1::{
+    self as http, BodyKind, ChunkProgress, Chunked, Leniency, Method, Role, Verdict,
+};
 
 /// Largest header block accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// How far into a response's first bytes a status line is looked for behind junk.
+const MAX_LEADING_JUNK: usize = 1024;
+/// How much of a first line is looked at to tell bare-CR line ends (bounded per segment).
+const MAX_FIRST_LINE_LOOK: usize = 8 * 1024;
 
 /// Where a direction's framer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,12 +92,18 @@ impl Direction<'_, '_> {
                     self.complete(false);
                 }
                 Phase::Chunked(mut state) => {
+                    let server = self.role() == Some(Role::Server);
                     let half = &mut *self.half;
                     match http::scan_chunked(&mut state, &half.buf, &mut half.pos) {
                         ChunkProgress::Done => self.complete(false),
                         ChunkProgress::NeedMore => {
                             half.phase = Phase::Chunked(state);
                             return self.limit_message();
+                        }
+                        ChunkProgress::Invalid if server => {
+                            // A tolerant reader takes the rest as close-delimited.
+                            self.ctx.recovered(Recovery::InvalidChunkSize, 1);
+                            self.half.phase = Phase::UntilClose;
                         }
                         ChunkProgress::Invalid => {
                             half.pos = half.buf.len();
@@ -132,6 +144,7 @@ impl Direction<'_, '_> {
         let half = &mut *self.half;
         half.phase = Phase::Head;
         half.head_scan = 0;
+        half.bare_cr = false;
         half.start_line_ok = false;
         true
     }
@@ -167,22 +180,22 @@ impl Direction<'_, '_> {
     /// Parses the header block once complete; `false` while waiting for more bytes.
     fn read_head(&mut self) -> bool {
         let role = self.role().unwrap_or(Role::Client);
-        let half = &mut *self.half;
         // A block already complete (the usual case: the head came in one segment) is checked by
         // the full parse below; the start-line check is for heads still arriving.
-        let found = http::find_head_end(&half.buf, half.head_scan);
+        let found = self.find_head_end();
+        let half = &mut *self.half;
         if found.is_ok() {
             half.start_line_ok = true;
         }
         if !half.start_line_ok {
             // Re-checking a long, still incomplete line on every segment would be quadratic.
             let pending = half.buf.get(half.head_scan..).unwrap_or_default();
-            let line_complete = memchr::memchr(b'\n', pending).is_some();
+            let line_complete = memchr::memchr2(b'\n', b'\r', pending).is_some();
             let first_look = half.head_scan == 0;
             if line_complete || first_look {
-                match http::start_line(role, &half.buf) {
+                match start_verdict(role, &half.buf) {
                     Verdict::Yes => half.start_line_ok = true,
-                    Verdict::No => return self.garbage(),
+                    Verdict::No => return self.not_a_start_line(),
                     Verdict::Maybe => {}
                 }
             }
@@ -203,10 +216,11 @@ impl Direction<'_, '_> {
                 return false;
             }
         };
-        let Ok(head) = http::parse_head(role, &half.buf[..end]) else {
-            return self.garbage();
+        let Some(head) = parse_head(role, &half.buf[..end]) else {
+            return self.not_a_start_line();
         };
-        half.pos = end;
+        self.report(head.leniency);
+        self.half.pos = end;
         let body = match role {
             Role::Client => {
                 self.conn.pairing.set_last_method(head.method);
@@ -229,6 +243,85 @@ impl Direction<'_, '_> {
         true
     }
 
+    /// Where the header block ends: lines end with LF or CRLF, or, when the first line ends
+    /// with a bare CR, with CR.
+    fn find_head_end(&mut self) -> Result<usize, usize> {
+        let half = &mut *self.half;
+        if half.bare_cr {
+            return http::find_bare_cr_head_end(&half.buf, half.head_scan);
+        }
+        let found = http::find_head_end(&half.buf, half.head_scan);
+        if found.is_err() {
+            let look = &half.buf[..half.buf.len().min(MAX_FIRST_LINE_LOOK)];
+            if http::first_line_ends_bare_cr(look) == Some(true) {
+                half.bare_cr = true;
+                return http::find_bare_cr_head_end(&half.buf, 0);
+            }
+        }
+        found
+    }
+
+    /// The bytes at a boundary do not begin a message of this side's role. A response may
+    /// still be one behind junk, or an HTTP/0.9 response (no status line at all).
+    fn not_a_start_line(&mut self) -> bool {
+        if self.role() != Some(Role::Server) {
+            return self.garbage();
+        }
+        let window = &self.half.buf[..self.half.buf.len().min(MAX_LEADING_JUNK)];
+        if let Some(junk) = status_line_behind_junk(window) {
+            self.ctx.recovered(Recovery::LeadingJunk, 1);
+            let half = &mut *self.half;
+            half.buf.advance(junk);
+            half.head_scan = 0;
+            half.bare_cr = false;
+            half.start_line_ok = false;
+            if let Some(msg) = half.msg.as_mut() {
+                msg.seq = msg.seq.wrapping_add(junk as u32);
+            }
+            return true;
+        }
+        if self.conn.pairing.awaits_first_answer() {
+            return self.http09_response();
+        }
+        self.garbage()
+    }
+
+    /// The server answered without a status line: HTTP/0.9, the body runs until the close.
+    fn http09_response(&mut self) -> bool {
+        self.ctx.recovered(Recovery::Http09, 1);
+        let Some(seq) = self.half.msg.as_ref().map(|m| m.seq) else {
+            return self.garbage();
+        };
+        let (request, id) = self.conn.answer(false, seq, self.ctx);
+        let msg = self.half.msg.as_mut().expect("a response in progress");
+        msg.id = Some(id);
+        msg.request_start_ns = request.map(|r| r.start_ns);
+        self.half.phase = Phase::UntilClose;
+        true
+    }
+
+    /// Counts what a tolerant parse accepted.
+    fn report(&mut self, leniency: Leniency) {
+        if leniency.is_strict() {
+            return;
+        }
+        let kinds = [
+            (leniency.status_line, Recovery::LenientStatusLine),
+            (leniency.version_above_1_1, Recovery::VersionAboveOneOne),
+            (leniency.bare_lf, Recovery::BareLf),
+            (leniency.bare_cr, Recovery::BareCr),
+            (leniency.nul, Recovery::NulInHeader),
+            (leniency.obs_fold, Recovery::ObsFold),
+            (
+                leniency.conflicting_length,
+                Recovery::ConflictingContentLength,
+            ),
+        ];
+        for (_, kind) in kinds.into_iter().filter(|(seen, _)| *seen) {
+            self.ctx.recovered(kind, 1);
+        }
+    }
+
     /// Pairs a response head with its request and decides its body.
     fn response_framing(&mut self, head: &http::Head) -> BodyKind {
         let interim = (100..200).contains(&head.status) && head.status != 101;
@@ -242,7 +335,10 @@ impl Direction<'_, '_> {
         msg.request_start_ns = request.map(|r| r.start_ns);
         let connect_ok = method == Method::Connect && (200..300).contains(&head.status);
         msg.tunnel_after = head.status == 101 || connect_ok;
-        http::response_body(head, method)
+        match http::response_body(head, method) {
+            BodyKind::Length(_) if head.leniency.conflicting_length => BodyKind::UntilClose,
+            body => body,
+        }
     }
 
     /// The bytes at the boundary do not start a message: drop them, resync at a later segment.
@@ -351,6 +447,13 @@ impl Direction<'_, '_> {
         if msg.tunnel_after {
             self.conn.tunnel = true;
         }
+        if msg.missing_bytes > 0 {
+            if !self.ctx.cfg.allow_incomplete {
+                self.ctx.drop_one(DropReason::Incomplete);
+                return;
+            }
+            self.ctx.recovered(Recovery::HoleInBody, 1);
+        }
         let kind = match self.role() {
             Some(Role::Server) => MessageKind::Response,
             _ => MessageKind::Request,
@@ -377,4 +480,31 @@ impl Direction<'_, '_> {
             missing_bytes: msg.missing_bytes,
         }));
     }
+}
+
+/// The start-line verdict for a sender of `role` (status lines read leniently).
+fn start_verdict(role: Role, buf: &[u8]) -> Verdict {
+    match role {
+        Role::Client => http::request_line(buf),
+        Role::Server => http::lenient_status_verdict(buf),
+    }
+}
+
+/// A header block parsed strictly, or tolerantly when strict parsing rejects it; what was
+/// unusual about it is in its `leniency`.
+fn parse_head(role: Role, block: &[u8]) -> Option<http::Head> {
+    match http::parse_head(role, block) {
+        Ok(mut head) => {
+            head.leniency = http::head_quirks(block);
+            Some(head)
+        }
+        Err(_) => http::parse_head_tolerant(role, block).ok(),
+    }
+}
+
+/// Where a status line begins behind junk at the start of `window` (not at 0).
+fn status_line_behind_junk(window: &[u8]) -> Option<usize> {
+    memchr::memchr2_iter(b'H', b'h', window)
+        .filter(|&at| at > 0)
+        .find(|&at| http::lenient_status_verdict(&window[at..]) == Verdict::Yes)
 }

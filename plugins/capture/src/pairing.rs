@@ -35,6 +35,8 @@ pub(crate) struct Pairing {
     pub last_request_connect: bool,
     /// Server bytes were lost since the last response began.
     server_gap: bool,
+    /// A response was paired on this connection.
+    answered_any: bool,
 }
 
 /// `a` is at or after `b` in sequence space.
@@ -77,6 +79,12 @@ impl Pairing {
         }
     }
 
+    /// Whether a response may be the connection's first answer to a waiting request (an
+    /// HTTP/0.9 response has no status line; only the first answer can be told to be one).
+    pub(crate) fn awaits_first_answer(&self) -> bool {
+        !self.answered_any && !self.awaiting.is_empty()
+    }
+
     /// Some of the server's bytes were lost.
     pub(crate) fn server_gap(&mut self) {
         self.server_gap = true;
@@ -102,6 +110,7 @@ impl Pairing {
         } else {
             self.awaiting.pop_front()
         };
+        self.answered_any = true;
         (request, skipped)
     }
 }

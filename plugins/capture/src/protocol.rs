@@ -25,7 +25,11 @@ pub enum Protocol {
 
 /// Whether `data` begins a message a sender of `role` would send.
 pub(crate) fn begins_message(role: Role, data: &[u8]) -> bool {
-    match http::start_line(role, data) {
+    let verdict = match role {
+        Role::Client => http::request_line(data),
+        Role::Server => http::lenient_status_verdict(data),
+    };
+    match verdict {
         Verdict::Yes => true,
         Verdict::Maybe => data.len() >= MIN_PARTIAL_START_LINE,
         Verdict::No => false,
@@ -63,6 +67,7 @@ mod tests {
     fn sniffing_tells_requests_from_responses() {
         assert_eq!(sniff_role(b"GET / HTTP/1.1\r\n"), Some(Role::Client));
         assert_eq!(sniff_role(b"HTTP/1.1 200 OK\r\n"), Some(Role::Server));
+        assert_eq!(sniff_role(b"http/1.1  200 OK\r\n"), Some(Role::Server));
         assert_eq!(sniff_role(b"\x16\x03\x01\x02\x00"), None);
         assert_eq!(response_status(b"HTTP/1.1 101 Switching\r\n"), Some(101));
         assert!(switches_to_tunnel(101, false));

@@ -248,6 +248,12 @@ impl Reassembler {
         }
     }
 
+    /// Bytes missing before the first held segment (`None` without a hole).
+    pub fn hole_len(&self) -> Option<u32> {
+        let (_, first) = self.held.first_key_value()?;
+        Some(first.front.seq.wrapping_sub(self.next_seq?))
+    }
+
     /// There are held segments (so there is a hole).
     pub fn has_hole(&self) -> bool {
         !self.held.is_empty()
@@ -389,6 +395,7 @@ mod tests {
         let mut r = at(100);
         r.hold(150, 7, 0, b"x", NO_CAP);
         assert_eq!(r.hole_since_ns(), 7);
+        assert_eq!(r.hole_len(), Some(50));
         assert!(r.skip_hole());
         assert_eq!(r.next_seq, Some(150));
         assert!(r.pop_ready().is_some());

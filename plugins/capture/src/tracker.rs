@@ -542,6 +542,12 @@ impl Direction<'_, '_> {
 
     fn skip_hole(&mut self) {
         self.ctx.stats.holes_skipped += 1;
+        if self.carry_message_across_hole() {
+            self.half.reasm.skip_hole();
+            self.drain();
+            self.close_if_done();
+            return;
+        }
         if self.role() == Some(Role::Server) {
             self.conn.pairing.server_gap();
         }
@@ -561,6 +567,23 @@ impl Direction<'_, '_> {
         half.reasm.skip_hole();
         self.drain();
         self.close_if_done();
+    }
+
+    /// A hole inside a body whose end is known without its bytes (a Content-Length body the
+    /// hole does not reach the end of, or a close-delimited one): the message goes on after the
+    /// hole, short of the hole's bytes, and is marked incomplete when it completes.
+    fn carry_message_across_hole(&mut self) -> bool {
+        let (Some(hole), Some(msg)) = (self.half.reasm.hole_len(), self.half.msg.as_mut()) else {
+            return false;
+        };
+        let hole = u64::from(hole);
+        match self.half.phase {
+            Phase::Length(left) if hole < left => self.half.phase = Phase::Length(left - hole),
+            Phase::UntilClose => {}
+            _ => return false,
+        }
+        msg.missing_bytes += hole;
+        true
     }
 
     /// Finishes this half at the end of its flow: holes skipped, the message in progress ended.
@@ -732,6 +755,16 @@ mod tests {
 
         fn payloads(&self, kind: MessageKind) -> Vec<&[u8]> {
             self.of_kind(kind).iter().map(|m| &m.payload[..]).collect()
+        }
+
+        fn recovered(&self) -> Vec<&'static str> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Recovered { kind, .. } => Some(kind.as_str()),
+                    _ => None,
+                })
+                .collect()
         }
 
         fn drops(&self) -> Vec<(&'static str, u64)> {
@@ -1372,5 +1405,186 @@ mod tests {
             tracker.push(&pkt, r.ts_ns, &mut |e| events.push(e));
         }
         assert_eq!(events.len(), 2);
+    }
+
+    /// One GET answered by `response` (sent in one segment), then the server closes.
+    fn answered_by(response: &[u8], cfg: TrackerConfig) -> Run {
+        let mut run = Run::new(cfg);
+        let mut conv = conversation();
+        run.push_all(&conv.handshake());
+        run.push(&conv.client(GET));
+        run.push(&conv.server(response));
+        run.push(&conv.server_fin());
+        run.finish();
+        run
+    }
+
+    #[test]
+    fn tolerant_responses_are_delivered_byte_exact_and_counted() {
+        let cases: [(&[u8], &str); 9] = [
+            (
+                b"http/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                "lenient-status-line",
+            ),
+            (
+                b"HTTP/1.1  200 OK\r\nContent-Length: 2\r\n\r\nok",
+                "lenient-status-line",
+            ),
+            (
+                b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
+                "lenient-status-line",
+            ),
+            (
+                b"HTTP/1.10 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                "version-above-1-1",
+            ),
+            (
+                b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                "version-above-1-1",
+            ),
+            (b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", "bare-lf"),
+            (b"HTTP/1.1 200 OK\rContent-Length: 2\r\rok", "bare-cr"),
+            (
+                b"HTTP/1.1 200 OK\r\nX: a\0b\r\nContent-Length: 2\r\n\r\nok",
+                "nul-in-header",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+                "obs-fold",
+            ),
+        ];
+        for (response, kind) in cases {
+            let run = answered_by(response, config());
+            let what = String::from_utf8_lossy(response);
+            assert_eq!(
+                run.payloads(MessageKind::Response),
+                vec![response],
+                "{what}"
+            );
+            let requests = run.of_kind(MessageKind::Request);
+            assert_eq!(
+                run.of_kind(MessageKind::Response)[0].id,
+                requests[0].id,
+                "{what}"
+            );
+            assert!(
+                run.recovered().contains(&kind),
+                "{what}: {:?}",
+                run.recovered()
+            );
+            assert_eq!(run.drops(), vec![], "{what}");
+        }
+    }
+
+    #[test]
+    fn close_delimited_recoveries() {
+        let cases: [(&[u8], &str); 3] = [
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfx\r\nabc",
+                "invalid-chunk-size",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nf,\r\nx",
+                "invalid-chunk-size",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nhello",
+                "conflicting-content-length",
+            ),
+        ];
+        for (response, kind) in cases {
+            let run = answered_by(response, config());
+            let what = String::from_utf8_lossy(response);
+            assert_eq!(
+                run.payloads(MessageKind::Response),
+                vec![response],
+                "{what}"
+            );
+            assert_eq!(run.recovered(), vec![kind], "{what}");
+            assert_eq!(run.drops(), vec![], "{what}");
+        }
+    }
+
+    #[test]
+    fn http09_and_leading_junk() {
+        let body: &[u8] = b"<html>no status line</html>";
+        let run = answered_by(body, config());
+        assert_eq!(run.payloads(MessageKind::Response), vec![body]);
+        assert_eq!(run.recovered(), vec!["http09"]);
+        let requests = run.of_kind(MessageKind::Request);
+        assert_eq!(run.of_kind(MessageKind::Response)[0].id, requests[0].id);
+
+        let junk: &[u8] = b"xx\0junk\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let run = answered_by(junk, config());
+        assert_eq!(run.payloads(MessageKind::Response), vec![&junk[9..]]);
+        assert_eq!(run.recovered(), vec!["leading-junk"]);
+        assert_eq!(run.drops(), vec![]);
+    }
+
+    #[test]
+    fn a_hole_in_a_body_is_carried_across_and_marked() {
+        for allow_incomplete in [true, false] {
+            let mut run = Run::new(TrackerConfig {
+                allow_incomplete,
+                ..config()
+            });
+            let mut conv = conversation();
+            run.push_all(&conv.handshake());
+            run.push(&conv.client(GET));
+            run.push(&conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"));
+            let _lost = conv.server(b"def");
+            run.push(&conv.server(b"ghi"));
+            run.push(&conv.client(b"GET /next HTTP/1.1\r\n\r\n"));
+            run.push(&conv.server(b"HTTP/1.1 204 No Content\r\n\r\n"));
+            run.advance(3_000_000_000);
+            run.expire();
+            let responses = run.of_kind(MessageKind::Response);
+            let requests = run.of_kind(MessageKind::Request);
+            if allow_incomplete {
+                assert_eq!(responses.len(), 2);
+                assert_eq!(
+                    &responses[0].payload[..],
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabcghi"
+                );
+                assert!(responses[0].incomplete);
+                assert_eq!(responses[0].missing_bytes, 3);
+                assert_eq!(run.recovered(), vec!["hole-in-body"]);
+            } else {
+                assert_eq!(responses.len(), 1);
+                assert_eq!(run.drops(), vec![("incomplete", 1)]);
+            }
+            let last = responses.last().unwrap();
+            assert_eq!(
+                last.id, requests[1].id,
+                "the 204 answers the second request"
+            );
+            assert!(!last.incomplete);
+        }
+    }
+
+    #[test]
+    fn pairing_resumes_with_the_right_request_after_a_gap_swallows_a_response() {
+        let mut run = Run::new(config());
+        let mut conv = conversation();
+        run.push_all(&conv.handshake());
+        run.push(&conv.client(b"GET /1 HTTP/1.1\r\n\r\n"));
+        run.push(&conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"));
+        run.push(&conv.client(b"GET /2 HTTP/1.1\r\n\r\n"));
+        let _lost = conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2");
+        run.push(&conv.client(b"GET /3 HTTP/1.1\r\n\r\n"));
+        run.push(&conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3"));
+        run.advance(3_000_000_000);
+        run.expire();
+        let requests = run.of_kind(MessageKind::Request);
+        let responses = run.of_kind(MessageKind::Response);
+        assert_eq!(requests.len(), 3);
+        assert_eq!(responses.len(), 2);
+        assert_eq!(responses[0].id, requests[0].id);
+        assert_eq!(
+            responses[1].id, requests[2].id,
+            "not the second request's id"
+        );
+        assert!(responses[1].payload.ends_with(b"3"));
+        assert_eq!(run.recovered(), vec!["pairing-after-gap"]);
     }
 }

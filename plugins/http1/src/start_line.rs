@@ -111,6 +111,107 @@ pub fn status_line(b: &[u8]) -> Verdict {
     }
 }
 
+/// What a tolerant reader accepted that a strict one rejects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Leniency {
+    /// A status line with lowercase `http/`, extra spaces or a status of more than 3 digits.
+    pub status_line: bool,
+    /// `HTTP/1.x` with x > 1 (RFC 9110 §2.5: processed as HTTP/1.1).
+    pub version_above_1_1: bool,
+    /// Lines ended by a bare LF.
+    pub bare_lf: bool,
+    /// Lines ended by a bare CR.
+    pub bare_cr: bool,
+    /// A NUL byte in the header block.
+    pub nul: bool,
+    /// A folded header line (obs-fold).
+    pub obs_fold: bool,
+    /// Conflicting Content-Length values.
+    pub conflicting_length: bool,
+}
+
+impl Leniency {
+    /// Nothing was lenient.
+    pub fn is_strict(&self) -> bool {
+        *self == Leniency::default()
+    }
+}
+
+/// Longest status code a tolerant reader takes (`HTTP/1.1 2000` has four digits).
+const MAX_STATUS_DIGITS: usize = 5;
+/// Most spaces a tolerant reader skips between status-line fields.
+const MAX_SPACES: usize = 16;
+
+/// A status line as a tolerant reader parses it: the status and what was lenient, or the
+/// verdict when the bytes are not (or not yet) one.
+pub fn lenient_status_line(b: &[u8]) -> Result<(u16, Leniency), Verdict> {
+    let mut leniency = Leniency::default();
+    match b.get(..5) {
+        None if b"HTTP/"[..b.len()].eq_ignore_ascii_case(b) => return Err(Verdict::Maybe),
+        Some(name) if name.eq_ignore_ascii_case(b"HTTP/") => {
+            leniency.status_line = name != b"HTTP/";
+        }
+        _ => return Err(Verdict::No),
+    }
+    let mut at = 5;
+    match (b.get(at), b.get(at + 1)) {
+        (None, _) | (Some(b'1'), None) => return Err(Verdict::Maybe),
+        (Some(b'1'), Some(b'.')) => at += 2,
+        _ => return Err(Verdict::No),
+    }
+    let minor_digits = count(b, at, u8::is_ascii_digit);
+    if minor_digits == 0 {
+        return Err(if at >= b.len() {
+            Verdict::Maybe
+        } else {
+            Verdict::No
+        });
+    }
+    leniency.version_above_1_1 = minor_digits > 1 || b[at] > b'1';
+    at += minor_digits;
+    let spaces = count(b, at, |&c| c == b' ' || c == b'\t');
+    leniency.status_line |= spaces > 1 || b.get(at) == Some(&b'\t');
+    if spaces == 0 || spaces > MAX_SPACES {
+        return Err(if at + spaces >= b.len() && spaces <= MAX_SPACES {
+            Verdict::Maybe
+        } else {
+            Verdict::No
+        });
+    }
+    at += spaces;
+    let digits = count(b, at, u8::is_ascii_digit);
+    if !(3..=MAX_STATUS_DIGITS).contains(&digits) {
+        let more = at + digits >= b.len() && digits < 3;
+        return Err(if more { Verdict::Maybe } else { Verdict::No });
+    }
+    leniency.status_line |= digits > 3;
+    match b.get(at + digits) {
+        None => return Err(Verdict::Maybe),
+        Some(b' ' | b'\t' | b'\r' | b'\n') => {}
+        Some(_) => return Err(Verdict::No),
+    }
+    let status = b[at..at + digits]
+        .iter()
+        .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    Ok((u16::try_from(status).unwrap_or(u16::MAX), leniency))
+}
+
+/// The lenient status-line verdict (see [`lenient_status_line`]).
+pub fn lenient_status_verdict(b: &[u8]) -> Verdict {
+    match lenient_status_line(b) {
+        Ok(_) => Verdict::Yes,
+        Err(verdict) => verdict,
+    }
+}
+
+fn count(b: &[u8], from: usize, pred: impl Fn(&u8) -> bool) -> usize {
+    b.get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|c| pred(c))
+        .count()
+}
+
 /// The start-line verdict for `role`.
 pub fn start_line(role: Role, b: &[u8]) -> Verdict {
     match role {
@@ -146,5 +247,51 @@ mod tests {
         assert_eq!(status_line(b"HTTP/1.1 2000"), Verdict::No);
         assert_eq!(status_line(b"HTTP/2 200"), Verdict::No);
         assert_eq!(status_line(b"GET / HTTP/1.1"), Verdict::No);
+    }
+
+    #[test]
+    fn lenient_status_lines() {
+        let strict = Leniency::default();
+        assert_eq!(
+            lenient_status_line(b"HTTP/1.1 200 OK\r\n"),
+            Ok((200, strict))
+        );
+        let (status, l) = lenient_status_line(b"http/1.1 200 OK\r\n").unwrap();
+        assert_eq!(status, 200);
+        assert!(l.status_line && !l.version_above_1_1);
+        let (_, l) = lenient_status_line(b"HTTP/1.10 200 OK\r\n").unwrap();
+        assert!(l.version_above_1_1 && !l.status_line);
+        let (_, l) = lenient_status_line(b"HTTP/1.2 404\n").unwrap();
+        assert!(l.version_above_1_1);
+        let (status, l) = lenient_status_line(b"HTTP/1.1  200 OK\r\n").unwrap();
+        assert_eq!(status, 200);
+        assert!(l.status_line);
+        let (status, l) = lenient_status_line(b"HTTP/1.1 2000 OK\r\n").unwrap();
+        assert_eq!(status, 2000);
+        assert!(l.status_line);
+        assert_eq!(
+            lenient_status_line(b"HTTP/1.1 2000000 OK"),
+            Err(Verdict::No)
+        );
+        assert_eq!(lenient_status_line(b"htt"), Err(Verdict::Maybe));
+        assert_eq!(lenient_status_line(b"HTTP/1.1 20"), Err(Verdict::Maybe));
+        assert_eq!(lenient_status_line(b"HTTP/1.1   "), Err(Verdict::Maybe));
+        assert_eq!(lenient_status_line(b"HTTP/2 200 OK"), Err(Verdict::No));
+        assert_eq!(lenient_status_line(b"HTTP/1.1 OK"), Err(Verdict::No));
+        assert_eq!(lenient_status_line(b"GET / HTTP/1.1"), Err(Verdict::No));
+        assert_eq!(lenient_status_line(b""), Err(Verdict::Maybe));
+    }
+
+    #[test]
+    fn every_prefix_of_a_lenient_status_line_is_maybe() {
+        let line = b"http/1.10   2000 Fine\r\n";
+        for cut in 0..13 {
+            assert_eq!(
+                lenient_status_line(&line[..cut]),
+                Err(Verdict::Maybe),
+                "{cut}"
+            );
+        }
+        assert!(lenient_status_line(line).is_ok());
     }
 }
