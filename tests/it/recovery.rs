@@ -117,6 +117,21 @@ impl Run {
             .unwrap_or(0)
     }
 
+    /// The input's figures for requests left without a response: the sum of its `extra`
+    /// entries whose name contains `unanswered`.
+    fn unanswered(&self) -> u64 {
+        self.input()["extra"]
+            .as_object()
+            .map(|extra| {
+                extra
+                    .iter()
+                    .filter(|(name, _)| name.contains("unanswered"))
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
     /// `dropped[reason]` of the input (0 when absent).
     fn dropped(&self, reason: &str) -> u64 {
         self.input()["dropped"][reason].as_u64().unwrap_or(0)
@@ -225,8 +240,8 @@ fn check_requests(case: &Case, run: &Run, problems: &mut Vec<String>) -> Vec<Opt
 
 /// The shared check: a run with `--input-raw-track-response` delivers every request once and
 /// every response a tolerant reader recovers, byte-exact, with the id of the request it
-/// answers; nothing else; unanswered requests get no response; and the input counts
-/// `recovered: KIND`.
+/// answers; nothing else; requests whose response the capture lacks get none, and are counted
+/// in an `extra` figure named `…unanswered…`; and the input counts `recovered: KIND`.
 fn assert_recovers(name: &str) {
     let case = case(name);
     let run = run_case(&case, &["--input-raw-track-response"]);
@@ -271,6 +286,19 @@ fn assert_recovers(name: &str) {
                 .iter()
                 .map(|r| r.payload_text())
                 .collect::<Vec<_>>()
+        ));
+    }
+    let unanswered = case
+        .exchanges
+        .iter()
+        .filter(|e| e.response.is_none() && e.hole.is_none())
+        .count() as u64;
+    if run.unanswered() < unanswered {
+        problems.push(format!(
+            "{unanswered} request(s) without a response in the capture, but the input's extra \
+             counts {} `unanswered`: {}",
+            run.unanswered(),
+            run.input()
         ));
     }
     if run.recovered(&case.kind) == 0 {
