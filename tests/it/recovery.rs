@@ -28,8 +28,9 @@ fn latin1(text: &str) -> Vec<u8> {
 #[derive(Debug)]
 struct Hole {
     prefix: Vec<u8>,
+    /// The bytes the capture holds after the hole.
+    after: Vec<u8>,
     size: usize,
-    full_length: usize,
 }
 
 /// One request and what a tolerant reader delivers as its response (`None`: unanswered).
@@ -78,10 +79,19 @@ fn case(name: &str) -> Case {
                 path: e["path"].as_str().expect("path").to_string(),
                 request: text(&e["request"]),
                 response: e["response"].as_str().map(latin1),
-                hole: e.get("incomplete").map(|h| Hole {
-                    prefix: text(&h["prefix"]),
-                    size: h["hole_size"].as_u64().expect("hole_size") as usize,
-                    full_length: h["full_length"].as_u64().expect("full_length") as usize,
+                hole: e.get("incomplete").map(|h| {
+                    let sent = text(&e["sent"]);
+                    let at = h["hole_offset"].as_u64().expect("hole_offset") as usize;
+                    let size = h["hole_size"].as_u64().expect("hole_size") as usize;
+                    assert_eq!(
+                        sent.len(),
+                        h["full_length"].as_u64().expect("full_length") as usize
+                    );
+                    Hole {
+                        prefix: text(&h["prefix"]),
+                        after: sent[at + size..].to_vec(),
+                        size,
+                    }
                 }),
             })
             .collect(),
@@ -438,11 +448,15 @@ fn hole_in_body_is_emitted_incomplete_only_with_allow_incomplete() {
                     response.id()
                 ));
             }
-            if !response.payload.starts_with(&hole.prefix)
-                || response.payload.len() > hole.full_length
-            {
+            // Every captured byte, exactly: all before the hole, then either nothing (cut at
+            // the hole) or all that the capture holds after it.
+            let rest = response.payload.strip_prefix(&hole.prefix[..]);
+            if !rest.is_some_and(|rest| rest.is_empty() || rest == hole.after) {
                 problems.push(format!(
-                    "the incomplete response is not exact up to the hole: {} bytes, starts {}",
+                    "the incomplete response is not the captured bytes ({} before the hole, {} \
+                     after it): {} bytes, starts {}",
+                    hole.prefix.len(),
+                    hole.after.len(),
                     response.payload.len(),
                     shown(&response.payload[..response.payload.len().min(120)])
                 ));
