@@ -16,6 +16,7 @@ mod nginx;
 mod output_http;
 mod pfring;
 mod pipeline;
+mod recovery;
 mod replay_extras;
 mod tcp;
 mod trust;
