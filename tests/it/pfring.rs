@@ -115,8 +115,9 @@ impl Run {
             .split(" | ")
             .find(|e| e.starts_with(label))?
             .to_string();
-        let needle = format!(" {name} ");
-        let at = entry.find(&needle)? + needle.len();
+        let at = [format!(" {name} "), format!("({name} ")]
+            .iter()
+            .find_map(|needle| Some(entry.find(needle.as_str())? + needle.len()))?;
         entry[at..]
             .split(|c: char| !c.is_ascii_digit())
             .next()?
