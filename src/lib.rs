@@ -92,7 +92,7 @@ fn run(config: cli::Config) -> i32 {
         outputs: config.outputs,
         middleware: config.middleware,
         split_output: config.core.split_output,
-        settings: shadowtap_api::CoreSettings::new(config.core.copy_buffer_size as usize),
+        settings: config.settings,
         modifier: config.modifier,
         prettify: config.core.prettify_http,
     };

@@ -125,31 +125,6 @@ impl Shutdown {
     }
 }
 
-/// Replays timestamped messages with their original spacing divided by `speed`, anchored at
-/// the first timestamp it sees (so a capture from last year starts now).
-#[derive(Debug)]
-pub struct ReplayClock {
-    speed: f64,
-    origin: Option<(i64, Instant)>,
-}
-
-impl ReplayClock {
-    /// A clock running `speed` times as fast as the original (2.0 = twice as fast).
-    pub fn new(speed: f64) -> Self {
-        ReplayClock {
-            speed,
-            origin: None,
-        }
-    }
-
-    /// When the message stamped `timestamp_ns` is due.
-    pub fn due(&mut self, timestamp_ns: i64) -> Instant {
-        let (first, started) = *self.origin.get_or_insert((timestamp_ns, Instant::now()));
-        let offset_ns = timestamp_ns.saturating_sub(first).max(0) as f64 / self.speed;
-        started + Duration::from_nanos(offset_ns as u64)
-    }
-}
-
 impl ShutdownTrigger {
     /// Begins shutdown (idempotent).
     pub fn trigger(&self) {
@@ -644,6 +619,10 @@ impl OutputContext {
 pub struct CoreSettings {
     /// Largest payload passed on, in bytes (`--copy-buffer-size`).
     pub copy_buffer_size: usize,
+    /// Replaying outputs keep each request's own `Host` header instead of writing their
+    /// target's: true when the modifiers set it (`--http-set-header "Host: …"`, which, as in
+    /// GoReplay, implies output-http's `--http-original-host`).
+    pub original_host: bool,
     matches: Option<std::sync::Arc<clap::ArgMatches>>,
 }
 
@@ -652,8 +631,15 @@ impl CoreSettings {
     pub fn new(copy_buffer_size: usize) -> Self {
         CoreSettings {
             copy_buffer_size,
+            original_host: false,
             matches: None,
         }
+    }
+
+    /// The same settings with [`CoreSettings::original_host`] set to `keep`.
+    pub fn with_original_host(mut self, keep: bool) -> Self {
+        self.original_host = keep;
+        self
     }
 
     /// The same settings, able to answer [`CoreSettings::shared_args`] from `matches`.
