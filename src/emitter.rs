@@ -13,21 +13,25 @@
 //! it, then out or dropped. Every plugin thread runs under `catch_panic`: a panic is logged
 //! once, counted (`plugin panicked` for what the thread held) and fails the run (exit 1).
 //!
-//! Dispatch applies, in order: the copy-buffer cut, `--prettify-http`, the `--http-*`
-//! modifiers (a filtered request is dropped as `filtered`, and so are later responses with its
-//! id), then each output's rate limit. Replayed responses fed back by outputs go through the
+//! Dispatch runs two ordered lists of steps, built once from the settings: the message
+//! steps of [`crate::transform`] (the copy-buffer cut, `--prettify-http`, the `--http-*`
+//! modifiers; a step that drops counts its reason on the emitter), then the routing steps of
+//! [`crate::route`] (`--split-output`, each output's `|N` / `|N%` limit), and fans each
+//! message out to the outputs left. Replayed responses fed back by outputs go through the
 //! middleware when there is one (see `middleware.rs`), else straight into dispatch.
 
-use crate::limiter::{Limiter, RecentIds};
+use crate::limiter::Limiter;
 use crate::middleware::{FeedbackRoute, Middleware, MiddlewareConfig};
 use crate::modifier::Modifier;
+use crate::route::Router;
+use crate::transform::{TransformSettings, Transforms, Verdict};
 use crossbeam_channel::{bounded, never, select, Receiver, SendTimeoutError, Sender, TrySendError};
 use shadowtap_api::{
     catch_panic, test_panic_point, Backpressure, Batch, CoreSettings, Counters, Gate, Inbox,
-    InputContext, InputSpec, Ledger, Message, OutputContext, OutputSpec, Reason, Role, Shutdown,
-    ShutdownTrigger,
+    InputContext, InputSpec, Ledger, Limit, Message, OutputContext, OutputSpec, Reason, Role,
+    Shutdown, ShutdownTrigger,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -156,15 +160,18 @@ pub fn run(
     drop(ingress_tx);
 
     let emitter_counters = ledger.register("emitter", Role::Engine);
+    let transforms = Transforms::new(TransformSettings {
+        copy_buffer_size: pipeline.settings.copy_buffer_size,
+        prettify: pipeline.prettify,
+        modifier: pipeline.modifier,
+    });
     let mut dispatch = Dispatch::new(
         outputs,
+        transforms,
         pipeline.split_output,
         policy,
-        pipeline.settings.copy_buffer_size,
         emitter_counters,
     );
-    dispatch.modifier = pipeline.modifier;
-    dispatch.prettify = pipeline.prettify;
     let feedback_rx = match (any_feedback, &forwarder) {
         (false, _) => never(),
         (true, None) => feedback_rx,
@@ -283,7 +290,7 @@ struct RunningOutput {
     label: String,
     queue: Option<Sender<Batch>>,
     counters: Arc<Counters>,
-    limiter: Option<Limiter>,
+    limit: Option<Limit>,
     feedback: bool,
     shared_inbox: bool,
     thread: JoinHandle<Option<String>>,
@@ -347,7 +354,7 @@ fn start_output(
         label: spec.label,
         queue: Some(tx),
         counters,
-        limiter: spec.limit.map(Limiter::new),
+        limit: spec.limit,
         feedback: spec.feedback,
         shared_inbox: spec.shared_inbox,
         thread,
@@ -356,41 +363,42 @@ fn start_output(
     }
 }
 
-/// Copies messages into output queues.
+/// Copies messages into output queues: each message through the message steps, then the
+/// routing steps, then into the queue of every output left.
 struct Dispatch {
     outputs: Vec<RunningOutput>,
-    split: bool,
-    next_output: usize,
-    routes: Routes,
+    transforms: Transforms,
+    router: Router,
+    /// The outputs of the message being routed (reused).
+    targets: Vec<usize>,
     policy: FullQueue,
-    copy_buffer_size: usize,
     counters: Arc<Counters>,
     pending_feedback: VecDeque<Message>,
-    modifier: Option<Modifier>,
-    prettify: bool,
-    filtered: RecentIds,
 }
 
 impl Dispatch {
     fn new(
         outputs: Vec<RunningOutput>,
+        transforms: Transforms,
         split: bool,
         policy: FullQueue,
-        copy_buffer_size: usize,
         counters: Arc<Counters>,
     ) -> Self {
+        let router = Router::new(
+            split,
+            outputs
+                .iter()
+                .map(|o| (o.limit, o.counters.clone()))
+                .collect(),
+        );
         Dispatch {
             outputs,
-            split,
-            next_output: 0,
-            routes: Routes::default(),
+            transforms,
+            router,
+            targets: Vec::new(),
             policy,
-            copy_buffer_size,
             counters,
             pending_feedback: VecDeque::new(),
-            modifier: None,
-            prettify: false,
-            filtered: RecentIds::default(),
         }
     }
 
@@ -499,84 +507,41 @@ impl Dispatch {
         }
     }
 
-    /// The only output, when it takes every message as it comes (no rate limit of its own,
-    /// one reader).
+    /// The only output, when it takes every message as it comes (no routing step, one
+    /// reader).
     fn sole_output(&self) -> Option<usize> {
         match &self.outputs[..] {
-            [only] if only.limiter.is_none() && !only.shared_inbox => Some(0),
+            [only] if self.router.is_passthrough() && !only.shared_inbox => Some(0),
             _ => None,
         }
     }
 
-    /// Applies the copy-buffer cut, prettifying and the modifiers; false when filtered.
+    /// Runs the message steps; false (the drop counted) when one dropped `msg`.
     fn prepare(&mut self, msg: &mut Message) -> bool {
-        if msg.truncate_payload(self.copy_buffer_size) {
-            self.counters.add_truncated(1);
-        }
-        if self.prettify {
-            crate::prettify::apply(msg, self.copy_buffer_size, &self.counters);
-        }
-        if let Some(modifier) = &self.modifier {
-            if msg.kind().is_request() {
-                match modifier.rewrite(&msg.payload) {
-                    Some(payload) => msg.payload = payload,
-                    None => {
-                        self.filtered.insert(msg.id());
-                        self.counters.add_drop(Reason::Filtered, 1);
-                        return false;
-                    }
-                }
-            } else if self.filtered.contains(msg.id()) {
-                self.counters.add_drop(Reason::Filtered, 1);
-                return false;
+        match self.transforms.apply(msg, &self.counters) {
+            Verdict::Pass => true,
+            Verdict::Drop(reason) => {
+                self.counters.add_drop(reason, 1);
+                false
             }
         }
-        true
     }
 
-    /// Adds `msg` to the batch of every output it goes to that admits it.
+    /// Adds `msg` to the batch of every output the routing steps leave it.
     fn route(&mut self, position: usize, msg: Message) {
-        let targets = self.targets(&msg);
-        let last = targets.end.saturating_sub(1);
-        let mut msg = Some(msg);
-        for index in targets {
-            let output = &mut self.outputs[index];
-            let admitted = match &mut output.limiter {
-                Some(limiter) => limiter.admit(msg.as_ref().expect("message until the last")),
-                None => true,
-            };
-            if !admitted {
-                output.counters.add_refused(Reason::RateLimited, 1);
-                continue;
+        let mut targets = std::mem::take(&mut self.targets);
+        self.router.select(&msg, &mut targets);
+        if let Some((&last, rest)) = targets.split_last() {
+            for &index in rest {
+                let output = &mut self.outputs[index];
+                output.pending.push(msg.clone());
+                output.pending_from.push(position);
             }
-            let copy = if index == last {
-                msg.take()
-            } else {
-                msg.clone()
-            };
-            output.pending.extend(copy);
+            let output = &mut self.outputs[last];
+            output.pending.push(msg);
             output.pending_from.push(position);
         }
-    }
-
-    /// The outputs `msg` goes to: all of them, or one with `--split-output`.
-    fn targets(&mut self, msg: &Message) -> std::ops::Range<usize> {
-        let count = self.outputs.len();
-        if !self.split || count <= 1 {
-            return 0..count;
-        }
-        let routed = (!msg.kind().is_request())
-            .then(|| self.routes.find(msg.id()))
-            .flatten();
-        let index = routed.unwrap_or_else(|| {
-            let next = self.next_output;
-            self.next_output = (next + 1) % count;
-            next
-        });
-        if msg.kind().is_request() {
-            self.routes.remember(msg.id(), index);
-        }
-        index..index + 1
+        self.targets = targets;
     }
 
     /// Queues output `index`'s batch (one message per batch for a shared inbox), marking
@@ -662,31 +627,5 @@ impl Dispatch {
                 }
             }
         }
-    }
-}
-
-/// With `--split-output`, which output each recent request went to, so its responses follow.
-#[derive(Default)]
-struct Routes {
-    by_id: HashMap<Box<str>, usize>,
-    order: VecDeque<Box<str>>,
-}
-
-const REMEMBERED_ROUTES: usize = 100_000;
-
-impl Routes {
-    fn remember(&mut self, id: &str, output: usize) {
-        if self.by_id.insert(id.into(), output).is_none() {
-            self.order.push_back(id.into());
-        }
-        if self.order.len() > REMEMBERED_ROUTES {
-            if let Some(oldest) = self.order.pop_front() {
-                self.by_id.remove(&oldest);
-            }
-        }
-    }
-
-    fn find(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).copied()
     }
 }
