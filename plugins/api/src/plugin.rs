@@ -793,4 +793,96 @@ mod tests {
         assert_eq!(now.received, 4);
         assert_eq!(now.dropped(), 4);
     }
+
+    fn inbox_of(batches: &[usize]) -> (Inbox, Sender<Batch>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut next = 0;
+        for &size in batches {
+            tx.send((next..next + size).map(message).collect()).unwrap();
+            next += size;
+        }
+        (Inbox::new(rx), tx)
+    }
+
+    fn ids(messages: impl IntoIterator<Item = Message>) -> Vec<String> {
+        messages.into_iter().map(|m| m.id().to_string()).collect()
+    }
+
+    #[test]
+    fn an_inbox_hands_out_messages_in_order_across_batches() {
+        let (inbox, tx) = inbox_of(&[1, 3, 0, 2]);
+        drop(tx);
+        assert_eq!(inbox.len(), 6 - 2, "in hand plus queued batches");
+        assert_eq!(ids(inbox), ["id0", "id1", "id2", "id3", "id4", "id5"]);
+    }
+
+    #[test]
+    fn recv_timeout_times_out_while_open_then_reports_closed() {
+        let (inbox, tx) = inbox_of(&[1]);
+        assert!(
+            matches!(inbox.recv_timeout(Duration::from_millis(5)), Next::Message(m) if m.id() == "id0")
+        );
+        assert!(matches!(
+            inbox.recv_timeout(Duration::from_millis(5)),
+            Next::Timeout
+        ));
+        assert!(inbox.try_recv().is_none());
+        drop(tx);
+        assert!(matches!(
+            inbox.recv_timeout(Duration::from_millis(5)),
+            Next::Closed
+        ));
+        assert!(inbox.recv().is_none());
+    }
+
+    #[test]
+    fn recv_batch_returns_what_is_in_hand_first() {
+        let (inbox, tx) = inbox_of(&[3, 2]);
+        tx.send(Vec::new()).unwrap();
+        drop(tx);
+        assert_eq!(ids(inbox.try_recv()), ["id0"]);
+        assert_eq!(ids(inbox.recv_batch().unwrap()), ["id1", "id2"]);
+        assert_eq!(ids(inbox.recv_batch().unwrap()), ["id3", "id4"]);
+        assert!(inbox.recv_batch().is_none(), "an empty batch is skipped");
+        assert!(inbox.is_empty());
+    }
+
+    #[test]
+    fn threads_sharing_an_inbox_lose_and_repeat_nothing() {
+        let (inbox, tx) = inbox_of(&[7; 50]);
+        drop(tx);
+        let taken: Vec<String> = std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        while let Some(msg) = inbox.recv() {
+                            mine.push(msg.id().to_string());
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            readers
+                .into_iter()
+                .flat_map(|r| r.join().unwrap())
+                .collect()
+        });
+        let mut sorted = taken.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!((taken.len(), sorted.len()), (350, 350));
+    }
+
+    #[test]
+    fn a_dropped_inbox_counts_what_it_held_unread() {
+        let unread = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (inbox, tx) = inbox_of(&[3, 4]);
+        let inbox = inbox.counting_unread(unread.clone());
+        assert!(inbox.recv().is_some());
+        drop(inbox);
+        // Two in hand; the queued batch is the engine's to count (it drains the queue).
+        assert_eq!(unread.load(Ordering::Relaxed), 2);
+        drop(tx);
+    }
 }
