@@ -17,6 +17,9 @@ use shadowtap_api::{Counters, Gate, Limit, Message, Reason};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+/// An output as the routing steps see it: its `|N` / `|N%` limit, if any, and its counters.
+pub type OutputLimit = (Option<Limit>, Arc<Counters>);
+
 /// One routing step.
 pub trait RouteStep: Send {
     /// The step's name (for logs and tests).
@@ -34,7 +37,7 @@ pub struct Router {
 impl Router {
     /// The steps for `outputs` (each one's limit and counters, in output order): split when
     /// `split` and there are two outputs or more, limits when any output has one.
-    pub fn new(split: bool, outputs: Vec<(Option<Limit>, Arc<Counters>)>) -> Self {
+    pub fn new(split: bool, outputs: Vec<OutputLimit>) -> Self {
         let count = outputs.len();
         let mut steps: Vec<Box<dyn RouteStep>> = Vec::new();
         if split && count > 1 {
@@ -121,7 +124,7 @@ pub struct Limits {
 
 impl Limits {
     /// The limits of `outputs` (in output order).
-    pub fn new(outputs: Vec<(Option<Limit>, Arc<Counters>)>) -> Self {
+    pub fn new(outputs: Vec<OutputLimit>) -> Self {
         Limits {
             outputs: outputs
                 .into_iter()
@@ -186,7 +189,7 @@ mod tests {
         Message::new(Meta::new(kind, id, 1, 0).unwrap(), "x")
     }
 
-    fn outputs(limits: &[Option<Limit>]) -> (Arc<Ledger>, Vec<(Option<Limit>, Arc<Counters>)>) {
+    fn outputs(limits: &[Option<Limit>]) -> (Arc<Ledger>, Vec<OutputLimit>) {
         let ledger = Ledger::new();
         let outputs = limits
             .iter()
