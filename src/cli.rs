@@ -89,6 +89,8 @@ pub struct Config {
     pub middleware: Option<MiddlewareConfig>,
     /// The `--http-*` filters and rewrites, if any.
     pub modifier: Option<Modifier>,
+    /// The settings the plugins were built with (and that they see while running).
+    pub settings: CoreSettings,
 }
 
 /// The whole command: core flags, then each plugin's flags under a heading of its own.
@@ -99,55 +101,26 @@ pub fn command() -> clap::Command {
 }
 
 /// Parses `argv` (clap errors, including `--help`, come back as `clap::Error`).
-///
-/// `--http-set-header "Host: …"` implies output-http's `--http-original-host` (as in
-/// GoReplay): otherwise output-http would replace the Host that was just set with the
-/// target's. The flag is added to the command line here, before parsing.
 pub fn parse_matches(argv: Vec<String>) -> Result<clap::ArgMatches, clap::Error> {
     let cmd = command();
-    let mut argv = shadowtap_api::args::normalize_argv(&cmd, argv);
-    if sets_host_header(&argv)
-        && cmd
-            .get_arguments()
-            .any(|a| a.get_id() == ORIGINAL_HOST_FLAG)
-        && !argv
-            .iter()
-            .any(|w| w.split('=').next() == Some(&format!("--{ORIGINAL_HOST_FLAG}")))
-    {
-        argv.insert(1.min(argv.len()), format!("--{ORIGINAL_HOST_FLAG}"));
-    }
+    let argv = shadowtap_api::args::normalize_argv(&cmd, argv);
     cmd.try_get_matches_from(argv)
 }
 
-/// output-http's flag that keeps the captured Host header.
-const ORIGINAL_HOST_FLAG: &str = "http-original-host";
-
-/// True if a `--http-set-header` value (normalised argv) names the Host header.
-fn sets_host_header(argv: &[String]) -> bool {
-    let names_host = |value: &str| {
-        value
-            .split_once(':')
-            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
-    };
-    let mut words = argv.iter().skip(1).take_while(|w| *w != "--");
-    while let Some(word) = words.next() {
-        if let Some(value) = word.strip_prefix("--http-set-header=") {
-            if names_host(value) {
-                return true;
-            }
-        } else if word == "--http-set-header" && words.next().is_some_and(|v| names_host(v)) {
-            return true;
-        }
-    }
-    false
+/// The settings every plugin is built with. `--http-set-header "Host: …"` implies
+/// output-http's `--http-original-host` (as in GoReplay: otherwise output-http would replace
+/// the Host that was just set with its target's), through [`CoreSettings::original_host`].
+pub fn core_settings(core: &CoreArgs, matches: &clap::ArgMatches) -> CoreSettings {
+    CoreSettings::new(usize::try_from(core.copy_buffer_size).unwrap_or(usize::MAX))
+        .with_original_host(core.modifiers.sets_host())
+        .with_matches(matches.clone())
 }
 
 /// Builds the configuration from parsed flags.
 pub fn configure(matches: &clap::ArgMatches) -> Result<Config, PluginError> {
     let core = CoreArgs::from_arg_matches(matches)
         .map_err(|e| PluginError::usage("shadowtap", e.to_string()))?;
-    let settings = CoreSettings::new(usize::try_from(core.copy_buffer_size).unwrap_or(usize::MAX))
-        .with_matches(matches.clone());
+    let settings = core_settings(&core, matches);
     let mut inputs = Vec::new();
     let mut outputs = Vec::new();
     for plugin in registry::registered() {
@@ -175,6 +148,7 @@ pub fn configure(matches: &clap::ArgMatches) -> Result<Config, PluginError> {
         outputs,
         middleware,
         modifier,
+        settings,
     })
 }
 
@@ -205,4 +179,33 @@ pub fn process_argv() -> Result<Vec<String>> {
         })
         .collect::<Result<_>>()
         .context("reading the command line")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(flags: &[&str]) -> CoreSettings {
+        let mut argv = vec!["shadowtap".to_string()];
+        argv.extend(flags.iter().map(|f| f.to_string()));
+        let matches = parse_matches(argv).unwrap();
+        let core = CoreArgs::from_arg_matches(&matches).unwrap();
+        core_settings(&core, &matches)
+    }
+
+    #[test]
+    fn setting_host_implies_original_host_through_the_settings() {
+        assert!(settings(&["--http-set-header", "Host: staging.example"]).original_host);
+        assert!(settings(&["-http-set-header=host:staging.example"]).original_host);
+        assert!(!settings(&["--http-set-header", "X-Host: a"]).original_host);
+        assert!(!settings(&[]).original_host);
+    }
+
+    #[test]
+    fn settings_carry_the_copy_buffer_size() {
+        assert_eq!(
+            settings(&["--copy-buffer-size", "1kb"]).copy_buffer_size,
+            1024
+        );
+    }
 }

@@ -13,21 +13,25 @@
 //! it, then out or dropped. Every plugin thread runs under `catch_panic`: a panic is logged
 //! once, counted (`plugin panicked` for what the thread held) and fails the run (exit 1).
 //!
-//! Dispatch applies, in order: the copy-buffer cut, `--prettify-http`, the `--http-*`
-//! modifiers (a filtered request is dropped as `filtered`, and so are later responses with its
-//! id), then each output's rate limit. Replayed responses fed back by outputs go through the
+//! Dispatch runs two ordered lists of steps, built once from the settings: the message
+//! steps of [`crate::transform`] (the copy-buffer cut, `--prettify-http`, the `--http-*`
+//! modifiers; a step that drops counts its reason on the emitter), then the routing steps of
+//! [`crate::route`] (`--split-output`, each output's `|N` / `|N%` limit), and fans each
+//! message out to the outputs left. Replayed responses fed back by outputs go through the
 //! middleware when there is one (see `middleware.rs`), else straight into dispatch.
 
-use crate::limiter::{Limiter, RecentIds};
+use crate::limiter::Limiter;
 use crate::middleware::{FeedbackRoute, Middleware, MiddlewareConfig};
 use crate::modifier::Modifier;
+use crate::route::Router;
+use crate::transform::{TransformSettings, Transforms, Verdict};
 use crossbeam_channel::{bounded, never, select, Receiver, SendTimeoutError, Sender, TrySendError};
 use shadowtap_api::{
     catch_panic, test_panic_point, Backpressure, Batch, CoreSettings, Counters, Gate, Inbox,
-    InputContext, InputSpec, Ledger, Message, OutputContext, OutputSpec, Reason, Role, Shutdown,
-    ShutdownTrigger,
+    InputContext, InputSpec, Ledger, Limit, Message, OutputContext, OutputSpec, Reason, Role,
+    Shutdown, ShutdownTrigger,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -156,15 +160,18 @@ pub fn run(
     drop(ingress_tx);
 
     let emitter_counters = ledger.register("emitter", Role::Engine);
+    let transforms = Transforms::new(TransformSettings {
+        copy_buffer_size: pipeline.settings.copy_buffer_size,
+        prettify: pipeline.prettify,
+        modifier: pipeline.modifier,
+    });
     let mut dispatch = Dispatch::new(
         outputs,
+        transforms,
         pipeline.split_output,
         policy,
-        pipeline.settings.copy_buffer_size,
         emitter_counters,
     );
-    dispatch.modifier = pipeline.modifier;
-    dispatch.prettify = pipeline.prettify;
     let feedback_rx = match (any_feedback, &forwarder) {
         (false, _) => never(),
         (true, None) => feedback_rx,
@@ -283,7 +290,7 @@ struct RunningOutput {
     label: String,
     queue: Option<Sender<Batch>>,
     counters: Arc<Counters>,
-    limiter: Option<Limiter>,
+    limit: Option<Limit>,
     feedback: bool,
     shared_inbox: bool,
     thread: JoinHandle<Option<String>>,
@@ -347,7 +354,7 @@ fn start_output(
         label: spec.label,
         queue: Some(tx),
         counters,
-        limiter: spec.limit.map(Limiter::new),
+        limit: spec.limit,
         feedback: spec.feedback,
         shared_inbox: spec.shared_inbox,
         thread,
@@ -356,41 +363,42 @@ fn start_output(
     }
 }
 
-/// Copies messages into output queues.
+/// Copies messages into output queues: each message through the message steps, then the
+/// routing steps, then into the queue of every output left.
 struct Dispatch {
     outputs: Vec<RunningOutput>,
-    split: bool,
-    next_output: usize,
-    routes: Routes,
+    transforms: Transforms,
+    router: Router,
+    /// The outputs of the message being routed (reused).
+    targets: Vec<usize>,
     policy: FullQueue,
-    copy_buffer_size: usize,
     counters: Arc<Counters>,
     pending_feedback: VecDeque<Message>,
-    modifier: Option<Modifier>,
-    prettify: bool,
-    filtered: RecentIds,
 }
 
 impl Dispatch {
     fn new(
         outputs: Vec<RunningOutput>,
+        transforms: Transforms,
         split: bool,
         policy: FullQueue,
-        copy_buffer_size: usize,
         counters: Arc<Counters>,
     ) -> Self {
+        let router = Router::new(
+            split,
+            outputs
+                .iter()
+                .map(|o| (o.limit, o.counters.clone()))
+                .collect(),
+        );
         Dispatch {
             outputs,
-            split,
-            next_output: 0,
-            routes: Routes::default(),
+            transforms,
+            router,
+            targets: Vec::new(),
             policy,
-            copy_buffer_size,
             counters,
             pending_feedback: VecDeque::new(),
-            modifier: None,
-            prettify: false,
-            filtered: RecentIds::default(),
         }
     }
 
@@ -423,6 +431,11 @@ impl Dispatch {
                     self.dispatch(vec![msg], FullQueue::Drop, feedback);
                 },
                 recv(feedback_done) -> _ => {
+                    // The middleware sent the inputs' last messages before saying so, but
+                    // select may pick this first: they still go to every output.
+                    while let Ok(batch) = messages.try_recv() {
+                        self.dispatch(batch, self.policy, feedback);
+                    }
                     for output in self.outputs.iter_mut().filter(|o| o.feedback) {
                         output.queue = None;
                     }
@@ -499,84 +512,41 @@ impl Dispatch {
         }
     }
 
-    /// The only output, when it takes every message as it comes (no rate limit of its own,
-    /// one reader).
+    /// The only output, when it takes every message as it comes (no routing step, one
+    /// reader).
     fn sole_output(&self) -> Option<usize> {
         match &self.outputs[..] {
-            [only] if only.limiter.is_none() && !only.shared_inbox => Some(0),
+            [only] if self.router.is_passthrough() && !only.shared_inbox => Some(0),
             _ => None,
         }
     }
 
-    /// Applies the copy-buffer cut, prettifying and the modifiers; false when filtered.
+    /// Runs the message steps; false (the drop counted) when one dropped `msg`.
     fn prepare(&mut self, msg: &mut Message) -> bool {
-        if msg.truncate_payload(self.copy_buffer_size) {
-            self.counters.add_truncated(1);
-        }
-        if self.prettify {
-            crate::prettify::apply(msg, self.copy_buffer_size, &self.counters);
-        }
-        if let Some(modifier) = &self.modifier {
-            if msg.kind().is_request() {
-                match modifier.rewrite(&msg.payload) {
-                    Some(payload) => msg.payload = payload,
-                    None => {
-                        self.filtered.insert(msg.id());
-                        self.counters.add_drop(Reason::Filtered, 1);
-                        return false;
-                    }
-                }
-            } else if self.filtered.contains(msg.id()) {
-                self.counters.add_drop(Reason::Filtered, 1);
-                return false;
+        match self.transforms.apply(msg, &self.counters) {
+            Verdict::Pass => true,
+            Verdict::Drop(reason) => {
+                self.counters.add_drop(reason, 1);
+                false
             }
         }
-        true
     }
 
-    /// Adds `msg` to the batch of every output it goes to that admits it.
+    /// Adds `msg` to the batch of every output the routing steps leave it.
     fn route(&mut self, position: usize, msg: Message) {
-        let targets = self.targets(&msg);
-        let last = targets.end.saturating_sub(1);
-        let mut msg = Some(msg);
-        for index in targets {
-            let output = &mut self.outputs[index];
-            let admitted = match &mut output.limiter {
-                Some(limiter) => limiter.admit(msg.as_ref().expect("message until the last")),
-                None => true,
-            };
-            if !admitted {
-                output.counters.add_refused(Reason::RateLimited, 1);
-                continue;
+        let mut targets = std::mem::take(&mut self.targets);
+        self.router.select(&msg, &mut targets);
+        if let Some((&last, rest)) = targets.split_last() {
+            for &index in rest {
+                let output = &mut self.outputs[index];
+                output.pending.push(msg.clone());
+                output.pending_from.push(position);
             }
-            let copy = if index == last {
-                msg.take()
-            } else {
-                msg.clone()
-            };
-            output.pending.extend(copy);
+            let output = &mut self.outputs[last];
+            output.pending.push(msg);
             output.pending_from.push(position);
         }
-    }
-
-    /// The outputs `msg` goes to: all of them, or one with `--split-output`.
-    fn targets(&mut self, msg: &Message) -> std::ops::Range<usize> {
-        let count = self.outputs.len();
-        if !self.split || count <= 1 {
-            return 0..count;
-        }
-        let routed = (!msg.kind().is_request())
-            .then(|| self.routes.find(msg.id()))
-            .flatten();
-        let index = routed.unwrap_or_else(|| {
-            let next = self.next_output;
-            self.next_output = (next + 1) % count;
-            next
-        });
-        if msg.kind().is_request() {
-            self.routes.remember(msg.id(), index);
-        }
-        index..index + 1
+        self.targets = targets;
     }
 
     /// Queues output `index`'s batch (one message per batch for a shared inbox), marking
@@ -665,28 +635,301 @@ impl Dispatch {
     }
 }
 
-/// With `--split-output`, which output each recent request went to, so its responses follow.
-#[derive(Default)]
-struct Routes {
-    by_id: HashMap<Box<str>, usize>,
-    order: VecDeque<Box<str>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::TransformSettings;
+    use shadowtap_api::ledger::Snapshot;
+    use shadowtap_api::testkit::{self, request, response, FakeOutput, Received};
+    use shadowtap_api::Kind;
+    use std::time::Instant;
 
-const REMEMBERED_ROUTES: usize = 100_000;
+    /// A dispatcher over `outputs` (already started) with the plain steps.
+    struct Harness {
+        ledger: Arc<Ledger>,
+        trigger: Arc<ShutdownTrigger>,
+        shutdown: Shutdown,
+        feedback_tx: Option<Sender<Message>>,
+        feedback_rx: Receiver<Message>,
+        outputs: Vec<RunningOutput>,
+    }
 
-impl Routes {
-    fn remember(&mut self, id: &str, output: usize) {
-        if self.by_id.insert(id.into(), output).is_none() {
-            self.order.push_back(id.into());
-        }
-        if self.order.len() > REMEMBERED_ROUTES {
-            if let Some(oldest) = self.order.pop_front() {
-                self.by_id.remove(&oldest);
+    impl Harness {
+        fn new() -> Self {
+            let (trigger, shutdown) = Shutdown::new();
+            let (feedback_tx, feedback_rx) = bounded(FEEDBACK_CAPACITY);
+            Harness {
+                ledger: Ledger::new(),
+                trigger: Arc::new(trigger),
+                shutdown,
+                feedback_tx: Some(feedback_tx),
+                feedback_rx,
+                outputs: Vec::new(),
             }
+        }
+
+        fn output(&mut self, spec: OutputSpec) -> &mut Self {
+            let feedback = spec.feedback.then(|| self.feedback_tx.clone()).flatten();
+            let settings = CoreSettings::default();
+            self.outputs.push(start_output(
+                spec,
+                &self.ledger,
+                &self.trigger,
+                &self.shutdown,
+                feedback,
+                &settings,
+            ));
+            self
+        }
+
+        fn dispatch(&mut self, split: bool, policy: FullQueue) -> Dispatch {
+            self.dispatch_with(split, policy, None)
+        }
+
+        fn dispatch_with(
+            &mut self,
+            split: bool,
+            policy: FullQueue,
+            modifier: Option<Modifier>,
+        ) -> Dispatch {
+            self.feedback_tx = None;
+            let transforms = Transforms::new(TransformSettings {
+                copy_buffer_size: 1 << 20,
+                prettify: false,
+                modifier,
+            });
+            let counters = self.ledger.register("emitter", Role::Engine);
+            Dispatch::new(
+                std::mem::take(&mut self.outputs),
+                transforms,
+                split,
+                policy,
+                counters,
+            )
+        }
+
+        /// Ends the run as `emitter::run` does, then checks that the ledger balances.
+        fn finish(&self, dispatch: Dispatch) -> Vec<Snapshot> {
+            assert_eq!(dispatch.finish(&self.feedback_rx), Vec::<String>::new());
+            testkit::assert_ledger_balances(&self.ledger.summary_json("summary"));
+            self.ledger.snapshot()
         }
     }
 
-    fn find(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).copied()
+    fn requests(range: std::ops::Range<usize>) -> Batch {
+        range.map(|i| request(&format!("r{i}"))).collect()
+    }
+
+    fn snapshot<'a>(all: &'a [Snapshot], label: &str) -> &'a Snapshot {
+        all.iter().find(|s| s.label == label).expect("registered")
+    }
+
+    fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("r{i}")).collect()
+    }
+
+    #[test]
+    fn order_is_kept_across_batches_to_one_and_to_several_outputs() {
+        for outputs in [1, 3] {
+            let mut h = Harness::new();
+            let received: Vec<Received> = (0..outputs)
+                .map(|i| {
+                    let (output, received) = FakeOutput::new();
+                    h.output(output.spec(&format!("out{i}"), 4));
+                    received
+                })
+                .collect();
+            let mut dispatch = h.dispatch(false, FullQueue::Wait);
+            let never = never();
+            let mut next = 0;
+            for size in [1, 5, 2, 7, 1, 4] {
+                dispatch.dispatch(requests(next..next + size), FullQueue::Wait, &never);
+                next += size;
+            }
+            let all = h.finish(dispatch);
+            for r in &received {
+                assert_eq!(r.ids(), ids(0..20), "{outputs} outputs");
+            }
+            let emitter = snapshot(&all, "emitter");
+            assert_eq!((emitter.received, emitter.passed), (20, 20));
+        }
+    }
+
+    #[test]
+    fn drop_policy_drops_into_the_ledger_when_a_queue_is_full() {
+        let mut h = Harness::new();
+        let (output, received, release) = FakeOutput::held();
+        h.output(output.spec("held", 1));
+        let mut dispatch = h.dispatch(false, FullQueue::Drop);
+        for i in 0..3 {
+            dispatch.dispatch(requests(i..i + 1), FullQueue::Drop, &never());
+        }
+        release.release();
+        let all = h.finish(dispatch);
+        assert_eq!(received.ids(), ["r0"]);
+        let held = snapshot(&all, "held");
+        assert_eq!((held.received, held.passed), (3, 1));
+        assert_eq!(held.drops, vec![(Reason::QueueFull, 2)]);
+        let emitter = snapshot(&all, "emitter");
+        assert_eq!(emitter.drops, vec![(Reason::QueueFull, 2)]);
+    }
+
+    #[test]
+    fn wait_policy_waits_for_room_and_loses_nothing() {
+        let mut h = Harness::new();
+        let (output, received, release) = FakeOutput::held();
+        h.output(output.spec("held", 1));
+        let mut dispatch = h.dispatch(false, FullQueue::Wait);
+        let started = Instant::now();
+        let releaser = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            release.release();
+        });
+        for i in 0..3 {
+            dispatch.dispatch(requests(i..i + 1), FullQueue::Wait, &never());
+        }
+        assert!(started.elapsed() >= Duration::from_millis(90));
+        releaser.join().unwrap();
+        let all = h.finish(dispatch);
+        assert_eq!(received.ids(), ids(0..3));
+        assert_eq!(snapshot(&all, "held").dropped(), 0);
+        assert_eq!(snapshot(&all, "emitter").passed, 3);
+    }
+
+    #[test]
+    fn fan_out_reaches_every_output_while_one_is_full() {
+        let mut h = Harness::new();
+        let (free, free_received) = FakeOutput::new();
+        let (held, held_received, release) = FakeOutput::held();
+        h.output(free.spec("free", 100));
+        h.output(held.spec("held", 1));
+        let mut dispatch = h.dispatch(false, FullQueue::Drop);
+        for i in 0..4 {
+            dispatch.dispatch(requests(i..i + 1), FullQueue::Drop, &never());
+        }
+        release.release();
+        let all = h.finish(dispatch);
+        assert_eq!(free_received.ids(), ids(0..4));
+        assert_eq!(held_received.ids(), ["r0"]);
+        assert_eq!(snapshot(&all, "held").drops, vec![(Reason::QueueFull, 3)]);
+        // Each message reached one output at least: out for the emitter.
+        let emitter = snapshot(&all, "emitter");
+        assert_eq!((emitter.passed, emitter.dropped()), (4, 0));
+    }
+
+    #[test]
+    fn a_message_no_output_takes_is_dropped_with_the_last_reason() {
+        let mut h = Harness::new();
+        let (a, _, release_a) = FakeOutput::held();
+        let (b, _, release_b) = FakeOutput::held();
+        h.output(a.spec("a", 1));
+        h.output(b.spec("b", 1));
+        let mut dispatch = h.dispatch(false, FullQueue::Drop);
+        dispatch.dispatch(requests(0..2), FullQueue::Drop, &never());
+        dispatch.dispatch(requests(2..3), FullQueue::Drop, &never());
+        drop((release_a, release_b));
+        let all = h.finish(dispatch);
+        let emitter = snapshot(&all, "emitter");
+        assert_eq!(
+            (emitter.passed, emitter.drops.clone()),
+            (2, vec![(Reason::QueueFull, 1)])
+        );
+    }
+
+    #[test]
+    fn split_sends_each_request_to_one_output_and_responses_follow() {
+        let mut h = Harness::new();
+        let (a, a_received) = FakeOutput::new();
+        let (b, b_received) = FakeOutput::new();
+        h.output(a.spec("a", 10));
+        h.output(b.spec("b", 10));
+        let mut dispatch = h.dispatch(true, FullQueue::Wait);
+        let batch = vec![
+            request("1"),
+            request("2"),
+            response("2"),
+            request("3"),
+            response("1"),
+            response("3"),
+        ];
+        dispatch.dispatch(batch, FullQueue::Wait, &never());
+        let all = h.finish(dispatch);
+        let kinds = |r: &Received| -> Vec<(String, bool)> {
+            r.messages()
+                .iter()
+                .map(|m| (m.id().to_string(), m.kind().is_request()))
+                .collect()
+        };
+        let pair = |id: &str, request: bool| (id.to_string(), request);
+        assert_eq!(
+            kinds(&a_received),
+            [
+                pair("1", true),
+                pair("3", true),
+                pair("1", false),
+                pair("3", false)
+            ]
+        );
+        assert_eq!(kinds(&b_received), [pair("2", true), pair("2", false)]);
+        assert_eq!(snapshot(&all, "emitter").passed, 6);
+    }
+
+    #[test]
+    fn limits_and_filters_count_their_reasons() {
+        let mut h = Harness::new();
+        let (open, open_received) = FakeOutput::new();
+        let (closed, closed_received) = FakeOutput::new();
+        h.output(open.spec("open", 10));
+        let mut spec = closed.spec("closed", 10);
+        spec.limit = Some(shadowtap_api::Limit::Percent(0.0));
+        h.output(spec);
+        let modifier = {
+            use clap::Parser;
+            let core =
+                crate::cli::CoreArgs::try_parse_from(["shadowtap", "--http-disallow-url", "/r1$"])
+                    .unwrap();
+            Modifier::new(core.modifiers)
+        };
+        let mut dispatch = h.dispatch_with(false, FullQueue::Wait, modifier);
+        let mut batch = requests(0..3);
+        batch.push(response("r1"));
+        dispatch.dispatch(batch, FullQueue::Wait, &never());
+        let all = h.finish(dispatch);
+        assert_eq!(open_received.ids(), ["r0", "r2"]);
+        assert!(closed_received.is_empty());
+        let closed = snapshot(&all, "closed");
+        assert_eq!(closed.drops, vec![(Reason::RateLimited, 2)]);
+        let emitter = snapshot(&all, "emitter");
+        assert_eq!(emitter.drops, vec![(Reason::Filtered, 2)]);
+        assert_eq!(emitter.passed, 2);
+    }
+
+    #[test]
+    fn drain_at_eof_delivers_what_is_queued_and_replayed_responses() {
+        let mut h = Harness::new();
+        let (replayer, replayer_received, release) = FakeOutput::held();
+        let (recorder, recorder_received) = FakeOutput::new();
+        h.output(replayer.feeding_back().spec("replayer", 16));
+        h.output(recorder.spec("recorder", 16));
+        let mut dispatch = h.dispatch(false, FullQueue::Wait);
+        let feedback = h.feedback_rx.clone();
+        for i in 0..5 {
+            dispatch.dispatch(requests(i..i + 1), FullQueue::Wait, &feedback);
+        }
+        // Everything is still queued for the replayer when the input ends.
+        release.release();
+        let all = h.finish(dispatch);
+        assert_eq!(replayer_received.ids(), ids(0..5));
+        let replayed: Vec<Message> = recorder_received
+            .messages()
+            .into_iter()
+            .filter(|m| m.kind() == Kind::ReplayedResponse)
+            .collect();
+        assert_eq!(replayed.len(), 5);
+        assert_eq!(recorder_received.len(), 10);
+        // Its own replayed responses are offered to it too, and not for it.
+        let replayer = snapshot(&all, "replayer");
+        assert_eq!(replayer.drops, vec![(Reason::NotForOutput, 5)]);
+        assert_eq!(snapshot(&all, "emitter").passed, 10);
     }
 }

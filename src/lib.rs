@@ -1,5 +1,6 @@
 //! shadowtap's engine: the command line, the emitter that copies every message from every
-//! input through an optional middleware to every output, the rate limiter and the ledger.
+//! input through an optional middleware to every output (its dispatch steps in `transform`
+//! and `route`), the rate limiter and the ledger.
 //!
 //! Plugins live under `plugins/` and register themselves; this crate links them all through
 //! `shadowtap-plugins`. Example: `shadowtap --input-file 'requests_*.gor' --output-stdout`.
@@ -13,6 +14,8 @@ pub mod metrics;
 pub mod middleware;
 pub mod modifier;
 pub mod prettify;
+pub mod route;
+pub mod transform;
 
 #[cfg(feature = "plugins")]
 extern crate shadowtap_plugins;
@@ -92,7 +95,7 @@ fn run(config: cli::Config) -> i32 {
         outputs: config.outputs,
         middleware: config.middleware,
         split_output: config.core.split_output,
-        settings: shadowtap_api::CoreSettings::new(config.core.copy_buffer_size as usize),
+        settings: config.settings,
         modifier: config.modifier,
         prettify: config.core.prettify_http,
     };

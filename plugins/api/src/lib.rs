@@ -2,7 +2,7 @@
 //!
 //! Everything a plugin needs and nothing more: the [`Message`] and its GoReplay header
 //! ([`Meta`]), the `.gor` and middleware wire codecs ([`wire`]), flag value grammars
-//! ([`values`]), the [`Input`] / [`Output`] traits with their contexts, the [`ledger`] of
+//! ([`values`]), replay [`pacing`], the [`Input`] / [`Output`] traits with their contexts, the [`ledger`] of
 //! counters, and the registry macros [`register_input!`] / [`register_output!`].
 //!
 //! A plugin is a crate under `plugins/` with a `#[derive(clap::Args)]` struct whose flags all
@@ -22,6 +22,7 @@ pub mod args;
 pub mod ledger;
 pub mod message;
 pub mod meta;
+pub mod pacing;
 pub mod plugin;
 pub mod registry;
 pub mod testkit;
@@ -31,12 +32,13 @@ pub mod wire;
 pub use ledger::{Counters, Ledger, Reason, Role, Throttle};
 pub use message::{Endpoints, Message};
 pub use meta::{valid_id, Kind, Meta, MetaError, MAX_ID_LEN};
+pub use pacing::{Pacer, RatePacer};
 #[doc(hidden)]
 pub use plugin::test_panic_point;
 pub use plugin::{
     catch_panic, instance_label, Backpressure, Batch, CoreSettings, Gate, Inbox, Input,
-    InputContext, InputSpec, Next, Output, OutputContext, OutputSpec, PluginError, ReplayClock,
-    Shutdown, ShutdownTrigger, Stopped, BATCH_MAX,
+    InputContext, InputSpec, Next, Output, OutputContext, OutputSpec, PluginError, Shutdown,
+    ShutdownTrigger, Stopped, BATCH_MAX,
 };
 pub use registry::{Factory, PluginDescriptor};
 pub use values::Limit;

@@ -125,31 +125,6 @@ impl Shutdown {
     }
 }
 
-/// Replays timestamped messages with their original spacing divided by `speed`, anchored at
-/// the first timestamp it sees (so a capture from last year starts now).
-#[derive(Debug)]
-pub struct ReplayClock {
-    speed: f64,
-    origin: Option<(i64, Instant)>,
-}
-
-impl ReplayClock {
-    /// A clock running `speed` times as fast as the original (2.0 = twice as fast).
-    pub fn new(speed: f64) -> Self {
-        ReplayClock {
-            speed,
-            origin: None,
-        }
-    }
-
-    /// When the message stamped `timestamp_ns` is due.
-    pub fn due(&mut self, timestamp_ns: i64) -> Instant {
-        let (first, started) = *self.origin.get_or_insert((timestamp_ns, Instant::now()));
-        let offset_ns = timestamp_ns.saturating_sub(first).max(0) as f64 / self.speed;
-        started + Duration::from_nanos(offset_ns as u64)
-    }
-}
-
 impl ShutdownTrigger {
     /// Begins shutdown (idempotent).
     pub fn trigger(&self) {
@@ -644,6 +619,10 @@ impl OutputContext {
 pub struct CoreSettings {
     /// Largest payload passed on, in bytes (`--copy-buffer-size`).
     pub copy_buffer_size: usize,
+    /// Replaying outputs keep each request's own `Host` header instead of writing their
+    /// target's: true when the modifiers set it (`--http-set-header "Host: …"`, which, as in
+    /// GoReplay, implies output-http's `--http-original-host`).
+    pub original_host: bool,
     matches: Option<std::sync::Arc<clap::ArgMatches>>,
 }
 
@@ -652,8 +631,15 @@ impl CoreSettings {
     pub fn new(copy_buffer_size: usize) -> Self {
         CoreSettings {
             copy_buffer_size,
+            original_host: false,
             matches: None,
         }
+    }
+
+    /// The same settings with [`CoreSettings::original_host`] set to `keep`.
+    pub fn with_original_host(mut self, keep: bool) -> Self {
+        self.original_host = keep;
+        self
     }
 
     /// The same settings, able to answer [`CoreSettings::shared_args`] from `matches`.
@@ -806,5 +792,97 @@ mod tests {
         let now = counters.snapshot();
         assert_eq!(now.received, 4);
         assert_eq!(now.dropped(), 4);
+    }
+
+    fn inbox_of(batches: &[usize]) -> (Inbox, Sender<Batch>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut next = 0;
+        for &size in batches {
+            tx.send((next..next + size).map(message).collect()).unwrap();
+            next += size;
+        }
+        (Inbox::new(rx), tx)
+    }
+
+    fn ids(messages: impl IntoIterator<Item = Message>) -> Vec<String> {
+        messages.into_iter().map(|m| m.id().to_string()).collect()
+    }
+
+    #[test]
+    fn an_inbox_hands_out_messages_in_order_across_batches() {
+        let (inbox, tx) = inbox_of(&[1, 3, 0, 2]);
+        drop(tx);
+        assert_eq!(inbox.len(), 6 - 2, "in hand plus queued batches");
+        assert_eq!(ids(inbox), ["id0", "id1", "id2", "id3", "id4", "id5"]);
+    }
+
+    #[test]
+    fn recv_timeout_times_out_while_open_then_reports_closed() {
+        let (inbox, tx) = inbox_of(&[1]);
+        assert!(
+            matches!(inbox.recv_timeout(Duration::from_millis(5)), Next::Message(m) if m.id() == "id0")
+        );
+        assert!(matches!(
+            inbox.recv_timeout(Duration::from_millis(5)),
+            Next::Timeout
+        ));
+        assert!(inbox.try_recv().is_none());
+        drop(tx);
+        assert!(matches!(
+            inbox.recv_timeout(Duration::from_millis(5)),
+            Next::Closed
+        ));
+        assert!(inbox.recv().is_none());
+    }
+
+    #[test]
+    fn recv_batch_returns_what_is_in_hand_first() {
+        let (inbox, tx) = inbox_of(&[3, 2]);
+        tx.send(Vec::new()).unwrap();
+        drop(tx);
+        assert_eq!(ids(inbox.try_recv()), ["id0"]);
+        assert_eq!(ids(inbox.recv_batch().unwrap()), ["id1", "id2"]);
+        assert_eq!(ids(inbox.recv_batch().unwrap()), ["id3", "id4"]);
+        assert!(inbox.recv_batch().is_none(), "an empty batch is skipped");
+        assert!(inbox.is_empty());
+    }
+
+    #[test]
+    fn threads_sharing_an_inbox_lose_and_repeat_nothing() {
+        let (inbox, tx) = inbox_of(&[7; 50]);
+        drop(tx);
+        let taken: Vec<String> = std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        while let Some(msg) = inbox.recv() {
+                            mine.push(msg.id().to_string());
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            readers
+                .into_iter()
+                .flat_map(|r| r.join().unwrap())
+                .collect()
+        });
+        let mut sorted = taken.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!((taken.len(), sorted.len()), (350, 350));
+    }
+
+    #[test]
+    fn a_dropped_inbox_counts_what_it_held_unread() {
+        let unread = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (inbox, tx) = inbox_of(&[3, 4]);
+        let inbox = inbox.counting_unread(unread.clone());
+        assert!(inbox.recv().is_some());
+        drop(inbox);
+        // Two in hand; the queued batch is the engine's to count (it drains the queue).
+        assert_eq!(unread.load(Ordering::Relaxed), 2);
+        drop(tx);
     }
 }

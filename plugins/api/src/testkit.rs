@@ -1,12 +1,17 @@
 //! Shared checks and harnesses for plugin tests: build a plugin from flags, run an input to
-//! completion, feed messages to an output, and the conformance checks every plugin runs.
+//! completion, feed messages to an output, the conformance checks every plugin runs, and
+//! fake plugins for engine tests ([`FakeInput`], [`FakeOutput`]).
 
 use crate::ledger::{Ledger, Role, Snapshot};
 use crate::message::Message;
+use crate::meta::{Kind, Meta};
 use crate::plugin::{
-    CoreSettings, Inbox, InputContext, InputSpec, OutputContext, OutputSpec, PluginError, Shutdown,
+    Backpressure, CoreSettings, Inbox, Input, InputContext, InputSpec, Output, OutputContext,
+    OutputSpec, PluginError, Shutdown,
 };
 use crate::registry::{self, Factory, PluginDescriptor};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
 
 fn descriptor(name: &str) -> &'static PluginDescriptor {
     registry::find(name).unwrap_or_else(|| panic!("plugin {name} is not registered"))
@@ -220,6 +225,181 @@ pub fn check_conformance(name: &str, shared_stems: &[&str]) {
     );
 }
 
+/// A request message with id `id` whose payload names it (`GET /<id> HTTP/1.1`).
+pub fn request(id: &str) -> Message {
+    message(
+        Kind::Request,
+        id,
+        format!("GET /{id} HTTP/1.1\r\nHost: test\r\n\r\n"),
+    )
+}
+
+/// A response message (kind 2) with id `id`.
+pub fn response(id: &str) -> Message {
+    message(
+        Kind::Response,
+        id,
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    )
+}
+
+fn message(kind: Kind, id: &str, payload: impl Into<bytes::Bytes>) -> Message {
+    let meta = Meta::new(kind, id, crate::now_ns(), 0).expect("a valid test id");
+    Message::new(meta, payload)
+}
+
+/// A fake input: pushes its messages in batches of a given size (flushing after each),
+/// then ends.
+pub struct FakeInput {
+    messages: Vec<Message>,
+    batch: usize,
+}
+
+impl FakeInput {
+    /// Emits `messages`, one batch each.
+    pub fn new(messages: Vec<Message>) -> Self {
+        FakeInput { messages, batch: 1 }
+    }
+
+    /// The same input, flushing every `batch` messages.
+    pub fn in_batches_of(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// As an input instance labelled `label`, declaring `backpressure`.
+    pub fn spec(self, label: &str, backpressure: Backpressure) -> InputSpec {
+        InputSpec {
+            label: label.to_string(),
+            plugin: Box::new(self),
+            backpressure,
+            limit: None,
+        }
+    }
+}
+
+impl Input for FakeInput {
+    fn run(self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
+        for chunk in self.messages.chunks(self.batch) {
+            for msg in chunk {
+                if cx.push(msg.clone()).is_err() {
+                    return Ok(());
+                }
+            }
+            if cx.flush().is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a [`FakeOutput`] received, in order (shared with the test).
+#[derive(Clone, Default, Debug)]
+pub struct Received(Arc<Mutex<Vec<Message>>>);
+
+impl Received {
+    /// The messages received so far.
+    pub fn messages(&self) -> Vec<Message> {
+        self.0.lock().expect("received lock").clone()
+    }
+
+    /// Their ids, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.messages().iter().map(|m| m.id().to_string()).collect()
+    }
+
+    /// How many were received.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("received lock").len()
+    }
+
+    /// True when nothing was received.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Lets a held [`FakeOutput`] start reading its inbox (when released or dropped).
+#[derive(Debug)]
+pub struct Release(Option<Sender<()>>);
+
+impl Release {
+    /// Lets the output read.
+    pub fn release(mut self) {
+        self.0.take();
+    }
+}
+
+/// A fake output: takes every message from its inbox (counting each out) and records it in
+/// [`Received`]. A held one reads nothing until its [`Release`] lets it (so that its queue
+/// fills); a feeding-back one sends a replayed response (kind 3) back for every request.
+pub struct FakeOutput {
+    received: Received,
+    hold: Option<Receiver<()>>,
+    feed_back: bool,
+}
+
+impl FakeOutput {
+    /// An output that reads at once, and what it received.
+    pub fn new() -> (Self, Received) {
+        let received = Received::default();
+        let output = FakeOutput {
+            received: received.clone(),
+            hold: None,
+            feed_back: false,
+        };
+        (output, received)
+    }
+
+    /// An output that reads nothing until released, what it received, and its release.
+    pub fn held() -> (Self, Received, Release) {
+        let (output, received) = FakeOutput::new();
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        let output = FakeOutput {
+            hold: Some(rx),
+            ..output
+        };
+        (output, received, Release(Some(tx)))
+    }
+
+    /// The same output, feeding back a replayed response for every request.
+    pub fn feeding_back(mut self) -> Self {
+        self.feed_back = true;
+        self
+    }
+
+    /// As an output instance labelled `label` with a queue of `queue_len` batches.
+    pub fn spec(self, label: &str, queue_len: usize) -> OutputSpec {
+        let feedback = self.feed_back;
+        let mut spec = OutputSpec::new(label, Box::new(self));
+        spec.queue_len = queue_len;
+        spec.feedback = feedback;
+        spec
+    }
+}
+
+impl Output for FakeOutput {
+    fn run(self: Box<Self>, inbox: Inbox, cx: OutputContext) -> Result<(), PluginError> {
+        if let Some(hold) = &self.hold {
+            let _ = hold.recv();
+        }
+        while let Some(msg) = inbox.recv() {
+            cx.counters().add_out(1);
+            if self.feed_back && msg.kind().is_request() {
+                let replayed = message(
+                    Kind::ReplayedResponse,
+                    msg.id(),
+                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                );
+                let _ = cx.feed_back(replayed);
+            }
+            self.received.0.lock().expect("received lock").push(msg);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +420,33 @@ mod tests {
             "{err}"
         );
         assert!(check_ledger_balances("shadowtap: x in 1").is_err());
+    }
+
+    #[test]
+    fn fake_input_emits_everything_in_order() {
+        let messages = (0..5).map(|i| request(&format!("r{i}"))).collect();
+        let spec = FakeInput::new(messages)
+            .in_batches_of(2)
+            .spec("fake-input", Backpressure::Wait);
+        let (emitted, snapshot, result) = run_input(spec);
+        result.unwrap();
+        let ids: Vec<&str> = emitted.iter().map(|m| m.id()).collect();
+        assert_eq!(ids, ["r0", "r1", "r2", "r3", "r4"]);
+        assert_eq!((snapshot.received, snapshot.passed), (5, 5));
+    }
+
+    #[test]
+    fn fake_output_records_and_a_held_one_waits() {
+        let (output, received, release) = FakeOutput::held();
+        let spec = output.spec("fake-output", 10);
+        let messages = vec![request("a"), response("a")];
+        let reader = std::thread::spawn(move || run_output(spec, messages));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(received.is_empty(), "held");
+        release.release();
+        let (snapshot, result) = reader.join().unwrap();
+        result.unwrap();
+        assert_eq!(received.ids(), ["a", "a"]);
+        assert_eq!((snapshot.received, snapshot.passed), (2, 2));
     }
 }

@@ -5,11 +5,10 @@
 
 use crate::file_reader::{self, open_capture, CaptureFile, Frame};
 use crate::{Delivery, Worker};
-use shadowtap_api::{Input, InputContext, PluginError, Reason, ReplayClock};
+use shadowtap_api::{Input, InputContext, Pacer, PluginError, Reason};
 use shadowtap_capture::{DecodeError, TrackerConfig};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// One capture file to read.
 pub struct FileInput {
@@ -40,7 +39,7 @@ impl Input for FileInput {
             path: self.path.clone(),
             worker,
             filters: Filters::new(self.bpf.clone()),
-            pacer: self.speed.map(ReplayClock::new),
+            pacer: self.speed.map(Pacer::new),
         };
         reading.read_all(&mut capture, &mut cx);
         reading.worker.finish(&mut cx);
@@ -75,7 +74,7 @@ struct Reading {
     worker: Worker,
     filters: Filters,
     /// With a speed: when each packet is due.
-    pacer: Option<ReplayClock>,
+    pacer: Option<Pacer>,
 }
 
 impl Reading {
@@ -105,8 +104,7 @@ impl Reading {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        let due = self.pacer.as_mut().map(|clock| clock.due(frame.ts_ns));
-        if let Some(due) = due.filter(|&d| d > Instant::now()) {
+        if let Some(due) = self.pacer.as_mut().and_then(|p| p.due(frame.ts_ns)) {
             self.worker.flush(cx);
             if !cx.shutdown().sleep_until(due) {
                 return;

@@ -19,6 +19,7 @@ mod merge;
 mod timing;
 
 use merge::{open_sources, Merger};
+use shadowtap_api::pacing::{self, Pacer};
 use shadowtap_api::values::{duration_value, split_limit};
 use shadowtap_api::{
     instance_label, register_input, CoreSettings, Input, InputContext, InputSpec, Limit,
@@ -26,7 +27,7 @@ use shadowtap_api::{
 };
 use std::path::PathBuf;
 use std::time::Duration;
-use timing::{DryRunSummary, Pacer};
+use timing::DryRunSummary;
 
 /// Flags of `input-file`.
 #[derive(clap::Args, Debug)]
@@ -49,27 +50,11 @@ pub struct InputFileArgs {
     #[arg(id = "input-file-max-wait", long = "input-file-max-wait", value_parser = duration_value, default_value = "0", value_name = "DURATION")]
     pub input_file_max_wait: Duration,
     /// Replay speed for files without a |N% suffix: 2x, 200% or 2 (twice as fast)
-    #[arg(id = "input-file-speed", long = "input-file-speed", value_parser = parse_speed, default_value = "1", value_name = "SPEED")]
+    #[arg(id = "input-file-speed", long = "input-file-speed", value_parser = pacing::parse_speed, default_value = "1", value_name = "SPEED")]
     pub input_file_speed: f64,
     /// Read every file, print a summary (records, bytes, timing) and exit without replaying
     #[arg(id = "input-file-dry-run", long = "input-file-dry-run")]
     pub input_file_dry_run: bool,
-}
-
-fn parse_speed(text: &str) -> Result<f64, String> {
-    let trimmed = text.trim();
-    let (number, scale) = if let Some(n) = trimmed.strip_suffix('%') {
-        (n, 0.01)
-    } else {
-        (trimmed.strip_suffix(['x', 'X']).unwrap_or(trimmed), 1.0)
-    };
-    number
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .map(|n| n * scale)
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .ok_or_else(|| format!("invalid speed {text:?} (examples: 2x, 200%, 0.5)"))
 }
 
 /// One `--input-file` value: a glob replayed as one timed stream.
@@ -117,10 +102,10 @@ impl Input for FileInput {
 impl FileInput {
     /// Emits every record with its original timing; returns how many were emitted.
     fn replay(&self, merger: &mut Merger, cx: &mut InputContext) -> u64 {
-        let mut pacer = Pacer::new(self.speed, self.max_wait);
+        let mut pacer = Pacer::new(self.speed).with_max_wait(self.max_wait);
         let mut emitted = 0;
         while let Some(msg) = merger.next_message() {
-            if !pacer.wait_for(msg.meta.timestamp(), cx.shutdown()) || cx.emit(msg).is_err() {
+            if !pacer.wait(msg.meta.timestamp(), cx.shutdown()) || cx.emit(msg).is_err() {
                 break;
             }
             emitted += 1;
@@ -195,7 +180,6 @@ register_input! {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use shadowtap_api::{testkit, wire, Kind, Message, Meta};
     use std::io::Write;
 
@@ -213,15 +197,6 @@ mod tests {
     #[test]
     fn conformance() {
         testkit::check_conformance("input-file", &[]);
-    }
-
-    #[test]
-    fn speeds_parse() {
-        assert_eq!(parse_speed("2x"), Ok(2.0));
-        assert_eq!(parse_speed("200%"), Ok(2.0));
-        assert_eq!(parse_speed("0.5"), Ok(0.5));
-        assert!(parse_speed("0").is_err());
-        assert!(parse_speed("fast").is_err());
     }
 
     #[test]

@@ -1,74 +1,9 @@
-//! Replay timing: original gaps between records, scaled by speed and capped by max-wait,
-//! and the dry-run summary that adds them up.
+//! The dry-run summary: the waits a replay would make (the gaps of
+//! `shadowtap_api::pacing`, scaled by speed and capped by max-wait), added up.
 
 use crate::merge::Merger;
-use shadowtap_api::Shutdown;
-use std::time::{Duration, Instant};
-
-/// Gaps shorter than this are not slept (a sleep costs more than it is worth).
-const MIN_SLEEP: Duration = Duration::from_micros(100);
-
-/// The wait before a record whose timestamp is `timestamp`, given the previous one.
-#[derive(Debug)]
-struct Gaps {
-    speed: f64,
-    max_wait: Duration,
-    last: Option<i64>,
-}
-
-impl Gaps {
-    fn new(speed: f64, max_wait: Duration) -> Self {
-        Gaps {
-            speed,
-            max_wait,
-            last: None,
-        }
-    }
-
-    /// `None` for the first record and for out-of-order timestamps (no wait).
-    fn next(&mut self, timestamp: i64) -> Option<Duration> {
-        let last = self.last.replace(timestamp)?;
-        if timestamp < last {
-            self.last = Some(last);
-            return None;
-        }
-        let mut wait = Duration::from_nanos(((timestamp - last) as f64 / self.speed) as u64);
-        if !self.max_wait.is_zero() {
-            wait = wait.min(self.max_wait);
-        }
-        Some(wait)
-    }
-}
-
-/// Sleeps between records so they leave with their original spacing.
-pub struct Pacer {
-    gaps: Gaps,
-    deadline: Option<Instant>,
-}
-
-impl Pacer {
-    /// Paces at `speed` (2.0 = twice as fast), never waiting more than `max_wait` (0 = no cap).
-    pub fn new(speed: f64, max_wait: Duration) -> Self {
-        Pacer {
-            gaps: Gaps::new(speed, max_wait),
-            deadline: None,
-        }
-    }
-
-    /// Waits until the record stamped `timestamp` is due; false if shutdown began.
-    pub fn wait_for(&mut self, timestamp: i64, shutdown: &Shutdown) -> bool {
-        let now = Instant::now();
-        let deadline = match (self.gaps.next(timestamp), self.deadline) {
-            (Some(wait), Some(previous)) => previous + wait,
-            _ => now,
-        };
-        self.deadline = Some(deadline.max(now - Duration::from_secs(1)));
-        if deadline > now + MIN_SLEEP {
-            return shutdown.sleep_until(deadline);
-        }
-        !shutdown.is_triggered()
-    }
-}
+use shadowtap_api::pacing::Gaps;
+use std::time::Duration;
 
 /// What `--input-file-dry-run` prints.
 #[derive(Debug, Default)]
@@ -175,14 +110,5 @@ mod tests {
             go_duration(Duration::from_nanos(i64::MAX as u64)),
             "2562047h47m16.854775807s"
         );
-    }
-
-    #[test]
-    fn gaps_scale_cap_and_skip_backwards() {
-        let mut gaps = Gaps::new(2.0, Duration::from_millis(300));
-        assert_eq!(gaps.next(0), None);
-        assert_eq!(gaps.next(400_000_000), Some(Duration::from_millis(200)));
-        assert_eq!(gaps.next(100), None);
-        assert_eq!(gaps.next(2_400_000_000), Some(Duration::from_millis(300)));
     }
 }

@@ -31,8 +31,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, Message as _, Offset, TopicPartitionList};
 use shadowtap_api::values::{duration_value, split_limit};
 use shadowtap_api::{
-    register_input, CoreSettings, Input, InputContext, InputSpec, Limit, Message, PluginError,
-    Reason, ReplayClock, Throttle,
+    register_input, CoreSettings, Input, InputContext, InputSpec, Limit, Message, Pacer,
+    PluginError, Reason, Throttle,
 };
 use shadowtap_kafka_common::{
     client_config, collect_targets, goreplay_json, log_client_error, parse_properties, usage,
@@ -235,7 +235,7 @@ impl Input for KafkaInput {
         let Some(partitions) = self.subscribe(consumer, &cx)? else {
             return Ok(()); // stopped before the topic could be reached
         };
-        let mut pacer = self.speed.map(ReplayClock::new);
+        let mut pacer = self.speed.map(Pacer::new);
         let warnings = Throttle::default();
         let mut at_eof: HashSet<i32> = HashSet::new();
         let mut seen_rebalances = 0;
@@ -291,8 +291,8 @@ impl Input for KafkaInput {
             };
             match decoded {
                 Ok(msg) => {
-                    if let Some(deadline) = pacer.as_mut().map(|p| p.due(msg.meta.timestamp())) {
-                        if !cx.shutdown().sleep_until(deadline) {
+                    if let Some(pacer) = pacer.as_mut() {
+                        if !pacer.wait(msg.meta.timestamp(), cx.shutdown()) {
                             break; // not handed on, so not committed: read again next time
                         }
                     }

@@ -13,6 +13,7 @@
 //! Example: `shadowtap --input-pcap capture.pcap:80 --input-raw-track-response --output-stdout`.
 #![deny(missing_docs)]
 
+use shadowtap_api::pacing::{self, SpeedError};
 use shadowtap_api::values::split_limit;
 use shadowtap_api::{instance_label, register_input, CoreSettings, InputSpec, PluginError};
 use shadowtap_capture_input::file_input::{compile_bpf, FileInput};
@@ -45,22 +46,17 @@ pub struct InputPcapArgs {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Speed(pub Option<f64>);
 
-fn parse_speed(text: &str) -> Result<Speed, String> {
-    let trimmed = text.trim().to_ascii_lowercase();
-    if trimmed == "max" || trimmed == "0" {
+fn parse_speed(text: &str) -> Result<Speed, SpeedError> {
+    let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("max") || trimmed == "0" {
         return Ok(Speed(None));
     }
-    let (number, scale) = match trimmed.strip_suffix('%') {
-        Some(n) => (n, 0.01),
-        None => (trimmed.strip_suffix('x').unwrap_or(&trimmed), 1.0),
-    };
-    number
-        .parse::<f64>()
-        .ok()
-        .map(|n| n * scale)
-        .filter(|s| s.is_finite() && *s > 0.0)
+    pacing::parse_speed(text)
         .map(|s| Speed(Some(s)))
-        .ok_or_else(|| format!("invalid speed {text:?} (examples: max, 1x, 2x, 50%)"))
+        .map_err(|e| SpeedError {
+            examples: "max, 1x, 2x, 50%",
+            ..e
+        })
 }
 
 /// `FILE`, `FILE:80` or `FILE:80,8080`.

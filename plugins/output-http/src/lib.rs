@@ -52,7 +52,8 @@ use request::RequestError;
 use shadowtap_api::values::{duration_value, split_limit};
 use shadowtap_api::{
     catch_panic, instance_label, now_ns, register_output, CoreSettings, Counters, Inbox, Kind,
-    Limit, Message, Meta, Next, Output, OutputContext, OutputSpec, PluginError, Reason, Throttle,
+    Limit, Message, Meta, Next, Output, OutputContext, OutputSpec, PluginError, RatePacer, Reason,
+    Throttle,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -254,7 +255,8 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
                 tls,
                 args.output_http_timeout,
                 args.output_http_redirects,
-                args.http_original_host,
+                // `--http-set-header "Host: …"` implies it (the engine says so in `core`).
+                args.http_original_host || core.original_host,
             );
             let label = instance_label("output-http", &url);
             let output = HttpOutput {
@@ -298,7 +300,7 @@ struct Shared<'a> {
     closed: AtomicBool,
     amplified: Option<Arc<AtomicU64>>,
     copies: u32,
-    pacer: Option<Mutex<Pacer>>,
+    pacer: Option<Mutex<RatePacer>>,
 }
 
 impl Output for HttpOutput {
@@ -318,7 +320,10 @@ impl Output for HttpOutput {
             closed: AtomicBool::new(false),
             amplified: (self.copies > 1).then(|| cx.counters().extra("amplified copies")),
             copies: self.copies,
-            pacer: self.settings.rate.map(|rate| Mutex::new(Pacer::new(rate))),
+            pacer: self
+                .settings
+                .rate
+                .map(|rate| Mutex::new(RatePacer::new(rate))),
         };
         let (stop_stats, stats_stop_rx) = bounded::<()>(0);
         // Workers take requests straight from the inbox (one channel hop less); this thread
@@ -361,32 +366,6 @@ impl Output for HttpOutput {
             drop(stop_stats);
         });
         Ok(())
-    }
-}
-
-/// Spaces requests `1/rate` seconds apart.
-struct Pacer {
-    interval: Duration,
-    next: Instant,
-}
-
-impl Pacer {
-    fn new(rate: f64) -> Self {
-        Pacer {
-            interval: Duration::from_secs_f64(1.0 / rate),
-            next: Instant::now(),
-        }
-    }
-
-    /// Reserves the next slot; returns how long to wait for it.
-    fn reserve(&mut self) -> Duration {
-        let now = Instant::now();
-        if self.next < now {
-            self.next = now;
-        }
-        let wait = self.next - now;
-        self.next += self.interval;
-        wait
     }
 }
 
@@ -750,17 +729,5 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
         assert_eq!(snapshot.dropped(), 5);
         assert!(snapshot.extra.contains(&("error: refused".to_string(), 5)));
-    }
-
-    #[test]
-    fn pacer_spaces_requests() {
-        let mut pacer = Pacer::new(100.0);
-        let started = Instant::now();
-        for _ in 0..11 {
-            std::thread::sleep(pacer.reserve());
-        }
-        let elapsed = started.elapsed();
-        assert!(elapsed >= Duration::from_millis(95), "{elapsed:?}");
-        assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
     }
 }
