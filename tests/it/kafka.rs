@@ -18,29 +18,31 @@ struct Tansu {
     binary: PathBuf,
 }
 
-fn tansu_binary() -> PathBuf {
+fn tansu_binary() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("TANSU").map(PathBuf::from),
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu")),
         Some(PathBuf::from("/usr/local/bin/tansu")),
     ];
     if let Some(found) = candidates.into_iter().flatten().find(|p| p.is_file()) {
-        return found;
+        return Some(found);
     }
     if Command::new("tansu").arg("--version").output().is_ok() {
-        return PathBuf::from("tansu");
+        return Some(PathBuf::from("tansu"));
     }
-    panic!(
-        "the Kafka tests need the tansu broker: cargo install tansu --locked --features dynostore \
-         (or set TANSU=/path/to/tansu)"
+    prerequisite_missing(
+        "the Kafka tests need the tansu broker",
+        "cargo install tansu --locked --features dynostore, or set TANSU=/path/to/tansu",
     );
+    None
 }
 
 impl Tansu {
-    fn start() -> Tansu {
+    /// A broker on loopback, or `None` (after `prerequisite_missing`) without tansu.
+    fn start() -> Option<Tansu> {
+        let binary = tansu_binary()?;
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
-        let binary = tansu_binary();
         let child = Command::new(&binary)
             .args(["broker", "--storage-engine", "memory://tansu/"])
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
@@ -50,11 +52,11 @@ impl Tansu {
             .spawn()
             .expect("start tansu");
         wait_for_port(port, Duration::from_secs(20));
-        Tansu {
+        Some(Tansu {
             child,
             port,
             binary,
-        }
+        })
     }
 
     fn bootstrap(&self) -> String {
@@ -185,7 +187,9 @@ fn raw(record: &Record) -> Vec<u8> {
 
 #[test]
 fn kafka_output_raw_is_read_back_byte_for_byte_by_kafka_python() {
-    let broker = Tansu::start();
+    let Some(broker) = Tansu::start() else {
+        return;
+    };
     broker.create_topic("raw", 3);
     let dir = tempdir();
     let gor = dir.path().join("in.gor");
@@ -226,7 +230,9 @@ fn kafka_output_raw_is_read_back_byte_for_byte_by_kafka_python() {
 
 #[test]
 fn kafka_output_json_is_goreplay_kafka_message_json() {
-    let broker = Tansu::start();
+    let Some(broker) = Tansu::start() else {
+        return;
+    };
     broker.create_topic("json", 1);
     let dir = tempdir();
     let gor = dir.path().join("in.gor");
@@ -271,7 +277,9 @@ fn kafka_output_json_is_goreplay_kafka_message_json() {
 
 #[test]
 fn kafka_input_consumes_what_kafka_python_produced() {
-    let broker = Tansu::start();
+    let Some(broker) = Tansu::start() else {
+        return;
+    };
     broker.create_topic("in", 3);
     let dir = tempdir();
     let mut records = traffic(50, 1_700_000_000_000_000_000);
@@ -356,7 +364,9 @@ fn records_in(path: &Path) -> Vec<Record> {
 
 #[test]
 fn kafka_consumer_group_shares_partitions_without_loss_or_duplicates_and_resumes() {
-    let broker = Tansu::start();
+    let Some(broker) = Tansu::start() else {
+        return;
+    };
     broker.create_topic("shared", 3);
     let dir = tempdir();
     let (out_a, log_a) = (dir.path().join("a.gor"), dir.path().join("a.log"));
@@ -442,7 +452,9 @@ fn json_record(id: &str, ts: u64) -> Record {
 
 #[test]
 fn kafka_json_ids_that_break_the_header_are_malformed() {
-    let broker = Tansu::start();
+    let Some(broker) = Tansu::start() else {
+        return;
+    };
     broker.create_topic("ids", 1);
     let dir = tempdir();
     let records = [
