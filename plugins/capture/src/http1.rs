@@ -491,11 +491,12 @@ fn start_verdict(role: Role, buf: &[u8]) -> Verdict {
 }
 
 /// A header block parsed strictly, or tolerantly when strict parsing rejects it; what was
-/// unusual about it is in its `leniency`.
+/// unusual about it is in its `leniency`. (Strict parsing here rejects obs-fold and NUL, so that
+/// the tolerant parse counts them; a bare-LF block is told by its last line end, in O(1).)
 fn parse_head(role: Role, block: &[u8]) -> Option<http::Head> {
-    match http::parse_head(role, block) {
+    match http::parse_head_unfolded(role, block) {
         Ok(mut head) => {
-            head.leniency = http::head_quirks(block);
+            head.leniency.bare_lf = http::ends_with_bare_lf(block);
             Some(head)
         }
         Err(_) => http::parse_head_tolerant(role, block).ok(),

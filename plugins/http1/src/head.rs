@@ -64,8 +64,20 @@ pub enum HeadError {
     ContentLength,
 }
 
-/// Parses a complete header block (start line through the blank line).
+/// Parses a complete header block (start line through the blank line); folded response
+/// header lines (obs-fold) are accepted.
 pub fn parse_head(role: Role, block: &[u8]) -> Result<Head, HeadError> {
+    parse(role, block, true)
+}
+
+/// [`parse_head`] that also rejects obs-fold and invalid field lines (instead of skipping them),
+/// for callers that want every unusual block to go through [`parse_head_tolerant`], which
+/// reports what it accepted.
+pub fn parse_head_unfolded(role: Role, block: &[u8]) -> Result<Head, HeadError> {
+    parse(role, block, false)
+}
+
+fn parse(role: Role, block: &[u8], lenient: bool) -> Result<Head, HeadError> {
     // Uninitialised header slots: initialising 128 of them per message showed in profiles.
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut head = Head::default();
@@ -73,7 +85,7 @@ pub fn parse_head(role: Role, block: &[u8]) -> Result<Head, HeadError> {
         Role::Client => {
             let mut req = httparse::Request::new(&mut []);
             let parsed = httparse::ParserConfig::default()
-                .ignore_invalid_headers_in_requests(true)
+                .ignore_invalid_headers_in_requests(lenient)
                 .parse_request_with_uninit_headers(&mut req, block, &mut storage);
             if !matches!(parsed, Ok(httparse::Status::Complete(_))) {
                 return Err(HeadError::Syntax);
@@ -88,9 +100,9 @@ pub fn parse_head(role: Role, block: &[u8]) -> Result<Head, HeadError> {
         Role::Server => {
             let mut res = httparse::Response::new(&mut []);
             let parsed = httparse::ParserConfig::default()
-                .allow_obsolete_multiline_headers_in_responses(true)
+                .allow_obsolete_multiline_headers_in_responses(lenient)
                 .allow_spaces_after_header_name_in_responses(true)
-                .ignore_invalid_headers_in_responses(true)
+                .ignore_invalid_headers_in_responses(lenient)
                 .parse_response_with_uninit_headers(&mut res, block, &mut storage);
             if !matches!(parsed, Ok(httparse::Status::Complete(_))) {
                 return Err(HeadError::Syntax);
@@ -154,8 +166,14 @@ pub fn first_line_ends_bare_cr(buf: &[u8]) -> Option<bool> {
     }
 }
 
-/// What a strictly parsed header block still did unusually: bare-LF line ends, NUL bytes,
-/// folded lines (each one pass over the block's line ends).
+/// Whether a header block's last line end (the blank line) is a bare LF: the O(1) sign of a
+/// block written with bare-LF line ends.
+pub fn ends_with_bare_lf(block: &[u8]) -> bool {
+    matches!(block, [.., b'\n', b'\n'])
+}
+
+/// What a header block did unusually: bare-LF line ends, NUL bytes, folded lines (one pass
+/// over the block's line ends).
 pub fn head_quirks(block: &[u8]) -> Leniency {
     let mut quirks = Leniency {
         nul: memchr::memchr(0, block).is_some(),

@@ -19,8 +19,8 @@ pub mod start_line;
 pub use body::{request_body, response_body, BodyKind};
 pub use chunked::{scan_chunked, ChunkProgress, Chunked};
 pub use head::{
-    find_bare_cr_head_end, find_head_end, first_line_ends_bare_cr, head_quirks, parse_head,
-    parse_head_tolerant, Head, HeadError, Method,
+    ends_with_bare_lf, find_bare_cr_head_end, find_head_end, first_line_ends_bare_cr, head_quirks,
+    parse_head, parse_head_tolerant, parse_head_unfolded, Head, HeadError, Method,
 };
 pub use start_line::{
     lenient_status_line, lenient_status_verdict, request_line, start_line, status_line, Leniency,
