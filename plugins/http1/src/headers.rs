@@ -286,7 +286,9 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn check(name: &[u8], value: &[u8]) -> Result<(), EditError> {
+/// Whether `name: value` can be written as a field line: the name a non-empty token, the
+/// value free of CR, LF and NUL.
+pub fn check_field(name: &[u8], value: &[u8]) -> Result<(), EditError> {
     if name.is_empty() {
         return Err(EditError::Name(0));
     }
@@ -304,7 +306,7 @@ fn check(name: &[u8], value: &[u8]) -> Result<(), EditError> {
 /// whitespace around the value and the line end stay (a single SP is put after the colon when
 /// there was none). An obs-folded value is replaced whole.
 pub fn set(msg: &mut Vec<u8>, name: &[u8], value: &[u8], place: Place) -> Result<(), EditError> {
-    check(name, value)?;
+    check_field(name, value)?;
     match find(msg, name) {
         Some(field) => {
             replace_value(msg, &field.value_at.clone(), value);
@@ -330,7 +332,7 @@ fn replace_value(msg: &mut Vec<u8>, value_at: &Range<usize>, value: &[u8]) {
 
 /// Inserts the field line `name: value` at `place` (even if one with that name exists).
 pub fn add(msg: &mut Vec<u8>, name: &[u8], value: &[u8], place: Place) -> Result<(), EditError> {
-    check(name, value)?;
+    check_field(name, value)?;
     let layout = layout(msg);
     let newline = layout.newline();
     let mut line = Vec::with_capacity(name.len() + value.len() + 4);
