@@ -276,7 +276,8 @@ pub enum EditError {
 /// Where a new field line goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
-    /// Right after the start line (GoReplay's choice for a header it sets).
+    /// Right after the start line (GoReplay's choice for a header it sets), past any
+    /// continuation line that has no field to continue.
     First,
     /// After the last field line, before the blank line.
     Last,
@@ -337,7 +338,14 @@ pub fn add(msg: &mut Vec<u8>, name: &[u8], value: &[u8], place: Place) -> Result
     let newline = layout.newline();
     let mut line = Vec::with_capacity(name.len() + value.len() + 4);
     let at = match place {
-        Place::First => layout.fields_start,
+        // Past any orphan continuation lines, which would otherwise fold into the new field.
+        Place::First => {
+            let mut at = layout.fields_start;
+            while at < layout.fields_end && is_ows(msg[at]) {
+                at = line_at(msg, at).map_or(layout.fields_end, |(_, next)| next);
+            }
+            at
+        }
         Place::Last => layout.fields_end,
     };
     // A start line (or, at the end of a head cut short, a last line) without its line end
@@ -607,6 +615,11 @@ mod tests {
         let mut empty = Vec::new();
         add(&mut empty, b"A", b"b", Place::Last).unwrap();
         assert_eq!(empty, b"A: b\r\n");
+        // An orphan continuation line does not fold into an inserted field.
+        let mut orphan = b"GET / HTTP/1.1\r\n  x\r\nB: 1\r\n\r\n".to_vec();
+        set(&mut orphan, b"A", b"v", Place::First).unwrap();
+        assert_eq!(orphan, b"GET / HTTP/1.1\r\n  x\r\nA: v\r\nB: 1\r\n\r\n");
+        assert_eq!(value(&orphan, b"a"), Some(&b"v"[..]));
     }
 
     #[test]
