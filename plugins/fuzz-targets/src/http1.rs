@@ -25,7 +25,8 @@ pub fn header_editor(data: &[u8]) {
         assert_eq!(&data[line.method_at.clone()], line.method);
     }
     let _ = headers::status_line(data);
-    let has_start_line = !data[layout.start_line.clone()].is_empty();
+    // (A lone CR is no start line: a field inserted after it would be one.)
+    let has_start_line = !matches!(&data[layout.start_line.clone()], b"" | b"\r");
     for place in [Place::First, Place::Last] {
         let mut edited = data.to_vec();
         headers::set(&mut edited, b"X-Fuzz", b"v 1", place).expect("a valid field");

@@ -337,7 +337,7 @@ pub fn add(msg: &mut Vec<u8>, name: &[u8], value: &[u8], place: Place) -> Result
     let layout = layout(msg);
     let newline = layout.newline();
     let mut line = Vec::with_capacity(name.len() + value.len() + 4);
-    let at = match place {
+    let mut at = match place {
         // Past any orphan continuation lines, which would otherwise fold into the new field.
         Place::First => {
             let mut at = layout.fields_start;
@@ -350,9 +350,16 @@ pub fn add(msg: &mut Vec<u8>, name: &[u8], value: &[u8], place: Place) -> Result
     };
     // A start line (or, at the end of a head cut short, a last line) without its line end
     // gets one first; the inserted line then ends the message, as the cut line did.
-    let unterminated = at == msg.len() && !msg.is_empty() && msg[at - 1] != b'\n';
+    let mut unterminated = at == msg.len() && !msg.is_empty() && msg[at - 1] != b'\n';
+    if unterminated && msg[at - 1] == b'\r' && (at == 1 || msg[at - 2] == b'\n') {
+        // A cut line that is a lone CR would become a blank line ending the head before the
+        // new field: the field goes before it.
+        at -= 1;
+        unterminated = false;
+    }
     if unterminated {
-        line.extend_from_slice(newline);
+        // A cut line ending in CR only lacks the LF of its CRLF.
+        line.extend_from_slice(if msg[at - 1] == b'\r' { b"\n" } else { newline });
     }
     line.extend_from_slice(name);
     line.extend_from_slice(b": ");
@@ -620,6 +627,14 @@ mod tests {
         set(&mut orphan, b"A", b"v", Place::First).unwrap();
         assert_eq!(orphan, b"GET / HTTP/1.1\r\n  x\r\nA: v\r\nB: 1\r\n\r\n");
         assert_eq!(value(&orphan, b"a"), Some(&b"v"[..]));
+        // A cut head ending in a lone CR: the CR stays last, after the new field.
+        let mut cr = b"GET / HTTP/1.1\nHost\r\n\r".to_vec();
+        add(&mut cr, b"A", b"v", Place::Last).unwrap();
+        assert_eq!(cr, b"GET / HTTP/1.1\nHost\r\nA: v\n\r");
+        assert_eq!(value(&cr, b"a"), Some(&b"v"[..]));
+        let mut cr = b"GET / HTTP/1.1\r\nHost: x\r".to_vec();
+        add(&mut cr, b"A", b"v", Place::Last).unwrap();
+        assert_eq!(cr, b"GET / HTTP/1.1\r\nHost: x\r\nA: v");
     }
 
     #[test]
