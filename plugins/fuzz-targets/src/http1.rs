@@ -17,6 +17,7 @@ pub fn header_editor(data: &[u8]) {
         assert!(layout.fields_start <= field.line.start && field.line.end <= layout.fields_end);
         assert!(field.line.start <= field.value_at.start && field.value_at.end <= field.line.end);
         assert_eq!(&data[field.value_at.clone()], field.value);
+        assert!(!field.name.is_empty() && !field.name.contains(&b'\n'));
         assert!(field.value_unfolded().len() <= field.value.len());
         first_name.get_or_insert(field.name);
     }

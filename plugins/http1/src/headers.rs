@@ -174,9 +174,10 @@ impl<'a> Iterator for Fields<'a> {
         let msg = self.msg;
         while self.at < self.end {
             let start = self.at;
-            let (mut content_end, mut next) = line_at(msg, start)?;
+            let (first_end, mut next) = line_at(msg, start)?;
             next = next.min(self.end);
-            content_end = content_end.min(next);
+            let first_end = first_end.min(next);
+            let mut content_end = first_end;
             // The continuation lines of this one.
             while next < self.end && is_ows(msg[next]) {
                 let (end, after) = line_at(msg, next)?;
@@ -184,7 +185,8 @@ impl<'a> Iterator for Fields<'a> {
                 next = after.min(self.end);
             }
             self.at = next;
-            let first_line = &msg[start..content_end];
+            // The name and its colon are on the first line.
+            let first_line = &msg[start..first_end];
             let Some(colon) = memchr(b':', first_line) else {
                 continue;
             };
@@ -580,6 +582,11 @@ mod tests {
     fn lines_without_colon_and_leading_empty_lines() {
         let msg = b"\r\n\nGET / HTTP/1.1\r\nnot a field\r\n: empty name\r\nA: 1\r\n\r\n";
         assert_eq!(names(msg), ["A"]);
+        // A colon on a continuation line does not make the line above a field.
+        assert_eq!(
+            names(b"GET / HTTP/1.1\r\njunk\r\n x: y\r\nB: 2\r\n\r\n"),
+            ["B"]
+        );
         assert_eq!(request_line(msg).unwrap().method, b"GET");
         let mut edited = msg.to_vec();
         set(&mut edited, b"B", b"2", Place::First).unwrap();
@@ -719,6 +726,7 @@ mod tests {
             let mut msg = b"GET / HTTP/1.1\r\n".to_vec();
             msg.extend((0..6).map(|k| alphabet[n / alphabet.len().pow(k) % alphabet.len()]));
             for field in fields(&msg) {
+                assert!(!field.name.contains(&b'\n') && !field.name.is_empty());
                 assert!(field.line.end <= msg.len() && field.value_at.end <= field.line.end);
                 assert!(field.line.start <= field.value_at.start);
                 let _ = field.value_unfolded();
