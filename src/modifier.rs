@@ -13,6 +13,8 @@
 
 use bytes::Bytes;
 use regex::bytes::Regex;
+use shadowtap_api::fnv32a;
+use shadowtap_http1::headers::{self, Place};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -171,6 +173,8 @@ fn sampling_value(text: &str) -> Result<Sampling, String> {
 
 fn set_header_value(text: &str) -> Result<SetHeader, String> {
     let (name, value) = split_name(text, ':', "\"X-Env: staging\"")?;
+    headers::check_field(name.as_bytes(), value.trim().as_bytes())
+        .map_err(|e| format!("{text:?}: {e}"))?;
     Ok(SetHeader {
         name: name.to_string(),
         value: value.trim().to_string(),
@@ -248,24 +252,24 @@ impl Modifier {
     /// Applies every rule to a request payload: `None` if it is filtered out, else the
     /// (possibly rewritten) payload. A payload without a request line passes unchanged.
     pub fn rewrite(&self, payload: &Bytes) -> Option<Bytes> {
-        if request_line(payload).is_none() {
+        let Some(line) = headers::request_line(payload) else {
             return Some(payload.clone());
-        }
+        };
         let a = &self.args;
-        let mut p: Cow<[u8]> = Cow::Borrowed(&payload[..]);
         if !a.http_allow_method.is_empty() {
-            let method = &p[method_range(&p)];
+            let method = line.method;
             if !a.http_allow_method.iter().any(|m| m.as_bytes() == method) {
                 return None;
             }
         }
+        let mut p: Cow<[u8]> = Cow::Borrowed(&payload[..]);
         for set in &a.http_set_header {
             set_header(p.to_mut(), set.name.as_bytes(), set.value.as_bytes());
         }
         for set in &a.http_set_param {
             set_param(p.to_mut(), set.name.as_bytes(), set.value.as_bytes());
         }
-        let target = |p: &[u8]| target_range(p).map(|r| p[r].to_vec()).unwrap_or_default();
+        let target = |p: &[u8]| target(p).to_vec();
         if !a.http_allow_url.is_empty() {
             let t = target(&p);
             if !a.http_allow_url.iter().any(|r| r.is_match(&t)) {
@@ -348,110 +352,25 @@ impl Modifier {
     }
 }
 
-/// FNV-1a, 32 bits (GoReplay's consistent sampling hash).
-pub fn fnv32a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
-    })
-}
-
-/// The first line's end (after its `\n`, or the payload's end), if it is `METHOD TARGET HTTP/x`.
-fn request_line(p: &[u8]) -> Option<usize> {
-    let end = memchr(b'\n', p).map(|i| i + 1).unwrap_or(p.len());
-    let line = p[..end].strip_suffix(b"\n").unwrap_or(&p[..end]);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut parts = line.split(|&b| b == b' ');
-    let method = parts.next()?;
-    let target = parts.next()?;
-    let version = parts.next()?;
-    let ok = !method.is_empty()
-        && method.iter().all(|b| b.is_ascii_alphabetic() || *b == b'-')
-        && !target.is_empty()
-        && version.starts_with(b"HTTP/")
-        && parts.next().is_none();
-    ok.then_some(end)
-}
-
-fn memchr(byte: u8, p: &[u8]) -> Option<usize> {
-    p.iter().position(|&b| b == byte)
-}
-
-fn method_range(p: &[u8]) -> Range<usize> {
-    0..memchr(b' ', p).unwrap_or(0)
-}
-
-fn target_range(p: &[u8]) -> Option<Range<usize>> {
-    let start = memchr(b' ', p)? + 1;
-    let len = memchr(b' ', &p[start..])?;
-    Some(start..start + len)
-}
-
-/// Lines of the header block: (line start, line without its line ending).
-fn header_lines(p: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    let mut at = request_line(p).unwrap_or(p.len());
-    std::iter::from_fn(move || {
-        if at >= p.len() {
-            return None;
-        }
-        let end = memchr(b'\n', &p[at..])
-            .map(|i| at + i + 1)
-            .unwrap_or(p.len());
-        let start = at;
-        let line = p[start..end].strip_suffix(b"\n").unwrap_or(&p[start..end]);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            at = p.len();
-            return None;
-        }
-        at = end;
-        Some((start, line))
-    })
-}
-
-/// The value's position (trimmed) of the first header called `name`, in the header block.
-fn header_range(p: &[u8], name: &[u8]) -> Option<Range<usize>> {
-    header_lines(p).find_map(|(start, line)| {
-        let colon = memchr(b':', line)?;
-        if !line[..colon].eq_ignore_ascii_case(name) {
-            return None;
-        }
-        let mut from = colon + 1;
-        let mut to = line.len();
-        while from < to && line[from] < 0x21 {
-            from += 1;
-        }
-        while to > from && line[to - 1] < 0x21 {
-            to -= 1;
-        }
-        Some(start + from..start + to)
-    })
+fn target(p: &[u8]) -> &[u8] {
+    headers::request_line(p).map_or(&[], |l| l.target)
 }
 
 /// The value of the first header called `name`, in the header block.
 pub fn header_value<'a>(p: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    header_range(p, name).map(|r| &p[r])
+    headers::value(p, name)
 }
 
 /// Replaces the value of the first header `name`, or inserts `name: value` after the
-/// request line.
+/// request line; a value that cannot be a header value (CR, LF, NUL) leaves `p` unchanged.
 fn set_header(p: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    if let Some(range) = header_range(p, name) {
-        p.splice(range, value.iter().copied());
-        return;
-    }
-    let at = request_line(p).unwrap_or(p.len());
-    let mut line = Vec::with_capacity(name.len() + value.len() + 4);
-    line.extend_from_slice(name);
-    line.extend_from_slice(b": ");
-    line.extend_from_slice(value);
-    line.extend_from_slice(b"\r\n");
-    p.splice(at..at, line);
+    // Names and `--http-set-header` values are checked when the flags are parsed; only a
+    // regexp replacement can yield a bad value, and then the rule does nothing.
+    let _ = headers::set(p, name, value, Place::First);
 }
 
 fn set_target(p: &mut Vec<u8>, target: &[u8]) {
-    if let Some(range) = target_range(p) {
-        p.splice(range, target.iter().copied());
-    }
+    headers::set_target(p, target);
 }
 
 /// The value of query parameter `name` in `target` (`?name=` or `&name=`, up to `&` or end).
@@ -468,17 +387,18 @@ fn param_range(target: &[u8], name: &[u8]) -> Option<Range<usize>> {
         (Some(a), Some(b)) => a.min(b),
         (a, b) => a.or(b)?,
     } + needle.len();
-    let end = memchr(b'&', &target[start..])
-        .map(|i| start + i)
-        .unwrap_or(target.len());
+    let end = target[start..]
+        .iter()
+        .position(|&b| b == b'&')
+        .map_or(target.len(), |i| start + i);
     Some(start..end)
 }
 
 fn set_param(p: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    let Some(range) = target_range(p) else {
+    let Some(line) = headers::request_line(p) else {
         return;
     };
-    let mut target = p[range].to_vec();
+    let mut target = line.target.to_vec();
     match param_range(&target, name) {
         Some(r) => {
             target.splice(r, value.iter().copied());
@@ -549,6 +469,32 @@ mod tests {
     fn fnv_reference_values() {
         assert_eq!(fnv32a(b"1") % 100, 44);
         assert_eq!(fnv32a(b"3") % 100, 82);
+    }
+
+    #[test]
+    fn tolerant_heads_and_bad_rewrites() {
+        // Bare-LF lines, an obs-folded header and a head cut short are edited in place.
+        assert_eq!(
+            apply(
+                &["--http-set-header", "X-Env: dev"],
+                "GET / HTTP/1.1\nX-Env: a\n b\n\n"
+            )
+            .unwrap(),
+            "GET / HTTP/1.1\nX-Env: dev\n\n"
+        );
+        assert_eq!(
+            apply(
+                &["--http-allow-header", "Host:^cut$"],
+                "GET / HTTP/1.1\r\nHost: cut"
+            )
+            .as_deref(),
+            Some("GET / HTTP/1.1\r\nHost: cut")
+        );
+        // A replacement that would break the line leaves the header as it was.
+        assert_eq!(
+            apply(&["--http-rewrite-header", "Host: (.*),$1\r\nEvil: 1"], GET).unwrap(),
+            GET
+        );
     }
 
     #[test]
@@ -640,6 +586,7 @@ mod tests {
             ["--http-header-limiter", "X:50"],
             ["--http-param-limiter", "x:abc%"],
             ["--http-set-header", "NoColon"],
+            ["--http-set-header", "Bad@Name: x"],
             ["--http-set-param", "novalue"],
             ["--http-rewrite-url", "nocolon"],
             ["--http-rewrite-header", "Host: nocomma"],

@@ -5,6 +5,8 @@
 
 use bytes::Bytes;
 use shadowtap_api::{Counters, Message};
+use shadowtap_http1::headers::{self, Place};
+use shadowtap_http1::{dechunk, DechunkError};
 use std::io::Read;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -36,114 +38,47 @@ pub enum Skipped {
 
 /// Prettifies `payload`; `Ok(None)` when there is nothing to do.
 pub fn prettify(payload: &Bytes, limit: usize) -> Result<Option<Bytes>, Skipped> {
-    let Some(head_end) = head_end(payload) else {
-        return Ok(None);
-    };
-    let head = &payload[..head_end];
-    if !looks_like_http(head) {
+    let layout = headers::layout(payload);
+    let is_http = headers::request_line(payload).is_some_and(|l| !l.version.is_empty())
+        || headers::status_line(payload).is_some();
+    if !layout.complete || !is_http {
         return Ok(None);
     }
-    let chunked = header(head, b"transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().windows(7).any(|w| w == b"chunked"));
-    let gzip = header(head, b"content-encoding")
-        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"gzip"));
+    let head = &payload[..layout.head_end];
+    let chunked = headers::is_chunked(head);
+    let gzip =
+        headers::value(head, b"content-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"gzip"));
     if !chunked && !gzip {
         return Ok(None);
     }
+    let rest = &payload[layout.head_end..];
     let mut body: Vec<u8> = if chunked {
-        dechunk(&payload[head_end..], limit)?
+        dechunk(rest, limit)
+            .map_err(|e| match e {
+                DechunkError::TooLarge { .. } => Skipped::TooLarge,
+                _ => Skipped::Undecodable,
+            })?
+            .data
     } else {
-        payload[head_end..].to_vec()
+        rest.to_vec()
     };
     if gzip {
         body = gunzip(&body, limit)?;
     }
     let mut out = Vec::with_capacity(head.len() + body.len() + 24);
-    let mut lines = head.split_inclusive(|&b| b == b'\n');
-    if let Some(first) = lines.next() {
-        out.extend_from_slice(first);
+    out.extend_from_slice(head);
+    headers::remove(&mut out, b"content-length");
+    if chunked {
+        headers::remove(&mut out, b"transfer-encoding");
     }
-    for line in lines {
-        let name = line.split(|&b| b == b':').next().unwrap_or_default();
-        let name = name.trim_ascii();
-        if line.trim_ascii().is_empty() {
-            out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-            out.extend_from_slice(line);
-            continue;
-        }
-        let drop = name.eq_ignore_ascii_case(b"content-length")
-            || (chunked && name.eq_ignore_ascii_case(b"transfer-encoding"))
-            || (gzip && name.eq_ignore_ascii_case(b"content-encoding"));
-        if !drop {
-            out.extend_from_slice(line);
-        }
+    if gzip {
+        headers::remove(&mut out, b"content-encoding");
     }
+    let length = body.len().to_string();
+    headers::add(&mut out, b"Content-Length", length.as_bytes(), Place::Last)
+        .expect("a valid field");
     out.extend_from_slice(&body);
     Ok(Some(Bytes::from(out)))
-}
-
-fn looks_like_http(head: &[u8]) -> bool {
-    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    first.starts_with(b"HTTP/") || first.windows(6).any(|w| w == b" HTTP/")
-}
-
-/// Offset just after the blank line ending the head.
-fn head_end(p: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    while at < p.len() {
-        let end = p[at..].iter().position(|&b| b == b'\n')? + at + 1;
-        let line = &p[at..end];
-        if at > 0 && (line == b"\r\n" || line == b"\n") {
-            return Some(end);
-        }
-        at = end;
-    }
-    None
-}
-
-fn header<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
-        let colon = line.iter().position(|&b| b == b':')?;
-        line[..colon]
-            .trim_ascii()
-            .eq_ignore_ascii_case(name)
-            .then(|| line[colon + 1..].trim_ascii())
-    })
-}
-
-/// Joins the chunks of a chunked body (extensions and trailers are dropped).
-fn dechunk(mut body: &[u8], limit: usize) -> Result<Vec<u8>, Skipped> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or(Skipped::Undecodable)?;
-        let size_text = body[..line_end]
-            .split(|&b| b == b';')
-            .next()
-            .unwrap_or_default();
-        let size_text = std::str::from_utf8(size_text)
-            .map_err(|_| Skipped::Undecodable)?
-            .trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| Skipped::Undecodable)?;
-        body = &body[line_end + 1..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if body.len() < size {
-            return Err(Skipped::Undecodable);
-        }
-        if out.len() + size > limit {
-            return Err(Skipped::TooLarge);
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size..];
-        body = body
-            .strip_prefix(b"\r\n")
-            .or_else(|| body.strip_prefix(b"\n"))
-            .ok_or(Skipped::Undecodable)?;
-    }
 }
 
 fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, Skipped> {
@@ -198,6 +133,22 @@ mod tests {
             "POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nplain text"
         );
         assert_eq!(prettify(&Bytes::from(p), 5), Err(Skipped::TooLarge));
+    }
+
+    #[test]
+    fn bare_lf_heads_and_oversized_chunks() {
+        let p = b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nX: y\n\n3\nabc\n0\n\n";
+        assert_eq!(
+            run(p).unwrap().unwrap(),
+            "HTTP/1.1 200 OK\nX: y\nContent-Length: 3\n\nabc"
+        );
+        let huge = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffff\r\nab";
+        assert_eq!(run(huge), Err(Skipped::Undecodable));
+        let big = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n0\r\n\r\n";
+        assert_eq!(
+            prettify(&Bytes::copy_from_slice(big), 5),
+            Err(Skipped::TooLarge)
+        );
     }
 
     #[test]

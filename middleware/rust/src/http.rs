@@ -1,166 +1,85 @@
-//! HTTP/1.x helpers on raw payloads.
+//! HTTP/1.x helpers on raw payloads, on top of shadowtap's HTTP/1 toolkit
+//! ([`shadowtap_http1::headers`]).
 //!
-//! The head is everything before the first `\r\n\r\n`: the start line, then one header per
-//! line. A payload without that blank line (cut short) is all head and has no body. Header
+//! The head is the start line, then one header per line, through the first blank line; lines
+//! end in CRLF or a bare LF, and a line starting with a space or tab continues the header
+//! above it. A payload without that blank line (cut short) is all head and has no body. Header
 //! names match ASCII case-insensitively; nothing but the edited lines ever changes.
 
-const HEAD_END: &[u8] = b"\r\n\r\n";
-const CRLF: &[u8] = b"\r\n";
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn split_lines(head: &[u8]) -> Vec<&[u8]> {
-    let mut lines = Vec::new();
-    let mut rest = head;
-    while let Some(end) = find(rest, CRLF) {
-        lines.push(&rest[..end]);
-        rest = &rest[end + CRLF.len()..];
-    }
-    lines.push(rest);
-    lines
-}
-
-/// The head's lines (start line first), and the body when the head is complete.
-fn split_head(payload: &[u8]) -> (Vec<&[u8]>, Option<&[u8]>) {
-    match find(payload, HEAD_END) {
-        Some(end) => (
-            split_lines(&payload[..end]),
-            Some(&payload[end + HEAD_END.len()..]),
-        ),
-        None => (split_lines(payload), None),
-    }
-}
-
-fn join_head(lines: &[&[u8]], body: Option<&[u8]>) -> Vec<u8> {
-    let mut out = lines.join(CRLF);
-    if let Some(body) = body {
-        out.extend_from_slice(HEAD_END);
-        out.extend_from_slice(body);
-    }
-    out
-}
-
-fn header_name(line: &[u8]) -> Option<&[u8]> {
-    line.iter()
-        .position(|&b| b == b':')
-        .map(|colon| &line[..colon])
-}
-
-fn is_named(line: &[u8], name: &[u8]) -> bool {
-    header_name(line).is_some_and(|n| n.eq_ignore_ascii_case(name))
-}
-
-fn trim_spaces(mut value: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = value {
-        value = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = value {
-        value = rest;
-    }
-    value
-}
+use shadowtap_http1::headers::{self, Place};
 
 fn check_header_text(name: &[u8], value: &[u8]) {
-    let breaks = |text: &[u8]| text.iter().any(|&b| b == b'\r' || b == b'\n');
     assert!(
-        !name.is_empty() && !breaks(name) && !name.contains(&b':') && !breaks(value),
-        "header name/value must not contain CR or LF (or ':' in the name)"
+        headers::check_field(name, value).is_ok(),
+        "header name/value must not contain CR or LF (or NUL in the value; the name must be \
+         a token, without ':' or spaces)"
     );
 }
 
 /// Value of the first header called `name` (any case), spaces and tabs trimmed.
 pub fn get_header(payload: &[u8], name: impl AsRef<[u8]>) -> Option<&[u8]> {
-    let (lines, _) = split_head(payload);
-    let line = lines[1..].iter().find(|l| is_named(l, name.as_ref()))?;
-    let colon = line.iter().position(|&b| b == b':')?;
-    Some(trim_spaces(&line[colon + 1..]))
+    headers::value(payload, name.as_ref())
 }
 
 /// The payload with header `name` set to `value`.
 ///
-/// The first line whose name matches (any case) becomes `<its name>: <value>`; without one,
-/// `<name>: <value>\r\n` is inserted right after the start line. Nothing else changes.
+/// The value of the first header whose name matches (any case) is replaced — its name, the
+/// spaces around the value and the line end stay; without one, `<name>: <value>` is inserted
+/// right after the start line. Nothing else changes.
 ///
 /// # Panics
-/// If `name` is empty or holds CR, LF or `:`, or `value` holds CR or LF.
+/// If `name` is empty or not a token (it holds CR, LF, `:`, a space...), or `value` holds CR,
+/// LF or NUL.
 pub fn set_header(payload: &[u8], name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Vec<u8> {
     let (name, value) = (name.as_ref(), value.as_ref());
     check_header_text(name, value);
-    let (mut lines, body) = split_head(payload);
-    let found = (1..lines.len()).find(|&i| is_named(lines[i], name));
-    let wire_name = found.and_then(|i| header_name(lines[i])).unwrap_or(name);
-    let new_line = [wire_name, b": ", value].concat();
-    match found {
-        Some(index) => lines[index] = &new_line,
-        None => lines.insert(1, &new_line),
-    }
-    join_head(&lines, body)
+    let mut out = payload.to_vec();
+    headers::set(&mut out, name, value, Place::First).expect("checked");
+    out
 }
 
 /// The payload without any header called `name` (any case).
 pub fn delete_header(payload: &[u8], name: impl AsRef<[u8]>) -> Vec<u8> {
-    let (mut lines, body) = split_head(payload);
-    let mut index = 0;
-    lines.retain(|line| {
-        index += 1;
-        index == 1 || !is_named(line, name.as_ref())
-    });
-    join_head(&lines, body)
-}
-
-fn start_line_parts(payload: &[u8]) -> Vec<&[u8]> {
-    let end = find(payload, CRLF).unwrap_or(payload.len());
-    payload[..end].split(|&b| b == b' ').collect()
-}
-
-fn is_response(parts: &[&[u8]]) -> bool {
-    parts[0].starts_with(b"HTTP/")
+    let mut out = payload.to_vec();
+    headers::remove(&mut out, name.as_ref());
+    out
 }
 
 /// `GET` for `GET /x HTTP/1.1`; `None` for a response (or a method that is not UTF-8).
 pub fn request_method(payload: &[u8]) -> Option<&str> {
-    let parts = start_line_parts(payload);
-    if is_response(&parts) || parts[0].is_empty() {
-        return None;
-    }
-    std::str::from_utf8(parts[0]).ok()
+    std::str::from_utf8(headers::request_line(payload)?.method).ok()
 }
 
 /// `/x?y` for `GET /x?y HTTP/1.1`; `None` for a response or a start line without target.
 pub fn request_path(payload: &[u8]) -> Option<&str> {
-    let parts = start_line_parts(payload);
-    if is_response(&parts) {
-        return None;
-    }
-    std::str::from_utf8(parts.get(1)?).ok()
+    std::str::from_utf8(headers::request_line(payload)?.target).ok()
 }
 
 /// `200` for `HTTP/1.1 200 OK`; `None` for a request.
 pub fn response_status(payload: &[u8]) -> Option<u16> {
-    let parts = start_line_parts(payload);
-    if !is_response(&parts) {
-        return None;
-    }
-    std::str::from_utf8(parts.get(1)?).ok()?.parse().ok()
+    headers::status_line(payload).map(|s| s.status)
 }
 
 /// The bytes after the head's blank line (empty when there is none), not de-chunked.
 pub fn body(payload: &[u8]) -> &[u8] {
-    split_head(payload).1.unwrap_or_default()
+    &payload[headers::layout(payload).head_end..]
 }
 
 /// The payload with a new body and `Content-Length: <len>` set; `Transfer-Encoding` is removed.
 pub fn set_body(payload: &[u8], body: impl AsRef<[u8]>) -> Vec<u8> {
     let body = body.as_ref();
-    let (mut lines, _) = split_head(payload);
-    while lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop(); // a head cut short may end in "\r\n"
+    let layout = headers::layout(payload);
+    let mut out = payload[..layout.head_end].to_vec();
+    headers::remove(&mut out, b"Transfer-Encoding");
+    let length = body.len().to_string();
+    headers::set(&mut out, b"Content-Length", length.as_bytes(), Place::First).expect("valid");
+    if !layout.complete {
+        // A head cut short gets its blank line.
+        if !out.ends_with(b"\n") {
+            out.extend_from_slice(layout.newline());
+        }
+        out.extend_from_slice(layout.newline());
     }
-    let head = delete_header(&join_head(&lines, None), "Transfer-Encoding");
-    let mut out = set_header(&head, "Content-Length", body.len().to_string());
-    out.extend_from_slice(HEAD_END);
     out.extend_from_slice(body);
     out
 }
@@ -232,6 +151,22 @@ mod tests {
         assert_eq!(response_status(not_found), Some(404));
         assert_eq!(request_method(not_found), None);
         assert_eq!(request_method(b""), None);
+    }
+
+    #[test]
+    fn bare_lf_and_folded_heads() {
+        let payload = b"GET / HTTP/1.1\nX: a\n b\nY: 1\n\nbody";
+        assert_eq!(get_header(payload, "y"), Some(&b"1"[..]));
+        assert_eq!(
+            set_header(payload, "X", "new"),
+            b"GET / HTTP/1.1\nX: new\nY: 1\n\nbody"
+        );
+        assert_eq!(delete_header(payload, "x"), b"GET / HTTP/1.1\nY: 1\n\nbody");
+        assert_eq!(body(payload), b"body");
+        assert_eq!(
+            set_body(b"GET / HTTP/1.1\nHost: cut", "ab"),
+            b"GET / HTTP/1.1\nContent-Length: 2\nHost: cut\n\nab"
+        );
     }
 
     #[test]

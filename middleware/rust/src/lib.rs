@@ -1,4 +1,5 @@
-//! Helpers for writing shadowtap (and GoReplay) middlewares, with no dependencies.
+//! Helpers for writing shadowtap (and GoReplay) middlewares; the only dependency is shadowtap's
+//! HTTP/1 toolkit (`shadowtap-http1`), for the header edits.
 //!
 //! A middleware reads one message per line on stdin — the lowercase hex of
 //! `<header line>\n<payload>` — and writes the messages it wants to pass on, in the same

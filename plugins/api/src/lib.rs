@@ -70,3 +70,22 @@ pub fn random_id() -> String {
     out.truncate(24);
     out
 }
+
+/// FNV-1a, 32 bits: GoReplay's hash for consistent sampling (`--http-header-limiter`,
+/// `--http-param-limiter`) and sticky routing (`--output-tcp-sticky`).
+pub fn fnv32a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fnv32a_reference_values() {
+        assert_eq!(super::fnv32a(b""), 0x811c_9dc5);
+        assert_eq!(super::fnv32a(b"a"), 0xe40c_292c);
+        assert_eq!(super::fnv32a(b"1") % 100, 44);
+        assert_eq!(super::fnv32a(b"3") % 100, 82);
+    }
+}

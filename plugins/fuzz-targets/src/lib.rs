@@ -9,6 +9,7 @@
 
 mod capture;
 mod engine;
+mod http1;
 mod listeners;
 mod records;
 mod replay;
@@ -82,6 +83,14 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "prettify",
         run: engine::prettify,
+    },
+    Target {
+        name: "header_editor",
+        run: http1::header_editor,
+    },
+    Target {
+        name: "chunked_decoder",
+        run: http1::chunked_decoder,
     },
 ];
 

@@ -153,6 +153,20 @@ def listeners():
     write("tcp_connection", "wrong-auth", b"\x01AUTH nope\r\n" + records)
     write("tcp_connection", "no-newline", b"\x01AUTH " + b"s" * 5000)
 
-for make in (listeners, gor, meta, middleware, kafka, pcaps, trackers, http):
+def http1():
+    hostile = [b"GET / HTTP/1.1\r\nX: a\r\n  folded\r\n\tmore\r\nY: 1\r\n\r\nbody",
+               b"GET / HTTP/1.1\r\n  orphan\r\nHost: x\r\n", b"GET / HTTP/1.1", b"",
+               b"\r\n\nGET / HTTP/1.1\r\nA: x\ry\r\nno colon\r\n: empty\r\n\r\n",
+               b"HTTP/1.1 200 OK\nA:\n\x00B :  \n\r\n\n"]
+    for i, m in enumerate(REQUESTS + RESPONSES + hostile):
+        write("header_editor", f"message-{i}", m)
+    bodies = [b"4;name=value\r\nWiki\r\n5 ; x\r\npedia\n0\r\nExpires: never\r\n\r\nNEXT",
+              b"0\r\n\r\n", b"3\r\nab", b"zz\r\n", b"fx\r\n", b"f,\r\n", b"3\r\nabcX\r\n",
+              b"ffffffffffffffff\r\nabc", b"10000000000000000\r\n", b"1" + b";" * 70000,
+              b"0\r\n" + b"x" * 70000, b"2\nab\n0\n\n", b"\x00\r\n"]
+    for i, b in enumerate(bodies):
+        write("chunked_decoder", f"body-{i}", bytes([i * 37 & 0xff]) + b if i % 2 else b)
+
+for make in (listeners, gor, meta, middleware, kafka, pcaps, trackers, http, http1):
     make()
 print("seeds written to", FUZZ / "corpus", file=sys.stderr)

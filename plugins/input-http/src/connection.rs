@@ -328,7 +328,8 @@ impl Connection {
                         what: "chunk-size line over 4 KiB",
                     })?;
             truncated |= cut;
-            let size = chunk_size(&line).ok_or(Failure::Malformed("bad chunk size"))?;
+            let size =
+                shadowtap_http1::chunk_size(&line).ok_or(Failure::Malformed("bad chunk size"))?;
             if size == 0 {
                 return Ok(self.trailers(input, request, limit)? | truncated);
             }
@@ -378,11 +379,4 @@ fn keep(request: &mut Vec<u8>, bytes: &[u8], limit: usize) -> bool {
     let room = limit.saturating_sub(request.len()).min(bytes.len());
     request.extend_from_slice(&bytes[..room]);
     room < bytes.len()
-}
-
-/// The size of a chunk-size line (hex, extensions after `;` ignored).
-fn chunk_size(line: &[u8]) -> Option<u64> {
-    let size_text = line.split(|&b| b == b';').next().unwrap_or_default();
-    let text = std::str::from_utf8(size_text).ok()?.trim();
-    u64::from_str_radix(text, 16).ok()
 }

@@ -21,7 +21,10 @@
 //! block 64 KiB (else `431`); each is counted as one message dropped `oversized` and the
 //! connection is closed. The request as a whole (chunk lines included) is kept up to `--copy-buffer-size`
 //! and the rest read and discarded (counted truncated). A request that does not parse gets
-//! `400` and is counted `malformed`; one left unfinished at close or idle timeout `incomplete`.
+//! `400` and is counted `malformed` — so does one whose body length cannot be known (RFC 9112
+//! §6.3: conflicting or invalid `Content-Length`, a last transfer coding other than `chunked`;
+//! the framing rules are the http1 toolkit's); one left unfinished at close or idle timeout
+//! `incomplete`.
 //!
 //! Limits (see `shadowtap-listener`): `--input-http-max-connections N` (default 256; more get
 //! `503`, counted `connection limit`), `--input-http-max-memory SIZE` (default 512mb; each

@@ -10,6 +10,7 @@
 //!   nothing else is left), and `Proxy-Connection` is removed, so pooled connections stay up;
 //! * `Expect: 100-continue` is removed: the body is always sent right after the head.
 
+use shadowtap_http1::headers;
 use std::fmt;
 
 /// What to change in a request.
@@ -50,23 +51,9 @@ impl fmt::Display for RequestError {
     }
 }
 
-fn offset(base: &[u8], part: &[u8]) -> usize {
-    part.as_ptr() as usize - base.as_ptr() as usize
-}
-
-fn find_newline(bytes: &[u8], from: usize) -> usize {
-    bytes[from..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(bytes.len(), |i| from + i + 1)
-}
-
-/// Writes the rewritten `payload` to `out` (which is cleared first).
-pub fn rewrite(
-    payload: &[u8],
-    edits: &Edits,
-    out: &mut Vec<u8>,
-) -> Result<RequestInfo, RequestError> {
+/// The head's length if `payload` is a complete, valid request head (httparse, strict: what is
+/// replayed must parse at the target too).
+fn validate(payload: &[u8]) -> Result<usize, RequestError> {
     let mut storage = [httparse::EMPTY_HEADER; 64];
     let mut large;
     let mut request = httparse::Request::new(&mut storage);
@@ -78,37 +65,44 @@ pub fn rewrite(
         }
         other => other,
     };
-    let head_len = match parsed {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return Err(RequestError::Unparsable("incomplete head".into()))
-        }
-        Err(e) => return Err(RequestError::Unparsable(e.to_string())),
-    };
-    let method = request.method.unwrap_or_default();
-    if method.eq_ignore_ascii_case("CONNECT") {
+    match parsed {
+        Ok(httparse::Status::Complete(n)) => Ok(n),
+        Ok(httparse::Status::Partial) => Err(RequestError::Unparsable("incomplete head".into())),
+        Err(e) => Err(RequestError::Unparsable(e.to_string())),
+    }
+}
+
+/// Writes the rewritten `payload` to `out` (which is cleared first).
+pub fn rewrite(
+    payload: &[u8],
+    edits: &Edits,
+    out: &mut Vec<u8>,
+) -> Result<RequestInfo, RequestError> {
+    let head_len = validate(payload)?;
+    // The head parsed strictly; its parts and fields are located by the http1 toolkit.
+    let head = &payload[..head_len];
+    let unparsable = || RequestError::Unparsable("no request line".into());
+    let line = headers::request_line(head).ok_or_else(unparsable)?;
+    let method = line.method;
+    if method.eq_ignore_ascii_case(b"CONNECT") {
         return Err(RequestError::Connect);
     }
-    let http10 = request.version == Some(0);
-    let path = request.path.unwrap_or_default();
-    let target_start = offset(payload, path.as_bytes());
-    let target_end = target_start + path.len();
-    let request_line_end = find_newline(payload, target_end);
-    let newline: &[u8] = if payload[..request_line_end].ends_with(b"\r\n") {
-        b"\r\n"
-    } else {
-        b"\n"
-    };
+    let http10 = line.version.eq_ignore_ascii_case(b"HTTP/1.0");
+    let path = std::str::from_utf8(line.target).map_err(|_| unparsable())?;
+    let (target_start, target_end) = (line.target_at.start, line.target_at.end);
+    let layout = headers::layout(head);
+    let request_line_end = layout.fields_start;
+    let newline = layout.newline();
 
     out.clear();
     out.reserve(payload.len() + 64);
     if edits.into_get {
         // The method need not start the payload: empty lines before the request line are
         // allowed (RFC 9112 §2.2) and kept.
-        let method_start = offset(payload, method.as_bytes());
+        let method_start = line.method_at.start;
         out.extend_from_slice(&payload[..method_start]);
         out.extend_from_slice(b"GET");
-        out.extend_from_slice(&payload[method_start + method.len()..target_start]);
+        out.extend_from_slice(&payload[line.method_at.end..target_start]);
     } else {
         out.extend_from_slice(&payload[..target_start]);
     }
@@ -126,15 +120,12 @@ pub fn rewrite(
 
     let mut cursor = request_line_end;
     let mut saw_host = false;
-    for header in request.headers.iter() {
-        let line_start = offset(payload, header.name.as_bytes());
-        let value_start = offset(payload, header.value);
-        let value_end = value_start + header.value.len();
-        let line_end = find_newline(payload, value_end);
+    for field in headers::fields(head) {
+        let (line_start, line_end) = (field.line.start, field.line.end);
+        let (value_start, value_end) = (field.value_at.start, field.value_at.end);
         out.extend_from_slice(&payload[cursor..line_start]);
         cursor = line_end;
-        let name = header.name;
-        let keep_line = if name.eq_ignore_ascii_case("host") {
+        let keep_line = if field.is(b"host") {
             saw_host = true;
             if let Some(host) = edits.host {
                 out.extend_from_slice(&payload[line_start..value_start]);
@@ -143,34 +134,30 @@ pub fn rewrite(
                 continue;
             }
             true
-        } else if name.eq_ignore_ascii_case("connection") {
-            let value = String::from_utf8_lossy(header.value);
-            let kept: Vec<&str> = value
-                .split(',')
-                .map(str::trim)
+        } else if field.is(b"connection") {
+            let all = headers::list(field.value).count();
+            let kept: Vec<&[u8]> = headers::list(field.value)
                 .filter(|t| {
-                    !t.is_empty()
-                        && !t.eq_ignore_ascii_case("close")
-                        && (http10 || !t.eq_ignore_ascii_case("keep-alive"))
+                    !t.eq_ignore_ascii_case(b"close")
+                        && (http10 || !t.eq_ignore_ascii_case(b"keep-alive"))
                 })
                 .collect();
-            if kept.len() == value.split(',').filter(|t| !t.trim().is_empty()).count() {
+            if kept.len() == all {
                 true
             } else {
                 if !kept.is_empty() {
                     out.extend_from_slice(&payload[line_start..value_start]);
-                    out.extend_from_slice(kept.join(", ").as_bytes());
+                    out.extend_from_slice(&kept.join(&b", "[..]));
                     out.extend_from_slice(&payload[value_end..line_end]);
                 }
                 continue;
             }
-        } else if name.eq_ignore_ascii_case("proxy-connection") {
+        } else if field.is(b"proxy-connection") {
             false
-        } else if name.eq_ignore_ascii_case("expect") {
-            !header.value.eq_ignore_ascii_case(b"100-continue")
+        } else if field.is(b"expect") {
+            !field.value.eq_ignore_ascii_case(b"100-continue")
         } else if edits.into_get {
-            !(name.eq_ignore_ascii_case("content-length")
-                || name.eq_ignore_ascii_case("transfer-encoding"))
+            !(field.is(b"content-length") || field.is(b"transfer-encoding"))
         } else {
             true
         };
@@ -191,7 +178,7 @@ pub fn rewrite(
         out.extend_from_slice(&payload[cursor..]);
     }
     Ok(RequestInfo {
-        head: method.eq_ignore_ascii_case("HEAD") && !edits.into_get,
+        head: method.eq_ignore_ascii_case(b"HEAD") && !edits.into_get,
     })
 }
 

@@ -1,16 +1,16 @@
-//! Reading one HTTP/1.x response off a connection: the head with `httparse`, then the body
-//! framed by the rules of RFC 9112 §6.3 — no body for `HEAD`, 1xx, 204 and 304; `chunked`
-//! (with trailers); `Content-Length`; otherwise until the connection closes. Interim 1xx
+//! Reading one HTTP/1.x response off a connection with the http1 toolkit: the head, then the
+//! body framed by the rules of RFC 9112 §6.3 — no body for `HEAD`, 1xx, 204 and 304; `chunked`
+//! (with trailers, found by the toolkit's chunked scanner); `Content-Length`; otherwise until
+//! the connection closes. Interim 1xx
 //! responses (`100 Continue`, `103 Early Hints`) are skipped. The bytes are kept verbatim
 //! (up to a limit) for `--output-http-track-response`.
 
+use shadowtap_http1::{self as http1, headers, BodyKind, ChunkProgress, Chunked, Method, Role};
 use std::fmt;
 use std::io::{self, Read};
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 << 10;
-/// Largest chunk-size or trailer line accepted.
-const MAX_LINE: usize = 8 << 10;
 
 /// One complete response.
 #[derive(Debug)]
@@ -52,13 +52,6 @@ impl From<io::Error> for ResponseError {
     fn from(e: io::Error) -> Self {
         ResponseError::Io(e)
     }
-}
-
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-    UntilClose,
 }
 
 /// A connection's read buffer and response parser.
@@ -150,21 +143,18 @@ impl ResponseReader {
             if (100..200).contains(&head.status) && head.status != 101 {
                 continue;
             }
-            let framing = if head_request
-                || (100..200).contains(&head.status)
-                || head.status == 204
-                || head.status == 304
-            {
-                Framing::None
+            let request = if head_request {
+                Method::Head
             } else {
-                head.framing
+                Method::Other
             };
+            let framing = http1::response_body(&head.framing, request);
             let mut reusable = head.keep_alive && head.status != 101;
             match framing {
-                Framing::None => {}
-                Framing::Length(n) => self.copy(r, n, &mut raw, keep)?,
-                Framing::Chunked => self.chunked(r, &mut raw, keep)?,
-                Framing::UntilClose => {
+                BodyKind::Empty => {}
+                BodyKind::Length(n) => self.copy(r, n, &mut raw, keep)?,
+                BodyKind::Chunked => self.chunked(r, &mut raw, keep)?,
+                BodyKind::UntilClose => {
                     reusable = false;
                     loop {
                         record(&mut raw, &self.buf[self.start..self.end], keep);
@@ -190,12 +180,19 @@ impl ResponseReader {
     }
 
     fn read_head(&mut self, r: &mut impl Read) -> Result<Head, ResponseError> {
+        // Where to resume the search for the head's end, relative to `start`.
+        let mut resume = 0;
         loop {
             if self.start < self.end {
-                if let Some(head) = parse_head(&self.buf[self.start..self.end])? {
-                    return Ok(head);
+                let pending = &self.buf[self.start..self.end];
+                if http1::status_line(pending) == http1::Verdict::No {
+                    return Err(ResponseError::Bad("not an HTTP/1.x status line".into()));
                 }
-                if self.end - self.start > MAX_HEAD {
+                match http1::find_head_end(pending, resume) {
+                    Ok(len) => return parse_head(&pending[..len]),
+                    Err(at) => resume = at,
+                }
+                if pending.len() > MAX_HEAD {
                     return Err(ResponseError::Bad("response head too large".into()));
                 }
             }
@@ -222,60 +219,25 @@ impl ResponseReader {
         Ok(())
     }
 
-    /// One line (through `\n`), recorded; returns its length without the line ending.
-    fn line(
-        &mut self,
-        r: &mut impl Read,
-        raw: &mut Vec<u8>,
-        keep: usize,
-    ) -> Result<(usize, usize), ResponseError> {
-        loop {
-            let pending = &self.buf[self.start..self.end];
-            if let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                let line_start = self.start;
-                record(raw, &pending[..=i], keep);
-                self.start += i + 1;
-                let mut content = i;
-                if content > 0 && self.buf[line_start + content - 1] == b'\r' {
-                    content -= 1;
-                }
-                return Ok((line_start, content));
-            }
-            if pending.len() > MAX_LINE {
-                return Err(ResponseError::Bad("chunk line too long".into()));
-            }
-            self.fill_or_closed(r)?;
-        }
-    }
-
+    /// Copies a chunked body, as received, through its last trailer line.
     fn chunked(
         &mut self,
         r: &mut impl Read,
         raw: &mut Vec<u8>,
         keep: usize,
     ) -> Result<(), ResponseError> {
+        let mut state = Chunked::Size;
         loop {
-            let (at, len) = self.line(r, raw, keep)?;
-            let line = &self.buf[at..at + len];
-            let size_text = line.split(|&b| b == b';').next().unwrap_or_default();
-            let size_text = std::str::from_utf8(size_text)
-                .map_err(|_| ResponseError::Bad("bad chunk size".into()))?
-                .trim();
-            let size = u64::from_str_radix(size_text, 16)
-                .map_err(|_| ResponseError::Bad(format!("bad chunk size {size_text:?}")))?;
-            if size == 0 {
-                // Trailer section, ended by an empty line.
-                loop {
-                    let (_, len) = self.line(r, raw, keep)?;
-                    if len == 0 {
-                        return Ok(());
-                    }
+            let mut pos = self.start;
+            let progress = http1::scan_chunked(&mut state, &self.buf[..self.end], &mut pos);
+            record(raw, &self.buf[self.start..pos], keep);
+            self.start = pos;
+            match progress {
+                ChunkProgress::Done => return Ok(()),
+                ChunkProgress::NeedMore => self.fill_or_closed(r)?,
+                ChunkProgress::Invalid => {
+                    return Err(ResponseError::Bad("invalid chunked coding".into()))
                 }
-            }
-            self.copy(r, size, raw, keep)?;
-            let (_, len) = self.line(r, raw, keep)?;
-            if len != 0 {
-                return Err(ResponseError::Bad("chunk data longer than its size".into()));
             }
         }
     }
@@ -285,68 +247,39 @@ struct Head {
     len: usize,
     status: u16,
     keep_alive: bool,
-    framing: Framing,
+    framing: http1::Head,
     location: Option<String>,
 }
 
-fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ResponseError> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(bytes) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(ResponseError::Bad(e.to_string())),
-    };
-    let status = response.code.unwrap_or_default();
-    let http11 = response.version == Some(1);
-    let mut keep_alive = http11;
-    let mut length = None;
-    let mut transfer_encoding: Option<bool> = None;
-    let mut location = None;
-    for header in response.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
-                    keep_alive = true;
-                }
+/// Reads a complete response head (through its blank line).
+fn parse_head(block: &[u8]) -> Result<Head, ResponseError> {
+    let framing = http1::parse_head(Role::Server, block).map_err(|e| {
+        ResponseError::Bad(match e {
+            http1::HeadError::Syntax => "response head does not parse".into(),
+            http1::HeadError::ContentLength => "invalid or conflicting Content-Length".into(),
+        })
+    })?;
+    let http10 =
+        headers::status_line(block).is_some_and(|l| l.version.eq_ignore_ascii_case(b"HTTP/1.0"));
+    let mut keep_alive = !http10;
+    for field in headers::find_all(block, b"connection") {
+        for token in headers::list(field.value) {
+            if token.eq_ignore_ascii_case(b"close") {
+                keep_alive = false;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
+                keep_alive = true;
             }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| ResponseError::Bad("invalid Content-Length".into()))?;
-            if length.is_some_and(|l| l != value) {
-                return Err(ResponseError::Bad("conflicting Content-Length".into()));
-            }
-            length = Some(value);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = header
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .unwrap_or_default();
-            transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case("location") {
-            location = Some(String::from_utf8_lossy(header.value).into_owned());
         }
     }
-    let framing = match (transfer_encoding, length) {
-        (Some(true), _) => Framing::Chunked,
-        (Some(false), _) => Framing::UntilClose,
-        (None, Some(n)) => Framing::Length(n),
-        (None, None) => Framing::UntilClose,
-    };
-    Ok(Some(Head {
-        len,
-        status,
+    let location =
+        headers::value(block, b"location").map(|v| String::from_utf8_lossy(v).into_owned());
+    Ok(Head {
+        len: block.len(),
+        status: framing.status,
         keep_alive,
         framing,
         location,
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -492,5 +425,38 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, ResponseError::Bad(_)));
+    }
+
+    #[test]
+    fn hostile_responses() {
+        let bad = |bytes: &[u8]| {
+            let result = ResponseReader::default().read(&mut &bytes[..], false, 99);
+            assert!(
+                matches!(result, Err(ResponseError::Bad(_))),
+                "{bytes:?}: {result:?}"
+            );
+        };
+        bad(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
+        bad(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n");
+        bad(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX");
+        bad(b"\x00HTTP/1.1 200 OK\r\n\r\n");
+        // A chunk-size line that never ends, and a head that never ends, are cut at their caps.
+        let mut endless = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1".to_vec();
+        endless.extend(std::iter::repeat_n(b'0', 1 << 20));
+        bad(&endless);
+        let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        head.extend(std::iter::repeat_n(b'x', 1 << 20));
+        bad(&head);
+        // A huge stated chunk is read as it arrives, never allocated.
+        let huge = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffff\r\nab";
+        let err = ResponseReader::default()
+            .read(&mut &huge[..], false, 99)
+            .unwrap_err();
+        assert!(matches!(err, ResponseError::Closed));
+        // Bare-LF lines frame as CRLF ones do.
+        let lf = b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\nab\n0\n\n";
+        let response = read_all(lf, false).unwrap();
+        assert_eq!(response.raw, &lf[..]);
+        assert!(response.reusable);
     }
 }

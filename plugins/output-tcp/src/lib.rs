@@ -37,8 +37,8 @@ use rustls::{ClientConfig, ClientConnection};
 use shadowtap_api::values::split_limit;
 use shadowtap_api::wire::write_record;
 use shadowtap_api::{
-    instance_label, register_output, CoreSettings, Counters, Inbox, Message, Output, OutputContext,
-    OutputSpec, PluginError, Reason, Shutdown,
+    fnv32a, instance_label, register_output, CoreSettings, Counters, Inbox, Message, Output,
+    OutputContext, OutputSpec, PluginError, Reason, Shutdown,
 };
 use shadowtap_listener::Secret;
 use std::io::{self, Read, Write};
@@ -243,13 +243,6 @@ register_output! {
     about: "Streams .gor records to an input-tcp peer over persistent TCP or TLS connections",
     args: OutputTcpArgs,
     build: build,
-}
-
-/// FNV-1a, 32 bits (GoReplay's sticky routing hash).
-fn fnv32a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
-    })
 }
 
 /// What the workers of one output share.

@@ -16,6 +16,7 @@ pub mod goreplay_json;
 
 use serde::Serialize;
 use shadowtap_api::{Kind, Message};
+use shadowtap_http1::headers;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -104,6 +105,7 @@ pub struct Record {
     pub headers: BTreeMap<String, String>,
 }
 
+/// Most header fields a record takes (the rest of a hostile head is ignored).
 const MAX_HEADERS: usize = 128;
 
 impl Record {
@@ -122,20 +124,18 @@ impl Record {
             record.src_port = Some(ends.src.port());
             record.dst_port = Some(ends.dst.port());
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let payload = &msg.payload[..];
         if msg.kind() == Kind::Request {
-            let mut request = httparse::Request::new(&mut headers);
-            if request.parse(&msg.payload).is_ok() {
-                record.method = request.method.map(str::to_string);
-                record.uri = request.path.map(str::to_string);
-                record.absorb_headers(request.headers);
+            if let Some(line) = headers::request_line(payload) {
+                record.method = Some(String::from_utf8_lossy(line.method).into_owned());
+                record.uri = Some(String::from_utf8_lossy(line.target).into_owned());
+                record.absorb_headers(payload);
                 record.parse_user_agent();
             }
         } else {
-            let mut response = httparse::Response::new(&mut headers);
-            if response.parse(&msg.payload).is_ok() {
-                record.status_code = response.code;
-                record.absorb_headers(response.headers);
+            if let Some(line) = headers::status_line(payload) {
+                record.status_code = Some(line.status);
+                record.absorb_headers(payload);
             }
             record.latency_ns = msg.meta.latency().filter(|l| *l >= 0);
         }
@@ -147,10 +147,10 @@ impl Record {
         serde_json::to_string(self).expect("records always serialise")
     }
 
-    fn absorb_headers(&mut self, headers: &[httparse::Header<'_>]) {
-        for header in headers.iter().take_while(|h| !h.name.is_empty()) {
-            let value = String::from_utf8_lossy(header.value).trim().to_string();
-            let name = header.name.to_ascii_lowercase();
+    fn absorb_headers(&mut self, payload: &[u8]) {
+        for field in headers::fields(payload).take(MAX_HEADERS) {
+            let value = String::from_utf8_lossy(&field.value_unfolded()).into_owned();
+            let name = String::from_utf8_lossy(field.name).to_ascii_lowercase();
             let slot = match name.as_str() {
                 "host" => &mut self.host,
                 "user-agent" => &mut self.user_agent,
@@ -276,6 +276,18 @@ mod tests {
         assert_eq!(record.content_length, Some(9));
         assert_eq!(record.latency_ns, Some(1234));
         assert!(record.src_ip.is_none());
+    }
+
+    #[test]
+    fn tolerant_heads() {
+        let msg = Message::new(
+            Meta::new(Kind::Response, "abc", 5, 1).unwrap(),
+            "http/1.1 200 OK\nServer: a\n  b\nX-Cut: yes",
+        );
+        let record = Record::from_message(&msg);
+        assert_eq!(record.status_code, Some(200));
+        assert_eq!(record.server.as_deref(), Some("a b"));
+        assert_eq!(record.headers.get("x-cut").map(String::as_str), Some("yes"));
     }
 
     #[test]
