@@ -7,6 +7,7 @@ use shadowtap_capture::{
     decode, DecodeError, DropReason, Event, HeaderTracker, HttpMessage, MessageKind, Tracker,
     TrackerConfig,
 };
+use shadowtap_http1::headers::{self, Place};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -275,33 +276,15 @@ pub fn ledger_reason(reason: DropReason) -> Reason {
     }
 }
 
-/// `payload` with header `name` set to `value`: the first line with that name (any case) is
-/// replaced, otherwise the header is inserted right after the start line.
+/// `payload` with header `name` set to `value` (the http1 toolkit's byte-exact edit: the first
+/// field with that name, any case, gets the value; without one, the field goes right after the
+/// start line).
 pub fn set_header(payload: &[u8], name: &str, value: &str) -> Vec<u8> {
-    let head_end = memchr::memmem::find(payload, b"\r\n\r\n").map_or(payload.len(), |i| i + 2);
-    let line = format!("{name}: {value}\r\n");
-    let mut at = match memchr::memchr(b'\n', payload) {
-        Some(i) if i < head_end => i + 1,
-        _ => return payload.to_vec(),
-    };
-    let insert_at = at;
-    while at < head_end {
-        let end = memchr::memchr(b'\n', &payload[at..head_end]).map_or(head_end, |i| at + i + 1);
-        let current = &payload[at..end];
-        let matches = current.len() > name.len()
-            && current[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-            && current[name.len()] == b':';
-        if matches {
-            return [&payload[..at], line.as_bytes(), &payload[end..]].concat();
-        }
-        at = end;
+    let mut edited = payload.to_vec();
+    match headers::set(&mut edited, name.as_bytes(), value.as_bytes(), Place::First) {
+        Ok(()) => edited,
+        Err(_) => payload.to_vec(),
     }
-    [
-        &payload[..insert_at],
-        line.as_bytes(),
-        &payload[insert_at..],
-    ]
-    .concat()
 }
 
 #[cfg(test)]
@@ -313,7 +296,7 @@ mod tests {
         let request = b"GET / HTTP/1.1\r\nHost: a\r\nx-real-ip: 9.9.9.9\r\n\r\nbody";
         assert_eq!(
             set_header(request, "X-Real-IP", "1.2.3.4"),
-            b"GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 1.2.3.4\r\n\r\nbody".to_vec()
+            b"GET / HTTP/1.1\r\nHost: a\r\nx-real-ip: 1.2.3.4\r\n\r\nbody".to_vec()
         );
         let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
         assert_eq!(
