@@ -23,7 +23,7 @@ use crate::file_reader::CaptureFile;
 use crate::merge::{Key, OrderedMerge};
 use crate::shard::{endpoints_hash, frame_shard, packet_hash};
 use crate::worker::{Delivery, ExpirySchedule, Outbox, Worker};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use shadowtap_api::{Counters, InputContext, Message, Reason};
 use shadowtap_capture::{DecodeError, Packet, Protocol, TrackerConfig};
 use std::collections::HashMap;
@@ -106,12 +106,19 @@ pub(crate) fn read_sharded(
         .to_string();
     let mut shares_tx = Vec::new();
     let mut reports_rx = Vec::new();
+    // buffers go back to where they are filled, so that the steady state allocates nothing
+    // (fresh pages cost a page fault and a zeroing each)
+    let (spare_tx, spare_rx) = unbounded::<Share>();
+    let mut lists_tx = Vec::new();
     std::thread::scope(|scope| {
         for index in 0..workers {
             let (share_tx, share_rx) = bounded::<Share>(QUEUED_ROUNDS);
             let (report_tx, report_rx) = bounded::<Report>(QUEUED_ROUNDS);
+            let (list_tx, list_rx) = bounded::<Vec<(Key, Message)>>(QUEUED_ROUNDS);
             shares_tx.push(share_tx);
             reports_rx.push(report_rx);
+            lists_tx.push(list_tx);
+            let spare_tx = spare_tx.clone();
             let worker = Worker::new(
                 setup.tracker.clone(),
                 setup.headers_only,
@@ -123,7 +130,13 @@ pub(crate) fn read_sharded(
             std::thread::Builder::new()
                 .name(format!("{label}#{index}"))
                 .spawn_scoped(scope, move || {
-                    work(worker, tagger, mapped, share_rx, report_tx, |linktype| {
+                    let channels = WorkerChannels {
+                        shares: share_rx,
+                        reports: report_tx,
+                        spare_shares: spare_tx,
+                        spare_lists: list_rx,
+                    };
+                    work(worker, tagger, mapped, channels, |linktype| {
                         warn_unsupported(warned, path, linktype)
                     })
                 })
@@ -142,6 +155,7 @@ pub(crate) fn read_sharded(
                         mapped,
                         &mut filters,
                         shares_tx,
+                        spare_rx,
                         stop,
                         counters,
                         path,
@@ -149,7 +163,8 @@ pub(crate) fn read_sharded(
                 })
                 .expect("spawn the capture reader")
         };
-        merge(&reports_rx, &stop, cx);
+        drop(spare_tx);
+        merge(&reports_rx, &lists_tx, &stop, cx);
         drop(reports_rx);
         let _ = reader.join();
     });
@@ -174,6 +189,7 @@ fn read(
     map: Option<&[u8]>,
     filters: &mut Filters,
     senders: Vec<Sender<Share>>,
+    spares: Receiver<Share>,
     stop: &AtomicBool,
     counters: &Counters,
     path: &Path,
@@ -189,9 +205,12 @@ fn read(
     let base = map.map_or(0, |m| m.as_ptr() as usize);
     let send = |shares: &mut Vec<Share>, through: Key| -> bool {
         for (share, sender) in shares.iter_mut().zip(&senders) {
-            let mut full = std::mem::take(share);
+            let fresh = spares.try_recv().unwrap_or_else(|_| Share {
+                items: Vec::with_capacity(share.items.len()),
+                ..Share::default()
+            });
+            let mut full = std::mem::replace(share, fresh);
             full.through = through;
-            share.items.reserve(full.items.len());
             if sender.send(full).is_err() {
                 return false;
             }
@@ -259,17 +278,32 @@ fn read(
     send(&mut shares, through);
 }
 
+/// A worker's channels.
+struct WorkerChannels {
+    shares: Receiver<Share>,
+    reports: Sender<Report>,
+    /// Handled shares, back to the reader.
+    spare_shares: Sender<Share>,
+    /// Emptied report lists, back from the merge.
+    spare_lists: Receiver<Vec<(Key, Message)>>,
+}
+
 /// A worker thread: shares in, tagged messages out, and at the end what is still pending.
 fn work(
     mut worker: Worker,
     mut tagger: Tagger,
     map: Option<&[u8]>,
-    shares: Receiver<Share>,
-    reports: Sender<Report>,
+    channels: WorkerChannels,
     unsupported: impl Fn(u32),
 ) {
     let mut warned = Vec::new();
-    for share in shares {
+    let WorkerChannels {
+        shares,
+        reports,
+        spare_shares,
+        spare_lists,
+    } = channels;
+    for mut share in shares {
         for item in &share.items {
             match *item {
                 Item::Frame {
@@ -303,14 +337,18 @@ fn work(
                 }
             }
         }
+        let list = spare_lists.try_recv().unwrap_or_default();
         let report = Report {
-            items: std::mem::take(&mut tagger.items),
+            items: std::mem::replace(&mut tagger.items, list),
             through: share.through,
             last: false,
         };
         if reports.send(report).is_err() {
             return;
         }
+        share.items.clear();
+        share.bytes.clear();
+        let _ = spare_shares.send(share);
     }
     tagger.key = Key::end(0);
     worker.finish_into(&mut tagger);
@@ -322,16 +360,22 @@ fn work(
 }
 
 /// The input's thread: reports in, messages to the engine in the single-worker order.
-fn merge(reports: &[Receiver<Report>], stop: &AtomicBool, cx: &mut InputContext) {
+fn merge(
+    reports: &[Receiver<Report>],
+    spare_lists: &[Sender<Vec<(Key, Message)>>],
+    stop: &AtomicBool,
+    cx: &mut InputContext,
+) {
     let mut merge = OrderedMerge::new(reports.len());
     let mut stopped = false;
     while let Some(worker) = merge.lagging() {
         match reports[worker].recv() {
-            Ok(report) => {
-                merge.report(worker, report.items, report.through);
+            Ok(mut report) => {
+                merge.report(worker, report.items.drain(..), report.through);
                 if report.last {
                     merge.finished(worker);
                 }
+                let _ = spare_lists[worker].try_send(report.items);
             }
             // the worker panicked (the panic is reported when the scope ends)
             Err(_) => merge.finished(worker),
