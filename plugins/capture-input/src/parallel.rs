@@ -114,7 +114,8 @@ pub(crate) fn read_sharded(
         for index in 0..workers {
             let (share_tx, share_rx) = bounded::<Share>(QUEUED_ROUNDS);
             let (report_tx, report_rx) = bounded::<Report>(QUEUED_ROUNDS);
-            let (list_tx, list_rx) = bounded::<Vec<(Key, Message)>>(QUEUED_ROUNDS);
+            // room for every list in flight: the worker's, its queued reports', the merge's
+            let (list_tx, list_rx) = bounded::<Vec<(Key, Message)>>(QUEUED_ROUNDS + 2);
             shares_tx.push(share_tx);
             reports_rx.push(report_rx);
             lists_tx.push(list_tx);
@@ -337,7 +338,10 @@ fn work(
                 }
             }
         }
-        let list = spare_lists.try_recv().unwrap_or_default();
+        let used = tagger.items.len();
+        let list = spare_lists
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(used));
         let report = Report {
             items: std::mem::replace(&mut tagger.items, list),
             through: share.through,
