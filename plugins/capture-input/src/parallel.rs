@@ -38,6 +38,10 @@ const ROUND_FRAMES: usize = 4096;
 const ROUND_BYTES: usize = 8 << 20;
 /// Rounds queued per worker, and reports per worker queued for the merge.
 const QUEUED_ROUNDS: usize = 4;
+/// What a share's and a report's list reserve: room for a round's frames and as many
+/// expiry checks or messages (only what is filled is ever touched), so that a list never
+/// grows: growing moves it to fresh pages, which the kernel zeroes.
+const LIST_CAPACITY: usize = 2 * ROUND_FRAMES;
 
 /// One worker's share of a round: frames and expiry checks, in the reader's order.
 #[derive(Default)]
@@ -47,6 +51,15 @@ struct Share {
     bytes: Vec<u8>,
     /// After this share the worker has handled everything up to here.
     through: Key,
+}
+
+impl Share {
+    fn new() -> Self {
+        Share {
+            items: Vec::with_capacity(LIST_CAPACITY),
+            ..Share::default()
+        }
+    }
 }
 
 impl Default for Key {
@@ -196,7 +209,7 @@ fn read(
     path: &Path,
 ) {
     let workers = senders.len();
-    let mut shares: Vec<Share> = (0..workers).map(|_| Share::default()).collect();
+    let mut shares: Vec<Share> = (0..workers).map(|_| Share::new()).collect();
     let mut schedule = ExpirySchedule::default();
     let mut filtered = None;
     let mut number = 0u64;
@@ -206,10 +219,7 @@ fn read(
     let base = map.map_or(0, |m| m.as_ptr() as usize);
     let send = |shares: &mut Vec<Share>, through: Key| -> bool {
         for (share, sender) in shares.iter_mut().zip(&senders) {
-            let fresh = spares.try_recv().unwrap_or_else(|_| Share {
-                items: Vec::with_capacity(share.items.len()),
-                ..Share::default()
-            });
+            let fresh = spares.try_recv().unwrap_or_else(|_| Share::new());
             let mut full = std::mem::replace(share, fresh);
             full.through = through;
             if sender.send(full).is_err() {
@@ -338,10 +348,9 @@ fn work(
                 }
             }
         }
-        let used = tagger.items.len();
         let list = spare_lists
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(used));
+            .unwrap_or_else(|_| Vec::with_capacity(LIST_CAPACITY));
         let report = Report {
             items: std::mem::replace(&mut tagger.items, list),
             through: share.through,
@@ -420,7 +429,7 @@ impl Tagger {
     fn new(config: &TrackerConfig, headers_only: bool) -> Self {
         Tagger {
             key: Key::default(),
-            items: Vec::new(),
+            items: Vec::with_capacity(LIST_CAPACITY),
             touched: (!headers_only).then(HashMap::default),
             rules: TouchRules {
                 ports: config.ports.clone(),
