@@ -211,3 +211,38 @@ impl Filters {
 pub fn compile_bpf(expression: &str, linktype: u32) -> Result<pcap::BpfProgram, pcap::Error> {
     pcap::Capture::dead(pcap::Linktype(linktype as i32))?.compile(expression, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(path: PathBuf, speed: Option<f64>, workers: Option<usize>) -> FileInput {
+        FileInput {
+            path,
+            tracker: TrackerConfig::default(),
+            headers_only: false,
+            bpf: None,
+            speed,
+            workers,
+        }
+    }
+
+    #[test]
+    fn worker_counts_follow_size_pacing_and_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.pcap");
+        std::fs::write(&small, [0u8; 100]).unwrap();
+        let big = dir.path().join("big.pcap");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(SMALL_FILE)
+            .unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(input(small.clone(), None, None).worker_count(), 1);
+        assert_eq!(input(big.clone(), None, None).worker_count(), cores);
+        assert_eq!(input(small, None, Some(3)).worker_count(), 3);
+        assert_eq!(input(big.clone(), Some(1.0), None).worker_count(), 1);
+        assert_eq!(input(big.clone(), Some(2.0), Some(4)).worker_count(), 1);
+        assert_eq!(input(big, None, Some(0)).worker_count(), 1);
+    }
+}
