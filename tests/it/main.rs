@@ -12,6 +12,7 @@ mod listeners;
 mod live;
 mod middleware;
 mod modifiers;
+mod multicore;
 mod nginx;
 mod output_http;
 mod pfring;

@@ -2,8 +2,13 @@
 //! capture worker: the input behind `--input-pcap` and `--input-raw FILE --input-raw-engine
 //! pcap_file`. Frames are filtered by an optional BPF expression (compiled once per link type),
 //! paced to a replay speed when one is given, and handed to the [`Worker`].
+//!
+//! A large file read as fast as possible is read by several workers (one per core by
+//! default): one reader shards the frames by connection and the workers' messages are merged
+//! back into the order one worker emits them (see [`crate::parallel`]).
 
 use crate::file_reader::{self, open_capture, CaptureFile, Frame};
+use crate::parallel::{read_sharded, Setup};
 use crate::{Delivery, Worker};
 use shadowtap_api::{Input, InputContext, Pacer, PluginError, Reason};
 use shadowtap_capture::{DecodeError, TrackerConfig};
@@ -22,6 +27,29 @@ pub struct FileInput {
     pub bpf: Option<String>,
     /// Replay speed factor; `None` reads as fast as possible.
     pub speed: Option<f64>,
+    /// Workers (flow tables) sharing the file; `None`: one per available core, one for a
+    /// small file. A paced replay always reads with one.
+    pub workers: Option<usize>,
+}
+
+/// Files smaller than this are read by one worker unless told otherwise.
+pub const SMALL_FILE: u64 = 8 << 20;
+
+impl FileInput {
+    /// How many workers read the file.
+    pub fn worker_count(&self) -> usize {
+        if self.speed.is_some() {
+            return 1;
+        }
+        if let Some(workers) = self.workers {
+            return workers.max(1);
+        }
+        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if size < SMALL_FILE {
+            return 1;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }
 
 impl Input for FileInput {
@@ -29,6 +57,17 @@ impl Input for FileInput {
         let Some(mut capture) = open_capture(&self.path)? else {
             return Ok(());
         };
+        let workers = self.worker_count();
+        if workers > 1 {
+            let setup = Setup {
+                path: &self.path,
+                tracker: &self.tracker,
+                headers_only: self.headers_only,
+                workers,
+            };
+            read_sharded(setup, capture, Filters::new(self.bpf.clone()), &mut cx);
+            return Ok(());
+        }
         let worker = Worker::new(
             self.tracker.clone(),
             self.headers_only,
@@ -65,6 +104,7 @@ pub fn file_input(
         headers_only,
         bpf,
         speed: None,
+        workers: None,
     }))
 }
 
@@ -122,14 +162,14 @@ impl Reading {
 }
 
 /// The BPF filter, compiled once per link type, and link types already warned about.
-struct Filters {
+pub(crate) struct Filters {
     expression: Option<String>,
     compiled: HashMap<u32, Option<pcap::BpfProgram>>,
     warned: Vec<u32>,
 }
 
 impl Filters {
-    fn new(expression: Option<String>) -> Self {
+    pub(crate) fn new(expression: Option<String>) -> Self {
         Filters {
             expression,
             compiled: HashMap::new(),
@@ -137,7 +177,7 @@ impl Filters {
         }
     }
 
-    fn pass(&mut self, linktype: u32, data: &[u8], path: &std::path::Path) -> bool {
+    pub(crate) fn pass(&mut self, linktype: u32, data: &[u8], path: &std::path::Path) -> bool {
         let Some(expression) = &self.expression else {
             return true;
         };
@@ -168,4 +208,39 @@ impl Filters {
 /// Compiles `expression` for frames of `linktype`.
 pub fn compile_bpf(expression: &str, linktype: u32) -> Result<pcap::BpfProgram, pcap::Error> {
     pcap::Capture::dead(pcap::Linktype(linktype as i32))?.compile(expression, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(path: PathBuf, speed: Option<f64>, workers: Option<usize>) -> FileInput {
+        FileInput {
+            path,
+            tracker: TrackerConfig::default(),
+            headers_only: false,
+            bpf: None,
+            speed,
+            workers,
+        }
+    }
+
+    #[test]
+    fn worker_counts_follow_size_pacing_and_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.pcap");
+        std::fs::write(&small, [0u8; 100]).unwrap();
+        let big = dir.path().join("big.pcap");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(SMALL_FILE)
+            .unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(input(small.clone(), None, None).worker_count(), 1);
+        assert_eq!(input(big.clone(), None, None).worker_count(), cores);
+        assert_eq!(input(small, None, Some(3)).worker_count(), 3);
+        assert_eq!(input(big.clone(), Some(1.0), None).worker_count(), 1);
+        assert_eq!(input(big.clone(), Some(2.0), Some(4)).worker_count(), 1);
+        assert_eq!(input(big, None, Some(0)).worker_count(), 1);
+    }
 }

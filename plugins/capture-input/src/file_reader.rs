@@ -9,6 +9,7 @@ use shadowtap_api::PluginError;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 /// One packet as read from the file.
 pub struct Frame<'a> {
@@ -86,6 +87,7 @@ pub fn check(path: &Path) -> Result<(), String> {
 pub fn open_capture(path: &Path) -> Result<Option<CaptureFile>, PluginError> {
     let runtime = |e: String| PluginError::Runtime(format!("{}: {e}", path.display()));
     if let Some(map) = map_classic_pcap(path) {
+        let map = Arc::new(map);
         let reader = ClassicPcap::open(Records::Mapped { map, at: 0 }).map_err(runtime)?;
         return Ok(Some(CaptureFile::Pcap(reader)));
     }
@@ -137,6 +139,18 @@ fn map_classic_pcap(path: &Path) -> Option<memmap2::Mmap> {
 }
 
 impl CaptureFile {
+    /// The mapped file, when it is read in place: each frame's `data` then lies inside it
+    /// (so that a frame can be handed to another thread as an offset).
+    pub fn mapped(&self) -> Option<&Arc<memmap2::Mmap>> {
+        match self {
+            CaptureFile::Pcap(ClassicPcap {
+                records: Records::Mapped { map, .. },
+                ..
+            }) => Some(map),
+            _ => None,
+        }
+    }
+
     /// The next packet, `Ok(None)` at the end, or why the file cannot be read further.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, String> {
         match self {
@@ -250,7 +264,7 @@ pub struct ClassicPcap {
 /// Where classic pcap records come from.
 enum Records {
     /// A mapped file, read in place from offset `at`.
-    Mapped { map: memmap2::Mmap, at: usize },
+    Mapped { map: Arc<memmap2::Mmap>, at: usize },
     /// A stream (gzip, pipe), each record copied into `packet`.
     Streamed { stream: Stream, packet: Vec<u8> },
 }

@@ -7,7 +7,9 @@
 //! * [`guard`] — `--capture-max-cpu`, `--capture-max-rss`, `--capture-sample`.
 //! * [`netns`] — opening capture sockets inside a named network namespace.
 //! * [`file_input`] / [`file_reader`] — reading `.pcap`/`.pcapng`/gzip'd capture files, the
-//!   input behind `--input-pcap` and `--input-raw FILE --input-raw-engine pcap_file`.
+//!   input behind `--input-pcap` and `--input-raw FILE --input-raw-engine pcap_file`; a
+//!   large file is read by one worker per core ([`parallel`]: frames [`shard`]ed by
+//!   connection, messages put back into one worker's order by [`merge`]).
 //!
 //! Example: `shadowtap --input-pcap capture.pcap:80 --input-raw-track-response --output-stdout`.
 #![deny(missing_docs)]
@@ -18,8 +20,11 @@ pub mod file_reader;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
+pub mod merge;
 pub mod netns;
+pub mod parallel;
+pub mod shard;
 pub mod worker;
 
 pub use args::RawCaptureArgs;
-pub use worker::{Delivery, Worker};
+pub use worker::{Delivery, ExpirySchedule, Outbox, Worker};

@@ -4,15 +4,60 @@
 
 use shadowtap_api::{Counters, Endpoints, InputContext, Kind, Message, Meta, Reason};
 use shadowtap_capture::{
-    decode, DecodeError, DropReason, Event, HeaderTracker, HttpMessage, MessageKind, Tracker,
-    TrackerConfig,
+    decode, DecodeError, DropReason, Event, HeaderTracker, HttpMessage, MessageKind, Packet,
+    Tracker, TrackerConfig,
 };
 use shadowtap_http1::headers::{self, Place};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// How often (on the frames' clock) idle messages are expired.
-const EXPIRE_EVERY_NS: i64 = 100_000_000;
+pub const EXPIRE_EVERY_NS: i64 = 100_000_000;
+
+/// When idle messages are expired: at the first frame, then at the first frame that is
+/// [`EXPIRE_EVERY_NS`] past the last check (on the frames' clock). A worker keeps one; a
+/// sharded file read keeps one for all its workers, so that they expire at the same frames
+/// as a single worker would.
+#[derive(Clone, Copy, Debug)]
+pub struct ExpirySchedule {
+    next_ns: i64,
+}
+
+impl Default for ExpirySchedule {
+    fn default() -> Self {
+        ExpirySchedule { next_ns: i64::MIN }
+    }
+}
+
+impl ExpirySchedule {
+    /// Whether an expiry check is due at `now_ns`; if so, the next one is scheduled.
+    pub fn due(&mut self, now_ns: i64) -> bool {
+        if now_ns < self.next_ns {
+            return false;
+        }
+        self.next_ns = now_ns.saturating_add(EXPIRE_EVERY_NS);
+        true
+    }
+}
+
+/// Where a worker's messages go: the engine ([`InputContext`]), or a list of the caller's (a
+/// sharded file read merges its workers' lists in frame order before the engine sees them).
+pub trait Outbox {
+    /// Takes `msg`, as `delivery` says; false once the pipeline no longer accepts messages.
+    fn put(&mut self, msg: Message, delivery: Delivery) -> bool;
+}
+
+impl Outbox for InputContext {
+    fn put(&mut self, msg: Message, delivery: Delivery) -> bool {
+        match delivery {
+            Delivery::Wait => self.push(msg).is_ok(),
+            Delivery::DropWhenFull => {
+                self.push_or_drop(msg);
+                true
+            }
+        }
+    }
+}
 
 /// What to do when the pipeline is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +81,7 @@ pub struct Worker {
     /// Packets not yet added to `packets` (added at each flush and expiry check: an atomic
     /// add per packet would be a tenth of a packet's cost).
     unreported_packets: u64,
-    next_expiry_ns: i64,
+    expiry: ExpirySchedule,
 }
 
 /// How a worker hands the tracker's events on (apart from the tracker, so that both can be
@@ -76,7 +121,7 @@ impl Worker {
                 stopped: false,
                 realip_header: None,
             },
-            next_expiry_ns: i64::MIN,
+            expiry: ExpirySchedule::default(),
         }
     }
 
@@ -108,12 +153,27 @@ impl Worker {
         ts_ns: i64,
         cx: &mut InputContext,
     ) -> Result<(), DecodeError> {
+        let result = self.push_frame(linktype, data, wire_len, ts_ns, cx);
+        self.tick(ts_ns, cx);
+        result.map(|_| ())
+    }
+
+    /// [`Worker::frame`] without the expiry check, for a caller that keeps the expiry
+    /// schedule itself ([`Worker::expire`]); returns the decoded segment.
+    pub fn push_frame<'d>(
+        &mut self,
+        linktype: u32,
+        data: &'d [u8],
+        wire_len: usize,
+        ts_ns: i64,
+        out: &mut impl Outbox,
+    ) -> Result<Packet<'d>, DecodeError> {
         self.unreported_packets += 1;
-        let result = match decode(linktype, data, wire_len) {
+        match decode(linktype, data, wire_len) {
             Ok(packet) => {
                 let mut sink = Sink {
                     outlet: &mut self.outlet,
-                    cx,
+                    out,
                 };
                 match &mut self.engine {
                     Engine::Full(tracker) => tracker.push(&packet, ts_ns, &mut |e| sink.handle(e)),
@@ -121,29 +181,30 @@ impl Worker {
                         tracker.push(&packet, ts_ns, &mut |e| sink.handle(e))
                     }
                 }
-                Ok(())
+                Ok(packet)
             }
             Err(error) => {
                 self.outlet.counters.add_refused(decode_reason(&error), 1);
                 Err(error)
             }
-        };
-        self.tick(ts_ns, cx);
-        result
+        }
     }
 
     /// Expires idle messages when `now_ns` (the frames' clock) is past the next check; live
     /// capture calls it while no frames arrive.
     pub fn tick(&mut self, now_ns: i64, cx: &mut InputContext) {
-        if now_ns < self.next_expiry_ns {
-            return;
+        if self.expiry.due(now_ns) {
+            self.expire(now_ns, cx);
         }
-        self.next_expiry_ns = now_ns.saturating_add(EXPIRE_EVERY_NS);
+    }
+
+    /// Expires messages idle at `now_ns` now (whatever the worker's own schedule says).
+    pub fn expire(&mut self, now_ns: i64, out: &mut impl Outbox) {
         self.report_packets();
         if let Engine::Full(tracker) = &mut self.engine {
             let mut sink = Sink {
                 outlet: &mut self.outlet,
-                cx,
+                out,
             };
             tracker.expire(now_ns, &mut |e| sink.handle(e));
         }
@@ -152,14 +213,20 @@ impl Worker {
     /// End of input: everything still pending is finished (emitted, or counted incomplete)
     /// and passed on.
     pub fn finish(&mut self, cx: &mut InputContext) {
+        self.finish_into(cx);
+        self.flush(cx);
+    }
+
+    /// [`Worker::finish`] into any [`Outbox`] (nothing is flushed).
+    pub fn finish_into(&mut self, out: &mut impl Outbox) {
         if let Engine::Full(tracker) = &mut self.engine {
             let mut sink = Sink {
                 outlet: &mut self.outlet,
-                cx,
+                out,
             };
             tracker.finish(&mut |e| sink.handle(e));
         }
-        self.flush(cx);
+        self.report_packets();
     }
 
     /// Passes on the messages batched so far; call it whenever capture pauses (no packets
@@ -180,12 +247,12 @@ impl Worker {
 }
 
 /// Where tracker events go.
-struct Sink<'a> {
+struct Sink<'a, O: Outbox> {
     outlet: &'a mut Outlet,
-    cx: &'a mut InputContext,
+    out: &'a mut O,
 }
 
-impl Sink<'_> {
+impl<O: Outbox> Sink<'_, O> {
     fn handle(&mut self, event: Event) {
         let outlet = &mut *self.outlet;
         match event {
@@ -197,13 +264,8 @@ impl Sink<'_> {
                 if let Some(name) = &outlet.realip_header {
                     set_realip_header(&mut msg, name);
                 }
-                match outlet.delivery {
-                    Delivery::Wait => {
-                        if self.cx.push(msg).is_err() {
-                            outlet.stopped = true;
-                        }
-                    }
-                    Delivery::DropWhenFull => self.cx.push_or_drop(msg),
+                if !self.out.put(msg, outlet.delivery) {
+                    outlet.stopped = true;
                 }
             }
             Event::Dropped { reason, count } => {

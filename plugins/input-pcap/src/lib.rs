@@ -6,7 +6,13 @@
 //! Flags: `--input-pcap FILE[:PORT[,PORT]]` (repeatable; ports say which side is the server,
 //! without them direction is inferred from request and status lines), `--input-pcap-bpf-filter
 //! EXPR`, `--input-pcap-speed SPEED` (default: as fast as possible; `1x` original timing),
-//! `--input-pcap-track-response`, and the capture flags shared with `input-raw`:
+//! `--input-pcap-track-response`, `--input-pcap-workers N` (how many workers, each with its
+//! own flow table, share a file: default one per available core, but 1 for a file under
+//! 8 MB and always 1 when `--input-pcap-speed` paces the replay; one reader thread shards the
+//! frames by connection and the workers' messages are merged back into frame order, so the
+//! output and the ledger are those of one worker, byte for byte, while no worker reaches the
+//! flow-table or buffer limit, which each has in full), and the capture flags shared with
+//! `input-raw`:
 //! `--input-raw-track-response`, `--input-raw-expire`, `--input-raw-allow-incomplete`,
 //! `--input-raw-protocol`, `--input-raw-max-flows`, `--input-raw-max-buffer`.
 //!
@@ -40,6 +46,21 @@ pub struct InputPcapArgs {
     /// Also emit responses (same as --input-raw-track-response)
     #[arg(id = "input-pcap-track-response", long = "input-pcap-track-response")]
     pub input_pcap_track_response: bool,
+    /// Workers sharing a file, each with its own flow table (default: one per core; 1 under 8 MB or with --input-pcap-speed); same output as 1
+    #[arg(id = "input-pcap-workers", long = "input-pcap-workers", value_name = "N", value_parser = parse_workers)]
+    pub input_pcap_workers: Option<usize>,
+}
+
+/// The most workers one file can be given.
+const MAX_WORKERS: usize = 256;
+
+fn parse_workers(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "invalid worker count {text:?} (a number from 1 to {MAX_WORKERS})"
+        )),
+    }
 }
 
 /// A replay speed factor; `None` is as fast as possible.
@@ -102,6 +123,7 @@ fn build(args: InputPcapArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>,
                     headers_only: raw.headers_only(),
                     bpf: args.input_pcap_bpf_filter.clone(),
                     speed: args.input_pcap_speed.0,
+                    workers: args.input_pcap_workers,
                 }),
                 backpressure: shadowtap_api::Backpressure::Wait,
                 limit,
@@ -143,6 +165,15 @@ mod tests {
             (PathBuf::from("dir:x/a.pcap"), vec![])
         );
         assert!(split_ports("a.pcap:99999").is_err());
+    }
+
+    #[test]
+    fn worker_counts() {
+        assert_eq!(parse_workers("4"), Ok(4));
+        assert_eq!(parse_workers("1"), Ok(1));
+        assert!(parse_workers("0").is_err());
+        assert!(parse_workers("-1").is_err());
+        assert!(parse_workers("100000").is_err());
     }
 
     #[test]
