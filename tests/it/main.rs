@@ -19,3 +19,4 @@ mod pipeline;
 mod replay_extras;
 mod tcp;
 mod trust;
+mod vxlan;
