@@ -9,8 +9,9 @@
 //! The client sends known bytes and records the exact responses, so every captured message
 //! is checked byte for byte, with its pairing.
 //!
-//! PPPoE and Cisco HDLC: frames built with the capture crate's testutil, written as pcaps
-//! and read with `--input-pcap`.
+//! PPPoE, Cisco HDLC and GENEVE (as AWS Gateway Load Balancer sends it): frames built with the
+//! capture crate's testutil, written as pcaps and read with `--input-pcap`. And the vxlan
+//! engine on loopback, fed datagrams built the same way.
 
 use crate::common::*;
 use crate::live::{needs_root, sh};
@@ -474,13 +475,20 @@ fn conversation(wrap: impl Fn(&[u8]) -> Vec<u8>) -> (Vec<(i64, Vec<u8>)>, Vec<Ve
 }
 
 #[test]
-fn pppoe_and_cisco_hdlc_pcaps_through_the_binary() {
+fn pppoe_hdlc_and_geneve_pcaps_through_the_binary() {
     let dir = tempdir();
-    let kinds: [(&str, u32, fn(&[u8]) -> Vec<u8>); 4] = [
+    let kinds: [(&str, u32, fn(&[u8]) -> Vec<u8>); 6] = [
         ("pppoe", 1, |ip| testutil::pppoe(ip, &[])),
         ("pppoe-vlan", 1, |ip| testutil::pppoe(ip, &[0x8100])),
         ("ppp-ether", 51, testutil::pppoe_session),
         ("c-hdlc", 104, testutil::cisco_hdlc),
+        ("geneve-gwlb", 1, |ip| {
+            testutil::geneve(0, 0x0800, &testutil::gwlb_options(), ip)
+        }),
+        ("vxlan-in-geneve", 1, |ip| {
+            let inner = testutil::vxlan(42, &testutil::ethernet(ip, &[]));
+            testutil::geneve(9, 0x6558, &[], &inner)
+        }),
     ];
     for (name, linktype, wrap) in kinds {
         let (frames, messages) = conversation(wrap);
@@ -497,7 +505,11 @@ fn pppoe_and_cisco_hdlc_pcaps_through_the_binary() {
             "--output-file-append",
         ]);
         assert_success(&output);
-        assert!(out.exists(), "{name}: nothing captured: {}", stderr(&output));
+        assert!(
+            out.exists(),
+            "{name}: nothing captured: {}",
+            stderr(&output)
+        );
         let records = read_gor(&out);
         let payloads: Vec<Vec<u8>> = records.iter().map(|r| r.payload.clone()).collect();
         assert_eq!(payloads, messages, "{name}: {}", stderr(&output));
@@ -509,4 +521,87 @@ fn pppoe_and_cisco_hdlc_pcaps_through_the_binary() {
             "{name}"
         );
     }
+}
+
+/// The vxlan engine on loopback (no root needed): a 60 KB request in one jumbo inner frame
+/// arrives whole (GoReplay's engine reads 1526 bytes of a datagram), a datagram without the
+/// VXLAN I flag is a counted format error, other VNIs are filtered, other ports are outside,
+/// and the engine stops promptly on a signal.
+#[test]
+fn vxlan_engine_takes_whole_datagrams_and_stops_promptly() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempdir();
+    let out = dir.path().join("loopback.gor");
+    let port_text = port.to_string();
+    let child = command()
+        .args([
+            "--input-raw",
+            "127.0.0.1:80",
+            "--input-raw-engine",
+            "vxlan",
+            "--input-raw-vxlan-port",
+            &port_text,
+            "--input-raw-vxlan-vni",
+            "42",
+            "--input-raw-track-response",
+            "--output-file",
+            path_str(&out),
+            "--output-file-append",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let mut request = b"POST /jumbo HTTP/1.1\r\nContent-Length: 60000\r\n\r\n".to_vec();
+    request.extend((0..60_000u32).map(|i| b'a' + (i % 26) as u8));
+    let response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+    let mut conv = Conversation::new("10.5.0.1:43000", "10.5.0.2:80");
+    let mut segments = conv.handshake();
+    segments.push(conv.client(&request));
+    segments.push(conv.server(&response));
+    let mut other = Conversation::new("10.5.0.1:43001", "10.5.0.2:9999");
+    segments.push(other.client(b"GET /elsewhere HTTP/1.1\r\n\r\n"));
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{port}");
+    for s in &segments {
+        let datagram = testutil::vxlan_payload(42, &s.ethernet());
+        assert_eq!(sender.send_to(&datagram, &to).unwrap(), datagram.len());
+    }
+    let filtered = testutil::vxlan_payload(7, &segments[3].ethernet());
+    sender.send_to(&filtered, &to).unwrap();
+    let mut no_i_flag = testutil::vxlan_payload(42, &segments[3].ethernet());
+    no_i_flag[0] = 0;
+    sender.send_to(&no_i_flag, &to).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped = std::time::Instant::now();
+    signal(child.id(), "INT");
+    let output = wait_output(child, Duration::from_secs(20));
+    let took = stopped.elapsed();
+    assert_success(&output);
+    let text = stderr(&output);
+    assert!(
+        took < Duration::from_secs(2),
+        "stopped after {took:?}: {text}"
+    );
+    let records = read_gor(&out);
+    assert_eq!(records.len(), 2, "{text}");
+    assert!(
+        records[0].payload == request,
+        "{} bytes",
+        records[0].payload.len()
+    );
+    assert_eq!(records[1].payload, response);
+    assert_eq!(records[0].id(), records[1].id());
+    assert_eq!(summary_counter(&text, "vxlan", "vni filtered"), 1, "{text}");
+    assert_eq!(summary_counter(&text, "vxlan", "format error"), 1, "{text}");
+    assert_eq!(
+        summary_counter(&text, "vxlan", "outside ports"),
+        1,
+        "{text}"
+    );
 }

@@ -5,7 +5,13 @@
 //! interface, each with a TPACKET_V3 memory-mapped ring (`--input-raw-buffer-size`), joined in
 //! one PACKET_FANOUT group hashed by flow, one thread and one flow table per socket (shared
 //! nothing); `libpcap`: one handle per interface; `pcap_file`: `--input-raw capture.pcap:80`
-//! reads a file through input-pcap.
+//! reads a file through input-pcap; `vxlan`: mirrored traffic arriving as VXLAN over UDP (AWS
+//! VPC Traffic Mirroring, Azure vTAP): one UDP socket on `--input-raw-vxlan-port` (default
+//! 4789, 0 means 4789) bound to the HOST of `--input-raw HOST:PORTS` (default 0.0.0.0; an
+//! interface name binds to that device), whose PORTS are the HTTP ports inside the tunnel;
+//! `--input-raw-vxlan-vni` (repeatable) keeps only positive VNIs given and drops negative ones.
+//! It takes whole datagrams (up to 64 KiB), the kernel's receive times and drop counts
+//! (SO_RXQ_OVFL), and stops within 100 ms of shutdown.
 //!
 //! Values: `[HOST]:PORT[,PORT]` (empty host, `any`, `0.0.0.0`: every interface that is up),
 //! `IFACE:PORT`, `ADDRESS:PORT`, `netns:NAME/IFACE:PORT` (captures inside network namespace
@@ -17,7 +23,9 @@
 //! and `--capture-*` flags (track-response, expire, allow-incomplete, protocol
 //! http|http-headers|binary, load guard).
 //!
-//! Example: `shadowtap --input-raw eth0:80 --input-raw-track-response --output-file traffic.gor`.
+//! Example: `shadowtap --input-raw eth0:80 --input-raw-track-response --output-file traffic.gor`,
+//! or for a mirror session `shadowtap --input-raw :80 --input-raw-engine vxlan
+//! --input-raw-vxlan-vni 42 --output-stdout`.
 //! Capturing needs root or `setcap cap_net_raw,cap_net_admin=eip` on the binary; a missing
 //! permission fails at start with that advice. Live capture never waits: when the pipeline is
 //! full, messages are dropped and counted, as are kernel drops.
