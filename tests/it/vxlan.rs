@@ -24,6 +24,13 @@ use std::time::Duration;
 static LABS: AtomicU32 = AtomicU32::new(0);
 
 const SERVER_IP: &str = "192.168.77.1";
+
+/// A request and the response to it, as bytes on the wire.
+type Exchange = (Vec<u8>, Vec<u8>);
+/// Timestamped frames of a capture.
+type Frames = Vec<(i64, Vec<u8>)>;
+/// Wraps an IP packet in a link layer or tunnel.
+type Wrap = fn(&[u8]) -> Vec<u8>;
 const MIRROR_IP: &str = "10.201.0.2";
 
 struct Overlay {
@@ -207,7 +214,7 @@ impl Overlay {
 
     /// Runs the client in B: two keep-alive connections of known requests (a 150 KB PUT
     /// among them), each response read whole. Returns (request, response) byte pairs.
-    fn exchanges(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn exchanges(&self) -> Vec<Exchange> {
         let script = self.dir.path().join("client.py");
         std::fs::write(&script, CLIENT).unwrap();
         let out = self.dir.path().join("exchanges.json");
@@ -229,7 +236,7 @@ impl Overlay {
 
     /// Captures while the client runs: shadowtap with `flags` in M and tcpdump of the
     /// underlay there. Returns the exchanges, the records and shadowtap's stderr.
-    fn capture(&self, flags: &[&str]) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Record>, String) {
+    fn capture(&self, flags: &[&str]) -> (Vec<Exchange>, Vec<Record>, String) {
         let value = format!("netns:{}/:80", self.mirror_ns);
         let out = self.dir.path().join("vxlan.gor");
         let mut args = vec![
@@ -350,7 +357,7 @@ fn unhex(text: &str) -> Vec<u8> {
 
 /// Every exchange appears once, byte-exact: the request, and the response with its id; and
 /// nothing else was captured.
-fn assert_exchanges(exchanges: &[(Vec<u8>, Vec<u8>)], records: &[Record], stderr: &str) {
+fn assert_exchanges(exchanges: &[Exchange], records: &[Record], stderr: &str) {
     assert_eq!(exchanges.len(), 6, "the client's exchanges");
 
     let responses: HashMap<String, &Record> = records
@@ -448,7 +455,7 @@ fn vxlan_flag_errors_name_the_flag() {
 }
 
 /// One keep-alive conversation of two exchanges, as `wrap` frames it.
-fn conversation(wrap: impl Fn(&[u8]) -> Vec<u8>) -> (Vec<(i64, Vec<u8>)>, Vec<Vec<u8>>) {
+fn conversation(wrap: Wrap) -> (Frames, Vec<Vec<u8>>) {
     let mut conv = Conversation::new("10.9.0.1:41000", "10.9.0.2:80");
     let mut segments = conv.handshake();
     let messages = [
@@ -477,7 +484,7 @@ fn conversation(wrap: impl Fn(&[u8]) -> Vec<u8>) -> (Vec<(i64, Vec<u8>)>, Vec<Ve
 #[test]
 fn pppoe_hdlc_and_geneve_pcaps_through_the_binary() {
     let dir = tempdir();
-    let kinds: [(&str, u32, fn(&[u8]) -> Vec<u8>); 6] = [
+    let kinds: [(&str, u32, Wrap); 6] = [
         ("pppoe", 1, |ip| testutil::pppoe(ip, &[])),
         ("pppoe-vlan", 1, |ip| testutil::pppoe(ip, &[0x8100])),
         ("ppp-ether", 51, testutil::pppoe_session),

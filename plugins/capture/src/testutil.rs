@@ -563,7 +563,7 @@ pub fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
 /// `protocol` (0x6558 Ethernet, 0x0800 IPv4, 0x86DD IPv6), this VNI, then `inner`.
 pub fn geneve_payload(vni: u32, protocol: u16, options: &[u8], inner: &[u8]) -> Vec<u8> {
     assert!(
-        options.len() % 4 == 0 && options.len() <= 252,
+        options.len().is_multiple_of(4) && options.len() <= 252,
         "GENEVE options"
     );
     let mut g = vec![(options.len() / 4) as u8, 0];

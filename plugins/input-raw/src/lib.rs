@@ -212,6 +212,9 @@ impl Plan<'_> {
         })
         .and_then(|opened| opened)
         .map_err(|e| PluginError::Runtime(format!("--input-raw {value:?}: {e}")))?;
+        if self.args.input_raw_bpf_filter.is_some() {
+            tracing::warn!("--input-raw-bpf-filter does not apply to the vxlan engine (the --input-raw ports filter inside the tunnel)");
+        }
         if let Ok(bound) = socket.local_addr() {
             tracing::debug!(%bound, device = ?device, "vxlan socket");
         }

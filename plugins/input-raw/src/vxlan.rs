@@ -6,6 +6,10 @@
 //! GoReplay's engine it never truncates a datagram (GoReplay reads 1526 bytes), observes
 //! shutdown within 100 ms, applies the `--input-raw` ports inside the tunnel, counts kernel
 //! drops (SO_RXQ_OVFL) and takes the kernel's receive time (SO_TIMESTAMPNS).
+//!
+//! The kernel reports its cumulative drop count with each datagram it queues, so drops after
+//! the last datagram of a run are not seen. Malformed VXLAN headers are counted under their
+//! decoding reason, VNIs the filter rejects as `filtered` (and the `vni filtered` figure).
 
 use shadowtap_api::{now_ns, Input, InputContext, PluginError, Reason};
 use shadowtap_capture::decode::tunnel::vxlan_header;
