@@ -371,6 +371,35 @@ mod tests {
     }
 
     #[test]
+    fn mutated_tunnel_frames_never_panic() {
+        let ip = segment().ipv4();
+        let seeds = [
+            testutil::vxlan(1, &inner()),
+            testutil::vxlan(2, &testutil::vxlan(3, &inner())),
+            testutil::geneve(0, 0x0800, &testutil::gwlb_options(), &ip),
+            testutil::geneve(4, 0x6558, &[], &testutil::pppoe(&ip, &[0x8100])),
+        ];
+        let mut state = 0x9E37_79B9_u32;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        for round in 0..20_000 {
+            let mut frame = seeds[round % seeds.len()].clone();
+            for _ in 0..1 + next() % 4 {
+                let at = next() as usize % frame.len();
+                frame[at] = next() as u8;
+            }
+            let len = frame.len() - next() as usize % 8;
+            if let Err(e) = decode(linktype::ETHERNET, &frame[..len], frame.len()) {
+                assert!(!e.reason().is_empty());
+            }
+        }
+    }
+
+    #[test]
     fn a_snaplen_cut_inner_payload_is_flagged() {
         let frame = testutil::vxlan(5, &inner());
         let p = decode(linktype::ETHERNET, &frame[..frame.len() - 3], frame.len()).unwrap();
