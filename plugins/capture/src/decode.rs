@@ -169,7 +169,9 @@ pub fn decode(linktype: u32, frame: &[u8], wire_len: usize) -> Result<Packet<'_>
     network_layer(network, l3, snap_cut, 0)
 }
 
-/// Decodes an IP packet `depth` tunnels deep.
+/// Decodes an IP packet `depth` tunnels deep. Inlined down to the TCP header (the hot path);
+/// the tunnel path (`tunnel::beyond_ip`) is out of line, which also ends the recursion.
+#[inline(always)]
 pub(crate) fn network_layer(
     network: Network,
     l3: &[u8],
@@ -324,6 +326,7 @@ fn ip_body(body: &[u8], declared: Option<usize>, snap_cut: bool) -> (&[u8], bool
     }
 }
 
+#[inline(always)]
 fn ipv4(b: &[u8], snap_cut: bool, depth: usize) -> Result<Packet<'_>, DecodeError> {
     let first = *b.first().ok_or(DecodeError::Truncated)?;
     if first >> 4 != 4 {
@@ -363,6 +366,7 @@ fn ipv6_addr(b: &[u8], at: usize) -> Option<IpAddr> {
     Some(IpAddr::V6(Ipv6Addr::from(s)))
 }
 
+#[inline(always)]
 fn ipv6(b: &[u8], snap_cut: bool, depth: usize) -> Result<Packet<'_>, DecodeError> {
     let header = b.get(..40).ok_or(DecodeError::Truncated)?;
     if header[0] >> 4 != 6 {
@@ -404,6 +408,7 @@ fn skip_ipv6_extensions(mut next: u8, mut body: &[u8]) -> Result<(u8, &[u8]), De
     Err(DecodeError::Format("too many IPv6 extension headers"))
 }
 
+#[inline(always)]
 fn tcp(segment: &[u8], src: IpAddr, dst: IpAddr, cut: bool) -> Result<Packet<'_>, DecodeError> {
     let header = segment.get(..20).ok_or(DecodeError::Truncated)?;
     let data_offset = usize::from(header[12] >> 4) * 4;

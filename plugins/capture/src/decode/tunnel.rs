@@ -24,6 +24,7 @@ const GENEVE_IPV6: u16 = 0x86DD;
 
 /// What follows the IP header when it is not TCP: a UDP tunnel, or nothing we decode.
 #[cold]
+#[inline(never)]
 pub(super) fn beyond_ip(
     protocol: u8,
     body: &[u8],
