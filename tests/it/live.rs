@@ -22,7 +22,7 @@ struct Lab {
     nginx: Option<Child>,
 }
 
-fn sh(args: &[&str]) {
+pub(crate) fn sh(args: &[&str]) {
     let status = Command::new(args[0])
         .args(&args[1..])
         .stdout(Stdio::null())
@@ -358,7 +358,7 @@ fn assert_complete(lab: &Lab, records: &[Record], stderr: &str) {
     }
 }
 
-fn needs_root() -> bool {
+pub(crate) fn needs_root() -> bool {
     let root = unsafe_geteuid() == 0;
     if !root {
         eprintln!("live capture tests need root (CI runs as root)");

@@ -21,3 +21,4 @@ mod recovery;
 mod replay_extras;
 mod tcp;
 mod trust;
+mod vxlan;

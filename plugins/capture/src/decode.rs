@@ -2,6 +2,14 @@
 //!
 //! [`decode`] borrows the frame: the returned [`Packet`] points into it. Every field access is
 //! bounds-checked (`get`), so no input can make it panic.
+//!
+//! Link layers: Ethernet (VLAN/QinQ tags, PPPoE sessions), Linux cooked v1/v2, BSD loopback,
+//! raw IP, PPPoE without Ethernet (`PPP_ETHER`) and Cisco HDLC. Tunnels are unwrapped in place
+//! ([`tunnel`]): VXLAN (UDP 4789: AWS VPC Traffic Mirroring, Azure vTAP) and GENEVE (UDP 6081:
+//! AWS Gateway Load Balancer), nested at most [`MAX_TUNNEL_DEPTH`] deep; the outermost VNI is
+//! [`Packet::vni`].
+
+pub mod tunnel;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -27,14 +35,22 @@ pub mod linktype {
     pub const IPV6: u32 = 229;
     /// Linux cooked capture v2.
     pub const LINUX_SLL2: u32 = 276;
+    /// PPPoE session frames without the Ethernet header (RFC 2516 header, then PPP).
+    pub const PPP_ETHER: u32 = 51;
+    /// Cisco HDLC: address 0x0F/0x8F, control 0x00, a 2-byte ethertype.
+    pub const C_HDLC: u32 = 104;
 }
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86DD;
 const ETHERTYPE_VLAN: [u16; 3] = [0x8100, 0x88A8, 0x9100];
 const MAX_VLAN_TAGS: usize = 8;
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 const MAX_IPV6_EXTENSIONS: usize = 16;
 const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+/// Tunnel headers (VXLAN, GENEVE) unwrapped in one frame at most; deeper is a format error.
+pub const MAX_TUNNEL_DEPTH: usize = 4;
 
 /// Why a frame yields no TCP segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -134,10 +150,12 @@ pub struct Packet<'a> {
     pub payload: &'a [u8],
     /// The capture cut the frame (snaplen): the payload is shorter than the IP length says.
     pub captured_truncated: bool,
+    /// The VNI of the outermost VXLAN or GENEVE header the segment was unwrapped from.
+    pub vni: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
-enum Network {
+pub(crate) enum Network {
     V4,
     V6,
 }
@@ -148,22 +166,34 @@ enum Network {
 pub fn decode(linktype: u32, frame: &[u8], wire_len: usize) -> Result<Packet<'_>, DecodeError> {
     let (network, l3) = link_payload(linktype, frame)?;
     let snap_cut = wire_len > frame.len();
+    network_layer(network, l3, snap_cut, 0)
+}
+
+/// Decodes an IP packet `depth` tunnels deep. Inlined down to the TCP header (the hot path);
+/// the tunnel path (`tunnel::beyond_ip`) is out of line, which also ends the recursion.
+#[inline(always)]
+pub(crate) fn network_layer(
+    network: Network,
+    l3: &[u8],
+    snap_cut: bool,
+    depth: usize,
+) -> Result<Packet<'_>, DecodeError> {
     match network {
-        Network::V4 => ipv4(l3, snap_cut),
-        Network::V6 => ipv6(l3, snap_cut),
+        Network::V4 => ipv4(l3, snap_cut, depth),
+        Network::V6 => ipv6(l3, snap_cut, depth),
     }
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
+pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
     let s = b.get(at..at + 4)?;
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-fn tail(b: &[u8], from: usize) -> Result<&[u8], DecodeError> {
+pub(crate) fn tail(b: &[u8], from: usize) -> Result<&[u8], DecodeError> {
     b.get(from..).ok_or(DecodeError::Truncated)
 }
 
@@ -183,6 +213,8 @@ fn link_payload(linktype: u32, frame: &[u8]) -> Result<(Network, &[u8]), DecodeE
             by_ethertype(protocol, tail(frame, 20)?)
         }
         NULL | LOOP => by_address_family(frame),
+        PPP_ETHER => pppoe_session(frame),
+        C_HDLC => cisco_hdlc(frame),
         RAW | RAW_BSD | RAW_OPENBSD => by_version_nibble(frame),
         IPV4 => Ok((Network::V4, frame)),
         IPV6 => Ok((Network::V6, frame)),
@@ -190,7 +222,10 @@ fn link_payload(linktype: u32, frame: &[u8]) -> Result<(Network, &[u8]), DecodeE
     }
 }
 
-fn by_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Result<(Network, &[u8]), DecodeError> {
+pub(crate) fn by_ethertype(
+    mut ethertype: u16,
+    mut rest: &[u8],
+) -> Result<(Network, &[u8]), DecodeError> {
     for _ in 0..=MAX_VLAN_TAGS {
         match ethertype {
             ETHERTYPE_IPV4 => return Ok((Network::V4, rest)),
@@ -199,10 +234,62 @@ fn by_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Result<(Network, &[u8]),
                 ethertype = be16(rest, 2).ok_or(DecodeError::Truncated)?;
                 rest = tail(rest, 4)?;
             }
+            ETHERTYPE_PPPOE_SESSION => return pppoe_session(rest),
             _ => return Err(DecodeError::NotIp),
         }
     }
     Err(DecodeError::Format("too many VLAN tags"))
+}
+
+/// A PPPoE session frame (RFC 2516: version/type 0x11, code 0, session id, length), then PPP.
+/// PPPoE discovery frames (ethertype 0x8863) never get here: they are not IP.
+fn pppoe_session(frame: &[u8]) -> Result<(Network, &[u8]), DecodeError> {
+    let header = frame.get(..6).ok_or(DecodeError::Truncated)?;
+    if header[0] != 0x11 {
+        return Err(DecodeError::Format("PPPoE version/type"));
+    }
+    if header[1] != 0 {
+        return Err(DecodeError::Format("PPPoE code (not a session frame)"));
+    }
+    let length = usize::from(be16(header, 4).ok_or(DecodeError::Truncated)?);
+    let (network, l3, protocol_len) = ppp(tail(frame, 6)?)?;
+    if length < protocol_len {
+        return Err(DecodeError::Format("PPPoE length"));
+    }
+    Ok((network, l3))
+}
+
+/// The PPP protocol field (one byte when compressed: an odd first byte), IPv4 0x0021 or IPv6
+/// 0x0057; returns the network, its packet and the field's size.
+fn ppp(b: &[u8]) -> Result<(Network, &[u8], usize), DecodeError> {
+    let first = *b.first().ok_or(DecodeError::Truncated)?;
+    let (protocol, size) = if first & 1 == 1 {
+        (u16::from(first), 1)
+    } else {
+        (be16(b, 0).ok_or(DecodeError::Truncated)?, 2)
+    };
+    let network = match protocol {
+        0x0021 => Network::V4,
+        0x0057 => Network::V6,
+        _ => return Err(DecodeError::NotIp),
+    };
+    Ok((network, tail(b, size)?, size))
+}
+
+/// Cisco HDLC: address 0x0F (unicast) or 0x8F (broadcast), control 0, an ethertype.
+fn cisco_hdlc(frame: &[u8]) -> Result<(Network, &[u8]), DecodeError> {
+    let header = frame.get(..4).ok_or(DecodeError::Truncated)?;
+    if header[0] != 0x0F && header[0] != 0x8F {
+        return Err(DecodeError::Format("Cisco HDLC address"));
+    }
+    if header[1] != 0 {
+        return Err(DecodeError::Format("Cisco HDLC control"));
+    }
+    match be16(header, 2) {
+        Some(ETHERTYPE_IPV4) => Ok((Network::V4, tail(frame, 4)?)),
+        Some(ETHERTYPE_IPV6) => Ok((Network::V6, tail(frame, 4)?)),
+        _ => Err(DecodeError::NotIp),
+    }
 }
 
 /// The family word is in the capturing host's byte order (NULL) or network order (LOOP);
@@ -239,7 +326,8 @@ fn ip_body(body: &[u8], declared: Option<usize>, snap_cut: bool) -> (&[u8], bool
     }
 }
 
-fn ipv4(b: &[u8], snap_cut: bool) -> Result<Packet<'_>, DecodeError> {
+#[inline(always)]
+fn ipv4(b: &[u8], snap_cut: bool, depth: usize) -> Result<Packet<'_>, DecodeError> {
     let first = *b.first().ok_or(DecodeError::Truncated)?;
     if first >> 4 != 4 {
         return Err(DecodeError::Format("IP version"));
@@ -259,12 +347,12 @@ fn ipv4(b: &[u8], snap_cut: bool) -> Result<Packet<'_>, DecodeError> {
     if fragment & 0x2000 != 0 || fragment & 0x1FFF != 0 {
         return Err(DecodeError::Fragment);
     }
-    if header.get(9) != Some(&IPPROTO_TCP) {
-        return Err(DecodeError::NotTcp);
+    let (segment, cut) = ip_body(tail(b, header_len)?, declared, snap_cut);
+    if header[9] != IPPROTO_TCP {
+        return tunnel::beyond_ip(header[9], segment, cut, depth);
     }
     let src = be32(header, 12).ok_or(DecodeError::Truncated)?;
     let dst = be32(header, 16).ok_or(DecodeError::Truncated)?;
-    let (segment, cut) = ip_body(tail(b, header_len)?, declared, snap_cut);
     tcp(
         segment,
         IpAddr::V4(Ipv4Addr::from(src)),
@@ -278,7 +366,8 @@ fn ipv6_addr(b: &[u8], at: usize) -> Option<IpAddr> {
     Some(IpAddr::V6(Ipv6Addr::from(s)))
 }
 
-fn ipv6(b: &[u8], snap_cut: bool) -> Result<Packet<'_>, DecodeError> {
+#[inline(always)]
+fn ipv6(b: &[u8], snap_cut: bool, depth: usize) -> Result<Packet<'_>, DecodeError> {
     let header = b.get(..40).ok_or(DecodeError::Truncated)?;
     if header[0] >> 4 != 6 {
         return Err(DecodeError::Format("IP version"));
@@ -290,14 +379,18 @@ fn ipv6(b: &[u8], snap_cut: bool) -> Result<Packet<'_>, DecodeError> {
     let src = ipv6_addr(header, 8).ok_or(DecodeError::Truncated)?;
     let dst = ipv6_addr(header, 24).ok_or(DecodeError::Truncated)?;
     let (body, cut) = ip_body(tail(b, 40)?, declared, snap_cut);
-    let segment = skip_ipv6_extensions(header[6], body)?;
+    let (next, segment) = skip_ipv6_extensions(header[6], body)?;
+    if next != IPPROTO_TCP {
+        return tunnel::beyond_ip(next, segment, cut, depth);
+    }
     tcp(segment, src, dst, cut)
 }
 
-fn skip_ipv6_extensions(mut next: u8, mut body: &[u8]) -> Result<&[u8], DecodeError> {
+/// Skips extension headers up to TCP or UDP: returns that protocol number and its bytes.
+fn skip_ipv6_extensions(mut next: u8, mut body: &[u8]) -> Result<(u8, &[u8]), DecodeError> {
     for _ in 0..MAX_IPV6_EXTENSIONS {
         let len = match next {
-            IPPROTO_TCP => return Ok(body),
+            IPPROTO_TCP | IPPROTO_UDP => return Ok((next, body)),
             0 | 43 | 60 => (usize::from(*body.get(1).ok_or(DecodeError::Truncated)?) + 1) * 8,
             44 => {
                 let word = be16(body, 2).ok_or(DecodeError::Truncated)?;
@@ -315,6 +408,7 @@ fn skip_ipv6_extensions(mut next: u8, mut body: &[u8]) -> Result<&[u8], DecodeEr
     Err(DecodeError::Format("too many IPv6 extension headers"))
 }
 
+#[inline(always)]
 fn tcp(segment: &[u8], src: IpAddr, dst: IpAddr, cut: bool) -> Result<Packet<'_>, DecodeError> {
     let header = segment.get(..20).ok_or(DecodeError::Truncated)?;
     let data_offset = usize::from(header[12] >> 4) * 4;
@@ -337,6 +431,7 @@ fn tcp(segment: &[u8], src: IpAddr, dst: IpAddr, cut: bool) -> Result<Packet<'_>
         window: be16(header, 14).unwrap_or(0),
         payload,
         captured_truncated: cut,
+        vni: None,
     })
 }
 
@@ -516,6 +611,101 @@ mod tests {
     }
 
     #[test]
+    fn pppoe_sessions_in_ethernet_vlan_and_ppp_ether() {
+        let ip = segment().ipv4();
+        for tags in [&[][..], &[0x8100], &[0x88A8, 0x8100]] {
+            let frame = testutil::pppoe(&ip, tags);
+            assert_segment(&decode(linktype::ETHERNET, &frame, frame.len()).unwrap());
+        }
+        let frame = testutil::pppoe_session(&ip);
+        assert_segment(&decode(linktype::PPP_ETHER, &frame, frame.len()).unwrap());
+        let v6 = Segment::new("[2001:db8::1]:40000", "[2001:db8::2]:80")
+            .payload(b"v6")
+            .ipv6(&[]);
+        let frame = testutil::pppoe(&v6, &[]);
+        let p = decode(linktype::ETHERNET, &frame, frame.len()).unwrap();
+        assert_eq!((p.payload, p.vni), (&b"v6"[..], None));
+        // protocol-field compression: a one-byte protocol 0x21
+        let mut compressed = testutil::pppoe_session(&ip);
+        compressed.remove(6);
+        assert_segment(&decode(linktype::PPP_ETHER, &compressed, 99).unwrap());
+    }
+
+    #[test]
+    fn pppoe_errors() {
+        let ip = segment().ipv4();
+        let bad = |at: usize, value: u8| {
+            let mut f = testutil::pppoe_session(&ip);
+            f[at] = value;
+            decode(linktype::PPP_ETHER, &f, f.len()).map(|p| p.seq)
+        };
+        assert_eq!(bad(0, 0x21), Err(DecodeError::Format("PPPoE version/type")));
+        assert_eq!(
+            bad(1, 0x09),
+            Err(DecodeError::Format("PPPoE code (not a session frame)"))
+        );
+        let mut short = testutil::pppoe_session(&ip);
+        short[4..6].copy_from_slice(&1u16.to_be_bytes());
+        assert_eq!(
+            decode(linktype::PPP_ETHER, &short, short.len()),
+            Err(DecodeError::Format("PPPoE length"))
+        );
+        let mut lcp = testutil::pppoe_session(&ip);
+        lcp[6..8].copy_from_slice(&0xC021u16.to_be_bytes());
+        assert_eq!(
+            decode(linktype::PPP_ETHER, &lcp, lcp.len()),
+            Err(DecodeError::NotIp)
+        );
+        let mut discovery = testutil::pppoe(&ip, &[]);
+        discovery[13] = 0x63;
+        assert_eq!(
+            decode(linktype::ETHERNET, &discovery, 99),
+            Err(DecodeError::NotIp)
+        );
+        let frame = testutil::pppoe(&ip, &[0x8100]);
+        for len in 0..(14 + 4 + 8 + 20 + 20) {
+            let err = decode(linktype::ETHERNET, &frame[..len], frame.len()).unwrap_err();
+            assert_eq!(err, DecodeError::Truncated, "len {len}");
+        }
+    }
+
+    #[test]
+    fn cisco_hdlc() {
+        let ip = segment().ipv4();
+        let frame = testutil::cisco_hdlc(&ip);
+        assert_segment(&decode(linktype::C_HDLC, &frame, frame.len()).unwrap());
+        let mut broadcast = frame.clone();
+        broadcast[0] = 0x8F;
+        assert_segment(&decode(linktype::C_HDLC, &broadcast, frame.len()).unwrap());
+        let v6 = Segment::new("[::1]:1", "[::2]:80").payload(b"6").ipv6(&[]);
+        let hdlc6 = testutil::cisco_hdlc(&v6);
+        let p = decode(linktype::C_HDLC, &hdlc6, 99).unwrap();
+        assert_eq!(p.payload, b"6");
+        let mut address = frame.clone();
+        address[0] = 0xFF;
+        assert_eq!(
+            decode(linktype::C_HDLC, &address, 99),
+            Err(DecodeError::Format("Cisco HDLC address"))
+        );
+        let mut control = frame.clone();
+        control[1] = 0x03;
+        assert_eq!(
+            decode(linktype::C_HDLC, &control, 99),
+            Err(DecodeError::Format("Cisco HDLC control"))
+        );
+        let mut slarp = frame.clone();
+        slarp[2..4].copy_from_slice(&0x8035u16.to_be_bytes());
+        assert_eq!(
+            decode(linktype::C_HDLC, &slarp, 99),
+            Err(DecodeError::NotIp)
+        );
+        for len in 0..(4 + 20 + 20) {
+            let err = decode(linktype::C_HDLC, &frame[..len], frame.len()).unwrap_err();
+            assert_eq!(err, DecodeError::Truncated, "len {len}");
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         let mut state = 0x1234_5678_u32;
         let mut frame = [0u8; 128];
@@ -530,7 +720,7 @@ mod tests {
             frame[13] = if round % 2 == 0 { 0x00 } else { 0xDD };
             frame[14] = if round % 2 == 0 { 0x45 } else { 0x60 };
             let len = round % frame.len();
-            for lt in [0, 1, 12, 101, 108, 113, 228, 229, 276] {
+            for lt in [0, 1, 12, 51, 101, 104, 108, 113, 228, 229, 276] {
                 let _ = decode(lt, &frame[..len], len + round % 3);
             }
         }

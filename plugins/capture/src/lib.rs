@@ -2,8 +2,9 @@
 //!
 //! It turns captured frames into complete HTTP/1.x requests and responses:
 //!
-//! 1. [`decode()`] borrows a frame of any common pcap link type (Ethernet with VLAN/QinQ tags,
-//!    Linux cooked v1/v2, BSD loopback, raw IP) and yields a zero-copy TCP [`Packet`].
+//! 1. [`decode()`] borrows a frame of any common pcap link type (Ethernet with VLAN/QinQ tags
+//!    and PPPoE, Linux cooked v1/v2, BSD loopback, raw IP, PPP_ETHER, Cisco HDLC), unwraps
+//!    VXLAN and GENEVE tunnels in place, and yields a zero-copy TCP [`Packet`].
 //! 2. [`Tracker`] reassembles each direction of each connection **by sequence number** (GoReplay
 //!    groups segments by their Ack and loses requests that way), frames HTTP/1.x messages
 //!    (Content-Length, chunked, close-delimited, HEAD/1xx/204/304, pipelining, 100-continue,

@@ -76,6 +76,7 @@ impl Segment {
             window: 65535,
             payload: &self.payload,
             captured_truncated: false,
+            vni: None,
         }
     }
 
@@ -433,13 +434,13 @@ pub fn write_pcap(linktype: u32, records: &[(i64, Vec<u8>)]) -> Vec<u8> {
 /// Fuzz body for the `decode` target: the first two bytes pick the link type (from the
 /// supported list, or any value), the rest is the frame. Returns whether it decoded.
 pub fn fuzz_decode(data: &[u8]) -> bool {
-    const LINKTYPES: [u32; 10] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276];
+    const LINKTYPES: [u32; 12] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 51, 104];
     let (selector, frame) = match data {
         [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), rest),
         _ => return false,
     };
     let linktype = LINKTYPES
-        .get(usize::from(selector % 11))
+        .get(usize::from(selector % 13))
         .copied()
         .unwrap_or(u32::from(selector));
     let wire_len = frame.len() + usize::from(selector >> 12);
@@ -523,6 +524,105 @@ pub fn fuzz_http_framer(data: &[u8]) {
     tracker.finish(&mut check);
     assert_eq!(tracker.flows(), 0);
     assert_eq!(tracker.buffered_bytes(), 0);
+}
+
+/// A UDP datagram (checksum 0: not computed).
+pub fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut d = Vec::with_capacity(8 + payload.len());
+    d.extend_from_slice(&src_port.to_be_bytes());
+    d.extend_from_slice(&dst_port.to_be_bytes());
+    d.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    d.extend_from_slice(&[0, 0]);
+    d.extend_from_slice(payload);
+    d
+}
+
+/// A VXLAN header (I flag set) with this VNI, followed by `inner` (an Ethernet frame).
+pub fn vxlan_payload(vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x08, 0, 0, 0];
+    v.extend_from_slice(&(vni << 8).to_be_bytes());
+    v.extend_from_slice(inner);
+    v
+}
+
+/// An underlay Ethernet/IPv4/UDP frame (192.0.2.1 → 192.0.2.2) to `dst_port` carrying `payload`.
+pub fn underlay(dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let datagram = udp(49152, dst_port, payload);
+    ethernet(
+        &ipv4_raw("192.0.2.1", "192.0.2.2", 17, &[], 0, &datagram),
+        &[],
+    )
+}
+
+/// An underlay frame to UDP 4789 carrying `inner` (an Ethernet frame) in VXLAN with this VNI.
+pub fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
+    underlay(4789, &vxlan_payload(vni, inner))
+}
+
+/// A GENEVE header: version 0, `options` (whole TLVs, a multiple of 4 bytes), protocol type
+/// `protocol` (0x6558 Ethernet, 0x0800 IPv4, 0x86DD IPv6), this VNI, then `inner`.
+pub fn geneve_payload(vni: u32, protocol: u16, options: &[u8], inner: &[u8]) -> Vec<u8> {
+    assert!(
+        options.len().is_multiple_of(4) && options.len() <= 252,
+        "GENEVE options"
+    );
+    let mut g = vec![(options.len() / 4) as u8, 0];
+    g.extend_from_slice(&protocol.to_be_bytes());
+    g.extend_from_slice(&(vni << 8).to_be_bytes());
+    g.extend_from_slice(options);
+    g.extend_from_slice(inner);
+    g
+}
+
+/// The three GENEVE options AWS Gateway Load Balancer sends (class 0x0108: endpoint id,
+/// attachment id, flow cookie; 32 bytes).
+pub fn gwlb_options() -> Vec<u8> {
+    let mut o = Vec::new();
+    for (kind, words) in [(1u8, 2u8), (2, 2), (3, 1)] {
+        o.extend_from_slice(&[0x01, 0x08, kind, words]);
+        o.extend(std::iter::repeat_n(kind, usize::from(words) * 4));
+    }
+    o
+}
+
+/// An underlay frame to UDP 6081 carrying `inner` in GENEVE (see [`geneve_payload`]).
+pub fn geneve(vni: u32, protocol: u16, options: &[u8], inner: &[u8]) -> Vec<u8> {
+    underlay(6081, &geneve_payload(vni, protocol, options, inner))
+}
+
+/// A PPPoE session header (RFC 2516) and PPP protocol field carrying `ip` (pcap PPP_ETHER).
+pub fn pppoe_session(ip: &[u8]) -> Vec<u8> {
+    let protocol: u16 = if ip.first().map(|b| b >> 4) == Some(6) {
+        0x0057
+    } else {
+        0x0021
+    };
+    let mut f = vec![0x11, 0x00, 0x12, 0x34];
+    f.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+    f.extend_from_slice(&protocol.to_be_bytes());
+    f.extend_from_slice(ip);
+    f
+}
+
+/// An Ethernet frame (ethertype 0x8864) carrying `ip` in a PPPoE session, after a VLAN tag
+/// for each TPID in `vlan_tpids`.
+pub fn pppoe(ip: &[u8], vlan_tpids: &[u16]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
+    for tpid in vlan_tpids {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&100u16.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x88, 0x64]);
+    f.extend_from_slice(&pppoe_session(ip));
+    f
+}
+
+/// A Cisco HDLC frame (pcap C_HDLC): unicast address 0x0F, control 0, the IP ethertype.
+pub fn cisco_hdlc(ip: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x0F, 0x00];
+    f.extend_from_slice(&ethertype_of(ip));
+    f.extend_from_slice(ip);
+    f
 }
 
 #[cfg(test)]

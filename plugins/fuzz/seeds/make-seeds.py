@@ -87,7 +87,7 @@ def pcap_records(path):
         at += 16 + caplen
     return linktype, frames
 
-LINKTYPES = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276]
+LINKTYPES = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 51, 104]  # testutil::fuzz_decode's order
 
 def pcaps():
     small = sorted(p for p in CORPUS.glob("*.pcap*") if p.stat().st_size < 6000) if CORPUS.is_dir() else []
@@ -111,6 +111,71 @@ def pcaps():
         lt, fr = pcap_records(p)
         if lt in LINKTYPES and fr:
             write("decode", p.name, struct.pack(">H", LINKTYPES.index(lt)) + fr[0])
+
+def ipv4(src, dst, proto, body):
+    header = bytes([0x45, 0]) + struct.pack(">H", 20 + len(body)) + b"\x12\x34\x00\x00" + bytes([64, proto, 0, 0])
+    return header + bytes(src) + bytes(dst) + body
+
+def ipv6(src_last, dst_last, proto, body):
+    addr = lambda last: b"\x20\x01\x0d\xb8" + b"\x00" * 11 + bytes([last])
+    return b"\x60\x00\x00\x00" + struct.pack(">H", len(body)) + bytes([proto, 64]) + addr(src_last) + addr(dst_last) + body
+
+def tcp(payload, sport=40000, dport=80, flags=0x18):
+    return struct.pack(">HHII", sport, dport, 1000, 2000) + bytes([0x50, flags, 0xFF, 0xFF, 0, 0, 0, 0]) + payload
+
+def ether(ethertype, body, tags=()):
+    out = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
+    for tpid in tags:
+        out += struct.pack(">HH", tpid, 100)
+    return out + struct.pack(">H", ethertype) + body
+
+def udp(dport, payload):
+    return struct.pack(">HHHH", 49152, dport, 8 + len(payload), 0) + payload
+
+def vxlan(vni, inner):
+    return ether(0x0800, ipv4([192, 0, 2, 1], [192, 0, 2, 2], 17, udp(4789, b"\x08\x00\x00\x00" + struct.pack(">I", vni << 8) + inner)))
+
+GWLB_OPTIONS = b"".join(bytes([1, 8, kind, words]) + bytes([kind]) * (4 * words) for kind, words in ((1, 2), (2, 2), (3, 1)))
+
+def geneve(vni, protocol, inner, options=b"", first=None):
+    header = bytes([len(options) // 4 if first is None else first, 0]) + struct.pack(">HI", protocol, vni << 8)
+    return ether(0x0800, ipv4([192, 0, 2, 1], [192, 0, 2, 2], 17, udp(6081, header + options + inner)))
+
+def pppoe_session(ip, protocol=0x0021):
+    return b"\x11\x00\x12\x34" + struct.pack(">HH", len(ip) + 2, protocol) + ip
+
+def tunnels():
+    """Decode seeds for the tunnel and PPP link layers (selector = index in LINKTYPES)."""
+    ip = ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, tcp(REQUESTS[0]))
+    ip6 = ipv6(1, 2, 6, tcp(REQUESTS[1]))
+    inner = ether(0x0800, ip)
+    nested = inner
+    for level in range(5):
+        nested = vxlan(level, nested)
+    no_i_flag = bytearray(vxlan(1, inner))
+    no_i_flag[14 + 20 + 8] = 0
+    seeds = {
+        "vxlan": (1, vxlan(42, inner)),
+        "vxlan-inner-vlan-ipv6": (1, vxlan(7, ether(0x86DD, ip6, (0x8100,)))),
+        "vxlan-nested-5": (1, nested),
+        "vxlan-no-i-flag": (1, bytes(no_i_flag)),
+        "geneve-ethernet": (1, geneve(5, 0x6558, inner)),
+        "geneve-gwlb-ipv4": (1, geneve(0, 0x0800, ip, GWLB_OPTIONS)),
+        "geneve-gwlb-ipv6": (1, geneve(0, 0x86DD, ip6, GWLB_OPTIONS)),
+        "geneve-option-overrun": (1, geneve(0, 0x0800, ip, bytes([1, 8, 1, 0x1F]))),
+        "geneve-option-length-beyond": (1, geneve(0, 0x0800, b"", first=0x3F)),
+        "pppoe": (1, ether(0x8864, pppoe_session(ip))),
+        "pppoe-qinq-ipv6": (1, ether(0x8864, pppoe_session(ip6, 0x0057), (0x88A8, 0x8100))),
+        "pppoe-lcp": (1, ether(0x8864, pppoe_session(b"\x01\x01\x00\x04", 0xC021))),
+        "ppp-ether": (10, pppoe_session(ip)),
+        "ppp-ether-compressed": (10, pppoe_session(ip)[:6] + b"\x21" + ip),
+        "c-hdlc": (11, b"\x0f\x00\x08\x00" + ip),
+        "c-hdlc-broadcast-ipv6": (11, b"\x8f\x00\x86\xdd" + ip6),
+        "c-hdlc-slarp": (11, b"\x8f\x00\x80\x35" + bytes(18)),
+    }
+    for name, (selector, frame) in seeds.items():
+        assert LINKTYPES[selector] in (1, 51, 104)
+        write("decode", name, struct.pack(">H", selector) + frame)
 
 def script(parts, conversations=1):
     """A tracker script: op byte (direction, connection in the top bits), length, payload."""
@@ -167,6 +232,6 @@ def http1():
     for i, b in enumerate(bodies):
         write("chunked_decoder", f"body-{i}", bytes([i * 37 & 0xff]) + b if i % 2 else b)
 
-for make in (listeners, gor, meta, middleware, kafka, pcaps, trackers, http, http1):
+for make in (listeners, gor, meta, middleware, kafka, pcaps, tunnels, trackers, http, http1):
     make()
 print("seeds written to", FUZZ / "corpus", file=sys.stderr)

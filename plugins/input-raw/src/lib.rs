@@ -5,7 +5,13 @@
 //! interface, each with a TPACKET_V3 memory-mapped ring (`--input-raw-buffer-size`), joined in
 //! one PACKET_FANOUT group hashed by flow, one thread and one flow table per socket (shared
 //! nothing); `libpcap`: one handle per interface; `pcap_file`: `--input-raw capture.pcap:80`
-//! reads a file through input-pcap.
+//! reads a file through input-pcap; `vxlan`: mirrored traffic arriving as VXLAN over UDP (AWS
+//! VPC Traffic Mirroring, Azure vTAP): one UDP socket on `--input-raw-vxlan-port` (default
+//! 4789, 0 means 4789) bound to the HOST of `--input-raw HOST:PORTS` (default 0.0.0.0; an
+//! interface name binds to that device), whose PORTS are the HTTP ports inside the tunnel;
+//! `--input-raw-vxlan-vni` (repeatable) keeps only positive VNIs given and drops negative ones.
+//! It takes whole datagrams (up to 64 KiB), the kernel's receive times and drop counts
+//! (SO_RXQ_OVFL), and stops within 100 ms of shutdown.
 //!
 //! Values: `[HOST]:PORT[,PORT]` (empty host, `any`, `0.0.0.0`: every interface that is up),
 //! `IFACE:PORT`, `ADDRESS:PORT`, `netns:NAME/IFACE:PORT` (captures inside network namespace
@@ -17,7 +23,9 @@
 //! and `--capture-*` flags (track-response, expire, allow-incomplete, protocol
 //! http|http-headers|binary, load guard).
 //!
-//! Example: `shadowtap --input-raw eth0:80 --input-raw-track-response --output-file traffic.gor`.
+//! Example: `shadowtap --input-raw eth0:80 --input-raw-track-response --output-file traffic.gor`,
+//! or for a mirror session `shadowtap --input-raw :80 --input-raw-engine vxlan
+//! --input-raw-vxlan-vni 42 --output-stdout`.
 //! Capturing needs root or `setcap cap_net_raw,cap_net_admin=eip` on the binary; a missing
 //! permission fails at start with that advice. Live capture never waits: when the pipeline is
 //! full, messages are dropped and counted, as are kernel drops.
@@ -27,6 +35,7 @@ mod address;
 mod afpacket;
 mod bpf;
 mod live;
+mod vxlan;
 
 use address::{Interface, Target};
 use afpacket::{Ring, RingSize, SocketConfig};
@@ -44,9 +53,16 @@ pub struct InputRawArgs {
     /// Capture HTTP on [HOST]:PORT[,PORT], IFACE:PORT or netns:NAME/IFACE:PORT (or a .pcap file)
     #[arg(id = "input-raw", long = "input-raw", value_name = "[HOST]:PORTS")]
     pub input_raw: Vec<String>,
-    /// Capture engine: af_packet (TPACKET_V3 ring + fanout), libpcap, pcap_file
-    #[arg(id = "input-raw-engine", long = "input-raw-engine", value_parser = ["af_packet", "raw_socket", "libpcap", "pcap_file"], default_value = "af_packet")]
+    /// Capture engine: af_packet (TPACKET_V3 ring + fanout), libpcap, pcap_file, vxlan (mirrored
+    /// traffic over UDP: AWS VPC Traffic Mirroring, Azure vTAP)
+    #[arg(id = "input-raw-engine", long = "input-raw-engine", value_parser = ["af_packet", "raw_socket", "libpcap", "pcap_file", "vxlan"], default_value = "af_packet")]
     pub input_raw_engine: String,
+    /// vxlan engine: the UDP port receiving VXLAN (0 means 4789)
+    #[arg(id = "input-raw-vxlan-port", long = "input-raw-vxlan-port", default_value_t = vxlan::DEFAULT_PORT, value_name = "PORT")]
+    pub input_raw_vxlan_port: u16,
+    /// vxlan engine: VNIs to keep (positive) or to drop (negative); repeatable
+    #[arg(id = "input-raw-vxlan-vni", long = "input-raw-vxlan-vni", value_parser = vxlan::vni_value, allow_negative_numbers = true, value_name = "VNI")]
+    pub input_raw_vxlan_vni: Vec<i64>,
     /// af_packet: capture sockets (and threads, and flow tables) per interface [default: cores]
     #[arg(id = "input-raw-workers", long = "input-raw-workers", value_name = "N")]
     pub input_raw_workers: Option<usize>,
@@ -144,6 +160,9 @@ impl Plan<'_> {
         }
         let usage = |e: String| PluginError::usage("--input-raw", e);
         let target = address::parse(value).map_err(usage)?;
+        if self.args.input_raw_engine == "vxlan" {
+            return self.capture_vxlan(value, &target);
+        }
         let interfaces = netns::within(target.netns.as_deref(), || {
             address::select(&target.host, &self.args.input_raw_ignore_interface)
         })
@@ -180,6 +199,41 @@ impl Plan<'_> {
             label: instance_label("input-raw", value),
             plugin: input,
             backpressure: shadowtap_api::Backpressure::Wait,
+            limit: None,
+        }])
+    }
+
+    /// `--input-raw-engine vxlan`: one UDP socket on the VXLAN port, bound to HOST (in the
+    /// namespace, when given); PORTS are the HTTP ports inside the tunnel.
+    fn capture_vxlan(&self, value: &str, target: &Target) -> Result<Vec<InputSpec>, PluginError> {
+        let (address, device) = vxlan::bind_target(&target.host, self.args.input_raw_vxlan_port);
+        let socket = netns::within(target.netns.as_deref(), || {
+            vxlan::VxlanSocket::open(address, device.as_deref(), self.args.input_raw_buffer_size)
+        })
+        .and_then(|opened| opened)
+        .map_err(|e| PluginError::Runtime(format!("--input-raw {value:?}: {e}")))?;
+        if self.args.input_raw_bpf_filter.is_some() {
+            tracing::warn!("--input-raw-bpf-filter does not apply to the vxlan engine (the --input-raw ports filter inside the tunnel)");
+        }
+        if let Ok(bound) = socket.local_addr() {
+            tracing::debug!(%bound, device = ?device, "vxlan socket");
+        }
+        let label = format!("{value} vxlan {address}");
+        Ok(vec![InputSpec {
+            label: instance_label("input-raw", &label),
+            plugin: Box::new(vxlan::VxlanInput {
+                socket,
+                filter: vxlan::VniFilter::new(&self.args.input_raw_vxlan_vni),
+                tracker: self.raw.tracker_config(
+                    target.ports.clone(),
+                    self.raw.input_raw_track_response,
+                    self.settings,
+                ),
+                headers_only: self.raw.headers_only(),
+                realip_header: self.args.input_raw_realip_header.clone(),
+                guard: self.guard.clone(),
+            }),
+            backpressure: shadowtap_api::Backpressure::Drop,
             limit: None,
         }])
     }
@@ -358,5 +412,18 @@ mod tests {
         assert!(err.contains("expected [HOST]:PORT"), "{err}");
         let err = testkit::build_error("input-raw", &["--input-raw", "no-such-if0:80"]);
         assert!(err.contains("no-such-if0"), "{err}");
+    }
+
+    #[test]
+    fn vxlan_flags_are_checked() {
+        let vxlan = ["--input-raw", ":80", "--input-raw-engine", "vxlan"];
+        for bad in ["x", "1.5", "16777216"] {
+            let args = [&vxlan[..], &["--input-raw-vxlan-vni", bad]].concat();
+            let err = testkit::build_error("input-raw", &args);
+            assert!(err.contains("--input-raw-vxlan-vni"), "{err}");
+        }
+        let args = [&vxlan[..], &["--input-raw-vxlan-port", "70000"]].concat();
+        let err = testkit::build_error("input-raw", &args);
+        assert!(err.contains("--input-raw-vxlan-port"), "{err}");
     }
 }

@@ -157,7 +157,7 @@ fn wait_readable(capture: &pcap::Capture<pcap::Active>, timeout: Duration) {
 }
 
 /// True (and counted) when the load guard pauses capture.
-fn paused(guard: &Option<LoadGuard>, cx: &InputContext) -> bool {
+pub(crate) fn paused(guard: &Option<LoadGuard>, cx: &InputContext) -> bool {
     let Some(why) = guard.as_ref().and_then(LoadGuard::paused) else {
         return false;
     };
