@@ -3,7 +3,7 @@
 
 use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::CoreSettings;
-use shadowtap_capture::{Protocol, TrackerConfig};
+use shadowtap_capture::{Framing, TrackerConfig};
 use std::time::Duration;
 
 shadowtap_api::register_shared_args! {
@@ -68,9 +68,9 @@ impl RawCaptureArgs {
         }
     }
 
-    /// True for `--input-raw-protocol http-headers`.
-    pub fn headers_only(&self) -> bool {
-        self.input_raw_protocol == "http-headers"
+    /// How conversations are cut into messages (`--input-raw-protocol`).
+    pub fn framing(&self) -> Framing {
+        Framing::from_flag(&self.input_raw_protocol)
     }
 
     /// The tracker configuration for one capture with these settings.
@@ -91,11 +91,7 @@ impl RawCaptureArgs {
             max_flows: self.input_raw_max_flows.max(1),
             max_buffered_bytes: usize::try_from(self.input_raw_max_buffer).unwrap_or(usize::MAX),
             max_held_segments: self.input_raw_max_held_segments.max(1),
-            protocol: if self.input_raw_protocol == "binary" {
-                Protocol::Binary
-            } else {
-                Protocol::Http
-            },
+            framing: self.framing(),
         }
     }
 }

@@ -21,8 +21,6 @@ pub struct FileInput {
     pub path: PathBuf,
     /// How its conversations are tracked.
     pub tracker: TrackerConfig,
-    /// `--input-raw-protocol http-headers`: only header blocks.
-    pub headers_only: bool,
     /// Only frames matching this BPF expression.
     pub bpf: Option<String>,
     /// Replay speed factor; `None` reads as fast as possible.
@@ -62,18 +60,12 @@ impl Input for FileInput {
             let setup = Setup {
                 path: &self.path,
                 tracker: &self.tracker,
-                headers_only: self.headers_only,
                 workers,
             };
             read_sharded(setup, capture, Filters::new(self.bpf.clone()), &mut cx);
             return Ok(());
         }
-        let worker = Worker::new(
-            self.tracker.clone(),
-            self.headers_only,
-            cx.counters().clone(),
-            Delivery::Wait,
-        );
+        let worker = Worker::new(self.tracker.clone(), cx.counters().clone(), Delivery::Wait);
         let mut reading = Reading {
             path: self.path.clone(),
             worker,
@@ -91,7 +83,6 @@ impl Input for FileInput {
 pub fn file_input(
     path: PathBuf,
     tracker: TrackerConfig,
-    headers_only: bool,
     bpf: Option<String>,
 ) -> Result<Box<dyn Input>, String> {
     file_reader::check(&path)?;
@@ -101,7 +92,6 @@ pub fn file_input(
     Ok(Box::new(FileInput {
         path,
         tracker,
-        headers_only,
         bpf,
         speed: None,
         workers: None,
@@ -218,7 +208,6 @@ mod tests {
         FileInput {
             path,
             tracker: TrackerConfig::default(),
-            headers_only: false,
             bpf: None,
             speed,
             workers,

@@ -25,7 +25,7 @@ use crate::shard::{endpoints_hash, frame_shard, packet_hash};
 use crate::worker::{Delivery, ExpirySchedule, Outbox, Worker};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use shadowtap_api::{Counters, InputContext, Message, Reason};
-use shadowtap_capture::{DecodeError, Packet, Protocol, TrackerConfig};
+use shadowtap_capture::{DecodeError, Framing, Packet, TrackerConfig};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
@@ -95,7 +95,6 @@ struct Report {
 pub(crate) struct Setup<'a> {
     pub path: &'a Path,
     pub tracker: &'a TrackerConfig,
-    pub headers_only: bool,
     pub workers: usize,
 }
 
@@ -133,13 +132,8 @@ pub(crate) fn read_sharded(
             reports_rx.push(report_rx);
             lists_tx.push(list_tx);
             let spare_tx = spare_tx.clone();
-            let worker = Worker::new(
-                setup.tracker.clone(),
-                setup.headers_only,
-                counters.clone(),
-                Delivery::Wait,
-            );
-            let tagger = Tagger::new(setup.tracker, setup.headers_only);
+            let worker = Worker::new(setup.tracker.clone(), counters.clone(), Delivery::Wait);
+            let tagger = Tagger::new(setup.tracker);
             let (warned, path) = (&warned, setup.path);
             std::thread::Builder::new()
                 .name(format!("{label}#{index}"))
@@ -424,7 +418,8 @@ struct TouchRules {
 }
 
 impl Tagger {
-    fn new(config: &TrackerConfig, headers_only: bool) -> Self {
+    fn new(config: &TrackerConfig) -> Self {
+        let headers_only = config.framing == Framing::HttpHeaders;
         Tagger {
             key: Key::default(),
             items: Vec::with_capacity(LIST_CAPACITY),
@@ -432,7 +427,7 @@ impl Tagger {
             rules: TouchRules {
                 ports: config.ports.clone(),
                 skips_server_data: !config.track_responses
-                    && config.protocol == Protocol::Http
+                    && config.framing != Framing::Binary
                     && !config.ports.is_empty(),
                 expire_ns: config.expire_ns,
             },
@@ -640,7 +635,6 @@ mod tests {
             plugin: Box::new(FileInput {
                 path: path.to_path_buf(),
                 tracker: config.clone(),
-                headers_only: false,
                 bpf: None,
                 speed: None,
                 workers: Some(workers),

@@ -4,8 +4,8 @@
 
 use shadowtap_api::{Counters, Endpoints, InputContext, Kind, Message, Meta, Reason};
 use shadowtap_capture::{
-    decode, DecodeError, DropReason, Event, HeaderTracker, HttpMessage, MessageKind, Packet,
-    Tracker, TrackerConfig,
+    decode, DecodeError, DropReason, Event, Framing, HeaderTracker, HttpMessage, MessageKind,
+    Packet, Tracker, TrackerConfig,
 };
 use shadowtap_http1::headers::{self, Place};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -95,13 +95,8 @@ struct Outlet {
 
 impl Worker {
     /// A worker with its own flow table.
-    pub fn new(
-        config: TrackerConfig,
-        headers_only: bool,
-        counters: Arc<Counters>,
-        delivery: Delivery,
-    ) -> Self {
-        let engine = if headers_only {
+    pub fn new(config: TrackerConfig, counters: Arc<Counters>, delivery: Delivery) -> Self {
+        let engine = if config.framing == Framing::HttpHeaders {
             Engine::Headers(HeaderTracker::new(
                 config.ports.clone(),
                 config.track_responses,

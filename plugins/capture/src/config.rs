@@ -1,6 +1,6 @@
 //! The tracker's settings.
 
-use crate::protocol::Protocol;
+use crate::protocol::Framing;
 use crate::stream::DEFAULT_MAX_HELD_SEGMENTS;
 
 const DEFAULT_EXPIRE_NS: i64 = 2_000_000_000;
@@ -25,8 +25,8 @@ pub struct TrackerConfig {
     pub max_buffered_bytes: usize,
     /// Out-of-order segments held per direction of a connection; one more loses the message.
     pub max_held_segments: usize,
-    /// Message grammar.
-    pub protocol: Protocol,
+    /// How conversations are cut into messages.
+    pub framing: Framing,
 }
 
 impl Default for TrackerConfig {
@@ -40,7 +40,7 @@ impl Default for TrackerConfig {
             max_flows: 100_000,
             max_buffered_bytes: 512 << 20,
             max_held_segments: DEFAULT_MAX_HELD_SEGMENTS,
-            protocol: Protocol::Http,
+            framing: Framing::Http,
         }
     }
 }

@@ -14,7 +14,6 @@ use crate::flows::FlowKey;
 use crate::http1::{MessageState, Phase};
 use crate::ids::id_bytes;
 use crate::pairing::{Awaiting, Pairing};
-use crate::protocol::Protocol;
 use crate::stream::Reassembler;
 use shadowtap_http1::{Method, Role};
 
@@ -212,9 +211,10 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn initial_phase(&self) -> Phase {
-        match self.cfg.protocol {
-            Protocol::Http => Phase::Idle,
-            Protocol::Binary => Phase::Binary,
+        if self.cfg.framing.is_binary() {
+            Phase::Binary
+        } else {
+            Phase::Idle
         }
     }
 

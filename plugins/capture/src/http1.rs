@@ -8,7 +8,6 @@ use bytes::{Buf, Bytes};
 use crate::connection::Direction;
 use crate::event::{DropReason, Event, HttpMessage, MessageKind, Recovery};
 use crate::ids::{id_bytes, MessageId};
-use crate::protocol::Protocol;
 use shadowtap_http1::{
     self as http, BodyKind, ChunkProgress, Chunked, Leniency, Method, Role, Verdict,
 };
@@ -163,7 +162,7 @@ impl Direction<'_, '_> {
             missing_bytes: 0,
         };
         match self.role() {
-            Some(Role::Server) if self.ctx.cfg.protocol == Protocol::Binary => {
+            Some(Role::Server) if self.ctx.cfg.framing.is_binary() => {
                 let (request, id) = self.conn.answer(false, msg.seq, self.ctx);
                 msg.id = Some(id);
                 msg.request_start_ns = request.map(|r| r.start_ns);

@@ -51,7 +51,7 @@ pub use decode::{decode, linktype, DecodeError, Packet, TcpFlags};
 pub use headers::HeaderTracker;
 pub use stream::DEFAULT_MAX_HELD_SEGMENTS;
 pub use tracker::{
-    reason, request_id, DropReason, Event, HttpMessage, MessageId, MessageKind, Protocol, Recovery,
+    reason, request_id, DropReason, Event, Framing, HttpMessage, MessageId, MessageKind, Recovery,
     Tracker, TrackerConfig, TrackerStats,
 };
 

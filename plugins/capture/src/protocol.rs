@@ -13,14 +13,33 @@ use shadowtap_http1::{self as http, Role, Verdict};
 /// least this long (a long request target), so short body fragments do not resynchronise.
 const MIN_PARTIAL_START_LINE: usize = 64;
 
-/// Which message grammar the tracker frames.
+/// How a capture cuts conversations into messages (`--input-raw-protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    /// HTTP/1.x framing.
+pub enum Framing {
+    /// HTTP/1.x: whole messages, reassembled and framed.
     #[default]
     Http,
+    /// HTTP/1.x header blocks only, without reassembly (the header-only fast path,
+    /// [`crate::HeaderTracker`]; a [`crate::Tracker`] given it frames whole messages).
+    HttpHeaders,
     /// Opaque bytes: a message ends when the other side sends, on close, or on expiry.
     Binary,
+}
+
+impl Framing {
+    /// `--input-raw-protocol`'s value: `http` (default), `http-headers` or `binary`.
+    pub fn from_flag(value: &str) -> Framing {
+        match value {
+            "http-headers" => Framing::HttpHeaders,
+            "binary" => Framing::Binary,
+            _ => Framing::Http,
+        }
+    }
+
+    /// Whether messages are opaque bytes.
+    pub fn is_binary(self) -> bool {
+        self == Framing::Binary
+    }
 }
 
 /// Whether `data` begins a message a sender of `role` would send.

@@ -461,7 +461,7 @@ pub fn fuzz_decode(data: &[u8]) -> bool {
 /// holes), control flags and clock jumps, feeds it to a [`crate::Tracker`] and checks its
 /// invariants. Panics on a violated invariant.
 pub fn fuzz_http_framer(data: &[u8]) {
-    use crate::tracker::{Event, Protocol, Tracker, TrackerConfig};
+    use crate::tracker::{Event, Framing, Tracker, TrackerConfig};
     let Some((&setup, mut script)) = data.split_first() else {
         return;
     };
@@ -469,10 +469,10 @@ pub fn fuzz_http_framer(data: &[u8]) {
         ports: if setup & 1 == 0 { vec![80] } else { vec![] },
         track_responses: setup & 2 == 0,
         allow_incomplete: setup & 4 != 0,
-        protocol: if setup & 8 != 0 {
-            Protocol::Binary
+        framing: if setup & 8 != 0 {
+            Framing::Binary
         } else {
-            Protocol::Http
+            Framing::Http
         },
         max_message_bytes: if setup & 16 != 0 { 64 } else { 4096 },
         max_buffered_bytes: if setup & 32 != 0 { 512 } else { 1 << 20 },

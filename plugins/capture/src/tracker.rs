@@ -57,7 +57,7 @@ pub use crate::event::{
     reason, DropReason, Event, HttpMessage, MessageKind, Recovery, TrackerStats,
 };
 pub use crate::ids::{request_id, MessageId};
-pub use crate::protocol::Protocol;
+pub use crate::protocol::Framing;
 
 /// When an RST's sender position is unknown, its Ack must lie at most this far behind the
 /// next byte seen from its peer (data the peer sent that the RST's sender had not yet acked).
@@ -182,7 +182,7 @@ impl Tracker {
     fn ignores_server_data(&self, pkt: &Packet<'_>) -> bool {
         let flags = pkt.flags;
         if self.cfg.track_responses
-            || self.cfg.protocol != Protocol::Http
+            || self.cfg.framing.is_binary()
             || flags.syn()
             || flags.fin()
             || flags.rst()
@@ -419,7 +419,7 @@ fn on_data(
     ctx: &mut Ctx<'_>,
 ) {
     let retransmission = flow.halves[side].reasm.place(seq, pkt.payload.len()) == Placement::Old;
-    if ctx.cfg.protocol == Protocol::Binary && !retransmission {
+    if ctx.cfg.framing.is_binary() && !retransmission {
         flow.direction(1 - side, ctx).end_binary_message();
     }
     let mut dir = flow.direction(side, ctx);
@@ -507,7 +507,7 @@ impl Direction<'_, '_> {
 
     /// Does a segment begin a message? Infers the connection's direction when still unknown.
     fn recognise(&mut self, data: &[u8]) -> bool {
-        if self.ctx.cfg.protocol == Protocol::Binary {
+        if self.ctx.cfg.framing.is_binary() {
             self.conn.client.get_or_insert(self.side);
             return true;
         }
@@ -558,9 +558,10 @@ impl Direction<'_, '_> {
         let half = &mut *self.half;
         half.buf.clear();
         half.pos = 0;
-        half.phase = match self.ctx.cfg.protocol {
-            Protocol::Http => Phase::Skipping,
-            Protocol::Binary => Phase::Binary,
+        half.phase = if self.ctx.cfg.framing.is_binary() {
+            Phase::Binary
+        } else {
+            Phase::Skipping
         };
         // Bytes after the hole that belong to the cut message are not garbage.
         half.skip_counted = cut_message;
@@ -1330,7 +1331,7 @@ mod tests {
     #[test]
     fn binary_protocol_ends_messages_on_direction_change() {
         let mut run = Run::new(TrackerConfig {
-            protocol: Protocol::Binary,
+            framing: Framing::Binary,
             ..config()
         });
         let mut conv = conversation();

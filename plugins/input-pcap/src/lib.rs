@@ -120,7 +120,6 @@ fn build(args: InputPcapArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>,
                 plugin: Box::new(FileInput {
                     path,
                     tracker,
-                    headers_only: raw.headers_only(),
                     bpf: args.input_pcap_bpf_filter.clone(),
                     speed: args.input_pcap_speed.0,
                     workers: args.input_pcap_workers,

@@ -46,7 +46,7 @@ use shadowtap_api::{
     instance_label, register_input, CoreSettings, Input, InputContext, InputSpec, Limit,
     PluginError, Reason,
 };
-use shadowtap_capture::{linktype, TrackerConfig};
+use shadowtap_capture::{linktype, Framing, TrackerConfig};
 use shadowtap_capture_input::{Delivery, RawCaptureArgs, Worker};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -324,7 +324,7 @@ fn build(args: InputPfringArgs, settings: &CoreSettings) -> Result<Vec<InputSpec
         ));
     }
     let kind = cluster_type(&args.input_pfring_cluster_type);
-    if kind == cluster::ROUND_ROBIN && !raw.headers_only() {
+    if kind == cluster::ROUND_ROBIN && raw.framing() != Framing::HttpHeaders {
         return Err(PluginError::usage(
             "--input-pfring-cluster-type",
             "round-robin gives each ring a share of every connection's packets, which cannot \
@@ -420,7 +420,6 @@ fn build(args: InputPfringArgs, settings: &CoreSettings) -> Result<Vec<InputSpec
                     ),
                     label,
                     tracker: tracker.clone(),
-                    headers_only: raw.headers_only(),
                 }),
                 backpressure: shadowtap_api::Backpressure::Drop,
                 limit,
@@ -437,7 +436,6 @@ struct PfringInput {
     /// The start-up log line (logging starts after the plugins are built).
     about: String,
     tracker: TrackerConfig,
-    headers_only: bool,
 }
 
 /// `pfring_stats` turned into ledger entries.
@@ -490,19 +488,13 @@ impl Input for PfringInput {
             label,
             about,
             tracker,
-            headers_only,
         } = *self;
         tracing::info!("{about}");
         if let Err(e) = ring.enable() {
             cx.counters().add_error();
             return Err(PluginError::Runtime(format!("{label}: {e}")));
         }
-        let mut worker = Worker::new(
-            tracker,
-            headers_only,
-            cx.counters().clone(),
-            Delivery::DropWhenFull,
-        );
+        let mut worker = Worker::new(tracker, cx.counters().clone(), Delivery::DropWhenFull);
         let mut stats = RingStats::new(&cx);
         let mut since_check = 0u32;
         while !cx.is_stopping() && !worker.is_stopped() {

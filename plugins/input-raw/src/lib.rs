@@ -191,7 +191,6 @@ impl Plan<'_> {
         let input = shadowtap_capture_input::file_input::file_input(
             file.into(),
             config,
-            self.raw.headers_only(),
             self.args.input_raw_bpf_filter.clone(),
         )
         .map_err(|e| PluginError::usage("--input-raw", e))?;
@@ -229,7 +228,6 @@ impl Plan<'_> {
                     self.raw.input_raw_track_response,
                     self.settings,
                 ),
-                headers_only: self.raw.headers_only(),
                 realip_header: self.args.input_raw_realip_header.clone(),
                 guard: self.guard.clone(),
             }),
@@ -279,7 +277,6 @@ impl Plan<'_> {
                             self.raw.input_raw_track_response,
                             self.settings,
                         ),
-                        headers_only: self.raw.headers_only(),
                         realip_header: self.args.input_raw_realip_header.clone(),
                         guard: self.guard.clone(),
                         kernel_drops_seen: 0,

@@ -28,8 +28,6 @@ pub struct LiveInput {
     pub source: Source,
     /// Tracker settings.
     pub tracker: TrackerConfig,
-    /// The header-only fast path.
-    pub headers_only: bool,
     /// `--input-raw-realip-header`.
     pub realip_header: Option<String>,
     /// The shared load guard, if configured.
@@ -42,7 +40,6 @@ impl Input for LiveInput {
     fn run(mut self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
         let mut worker = Worker::new(
             self.tracker.clone(),
-            self.headers_only,
             cx.counters().clone(),
             Delivery::DropWhenFull,
         );

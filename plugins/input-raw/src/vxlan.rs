@@ -254,8 +254,6 @@ pub struct VxlanInput {
     pub filter: VniFilter,
     /// Tracker settings (the `--input-raw` ports apply inside the tunnel).
     pub tracker: TrackerConfig,
-    /// The header-only fast path.
-    pub headers_only: bool,
     /// `--input-raw-realip-header`.
     pub realip_header: Option<String>,
     /// The shared load guard, if configured.
@@ -266,7 +264,6 @@ impl Input for VxlanInput {
     fn run(mut self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
         let mut worker = Worker::new(
             self.tracker.clone(),
-            self.headers_only,
             cx.counters().clone(),
             Delivery::DropWhenFull,
         );
