@@ -104,42 +104,23 @@ impl Lab {
     fn start_nginx(&mut self) {
         let dir = self.dir.path();
         std::fs::create_dir_all(dir.join("dav")).unwrap();
-        let conf = format!(
-            "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;\n\
-             events {{}}\n\
-             http {{\n  log_format t '$request_method $request_uri $status $request_length';\n  access_log {d}/access.log t;\n\
-               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
-               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-               server {{ listen {ip}:80; client_max_body_size 10m;\n\
-                 location /dav/ {{ root {d}; dav_methods PUT; create_full_put_path on; }}\n\
-                 location / {{ return 200 \"hello from nginx\\n\"; }} }}\n}}\n",
+        let http = format!(
+            "log_format t '$request_method $request_uri $status $request_length';\n  access_log {d}/access.log t;\n\
+             server {{ listen {ip}:80; client_max_body_size 10m;\n\
+               location /dav/ {{ root {d}; dav_methods PUT; create_full_put_path on; }}\n\
+               location / {{ return 200 \"hello from nginx\\n\"; }} }}",
             d = dir.display(),
             ip = self.server_ip
         );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.server_ns, "nginx", "-c"])
-            .arg(dir.join("nginx.conf"))
-            .args(["-p", dir.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (Debian nginx-light) must be installed: .ci/setup installs it");
-        self.nginx = Some(child);
-        for _ in 0..100 {
-            if self.client(&[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                &format!("http://{}/ready", self.server_ip),
-            ]) {
-                std::fs::write(dir.join("access.log"), b"").unwrap();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("nginx did not start in the server namespace");
+        let url = format!("http://{}/ready", self.server_ip);
+        self.nginx = Some(nginx_in_netns(
+            dir,
+            &http,
+            &self.server_ns,
+            &self.client_ns,
+            &url,
+        ));
+        std::fs::write(dir.join("access.log"), b"").unwrap();
     }
 
     /// Runs a command in the client namespace; true on success.
@@ -356,6 +337,56 @@ fn assert_complete(lab: &Lab, records: &[Record], stderr: &str) {
             request_line(request)
         );
     }
+}
+
+/// Starts nginx in `server_ns` with `http` as the body of its `http {}` block (temp paths and
+/// the rest under `dir`), and waits until curl in `client_ns` gets `ready_url`.
+pub(crate) fn nginx_in_netns(
+    dir: &std::path::Path,
+    http: &str,
+    server_ns: &str,
+    client_ns: &str,
+    ready_url: &str,
+) -> std::process::Child {
+    let conf = format!(
+        "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+         events {{}}\n\
+         http {{\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+           {http}\n}}\n",
+        d = dir.display(),
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", server_ns, "nginx", "-c"])
+        .arg(dir.join("nginx.conf"))
+        .args(["-p", dir.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx (Debian nginx-light) must be installed: .ci/setup installs it");
+    for _ in 0..100 {
+        let ready = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                client_ns,
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                ready_url,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nginx did not start in namespace {server_ns}");
 }
 
 pub(crate) fn needs_root() -> bool {

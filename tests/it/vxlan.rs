@@ -14,7 +14,7 @@
 //! engine on loopback, fed datagrams built the same way.
 
 use crate::common::*;
-use crate::live::{needs_root, sh};
+use crate::live::{needs_root, nginx_in_netns, sh};
 use shadowtap_capture::testutil::{self, Conversation};
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -168,48 +168,17 @@ impl Overlay {
         std::fs::create_dir_all(dir.join("www/dav")).unwrap();
         let big: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
         std::fs::write(dir.join("www/big.bin"), big).unwrap();
-        let conf = format!(
-            "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;\n\
-             events {{}}\n\
-             http {{\n  access_log off;\n\
-               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
-               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-               server {{ listen {SERVER_IP}:80; client_max_body_size 10m; root {d}/www;\n\
-                 location /dav/ {{ dav_methods PUT; create_full_put_path on; }}\n\
-                 location /big.bin {{ }}\n\
-                 location / {{ return 200 \"hello over vxlan\\n\"; }} }}\n}}\n",
+        let http = format!(
+            "access_log off;\n\
+             server {{ listen {SERVER_IP}:80; client_max_body_size 10m; root {d}/www;\n\
+               location /dav/ {{ dav_methods PUT; create_full_put_path on; }}\n\
+               location /big.bin {{ }}\n\
+               location / {{ return 200 \"hello over vxlan\\n\"; }} }}",
             d = dir.display(),
         );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.server_ns, "nginx", "-c"])
-            .arg(dir.join("nginx.conf"))
-            .args(["-p", dir.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (Debian nginx-light) must be installed: .ci/setup installs it");
-        self.nginx = Some(child);
-        for _ in 0..100 {
-            let ready = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &self.client_ns,
-                    "curl",
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                ])
-                .arg(format!("http://{SERVER_IP}/ready"))
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("nginx did not start in the server namespace");
+        let url = format!("http://{SERVER_IP}/ready");
+        let nginx = nginx_in_netns(dir, &http, &self.server_ns, &self.client_ns, &url);
+        self.nginx = Some(nginx);
     }
 
     /// Runs the client in B: two keep-alive connections of known requests (a 150 KB PUT

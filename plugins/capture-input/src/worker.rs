@@ -120,9 +120,16 @@ impl Worker {
         }
     }
 
-    /// Sets header `name` of every request to its source address (`--input-raw-realip-header`).
-    pub fn set_realip_header(&mut self, name: String) {
-        self.outlet.realip_header = Some(name);
+    /// A live-capture worker: it never blocks the capture thread (a full pipeline drops and
+    /// counts), and with `realip_header` every request carries its source address in it.
+    pub fn live(
+        config: TrackerConfig,
+        counters: Arc<Counters>,
+        realip_header: Option<String>,
+    ) -> Self {
+        let mut worker = Worker::new(config, counters, Delivery::DropWhenFull);
+        worker.outlet.realip_header = realip_header;
+        worker
     }
 
     /// True once the pipeline stopped accepting messages.

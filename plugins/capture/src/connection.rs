@@ -175,6 +175,7 @@ impl Flow {
     }
 
     /// This side's view for per-direction work.
+    #[inline]
     pub(crate) fn direction<'a, 'o>(
         &'a mut self,
         side: usize,
@@ -234,10 +235,12 @@ pub(crate) struct Direction<'a, 'o> {
 }
 
 impl Direction<'_, '_> {
+    #[inline]
     pub(crate) fn role(&self) -> Option<Role> {
         self.conn.role(self.side)
     }
 
+    #[inline]
     pub(crate) fn frames(&self) -> bool {
         self.ctx.frames(self.conn, self.side)
     }

@@ -163,6 +163,7 @@ pub(crate) enum Network {
 /// Decodes one captured frame of pcap link type `linktype`. `wire_len` is the frame's original
 /// length on the wire (pcap `orig_len`); it only matters when the IP length fields are zero
 /// (TSO/jumbo captures), where it tells whether the capture cut the frame.
+#[inline]
 pub fn decode(linktype: u32, frame: &[u8], wire_len: usize) -> Result<Packet<'_>, DecodeError> {
     let (network, l3) = link_payload(linktype, frame)?;
     let snap_cut = wire_len > frame.len();

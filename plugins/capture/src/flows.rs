@@ -86,6 +86,7 @@ impl<F> FlowTable<F> {
         self.index.len()
     }
 
+    #[inline]
     pub(crate) fn find(&self, key: &FlowKey) -> Option<Slot> {
         self.index.get(key).copied()
     }
@@ -95,6 +96,7 @@ impl<F> FlowTable<F> {
         (self.head != NIL).then_some(self.head)
     }
 
+    #[inline]
     pub(crate) fn get(&self, slot: Slot) -> &F {
         self.entries[slot as usize]
             .flow
@@ -102,6 +104,7 @@ impl<F> FlowTable<F> {
             .expect("a linked slot holds a flow")
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, slot: Slot) -> &mut F {
         self.entries[slot as usize]
             .flow
@@ -143,6 +146,7 @@ impl<F> FlowTable<F> {
     }
 
     /// Marks a flow as the most recently active.
+    #[inline]
     pub(crate) fn touch(&mut self, slot: Slot) {
         if self.tail != slot {
             self.unlink(slot);

@@ -47,7 +47,7 @@ use shadowtap_api::{
     PluginError, Reason,
 };
 use shadowtap_capture::{linktype, Framing, TrackerConfig};
-use shadowtap_capture_input::{Delivery, RawCaptureArgs, Worker};
+use shadowtap_capture_input::{RawCaptureArgs, Worker};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -494,7 +494,7 @@ impl Input for PfringInput {
             cx.counters().add_error();
             return Err(PluginError::Runtime(format!("{label}: {e}")));
         }
-        let mut worker = Worker::new(tracker, cx.counters().clone(), Delivery::DropWhenFull);
+        let mut worker = Worker::live(tracker, cx.counters().clone(), None);
         let mut stats = RingStats::new(&cx);
         let mut since_check = 0u32;
         while !cx.is_stopping() && !worker.is_stopped() {

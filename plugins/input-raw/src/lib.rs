@@ -42,6 +42,7 @@ use afpacket::{Ring, RingSize, SocketConfig};
 use live::{LiveInput, Source};
 use shadowtap_api::values::{duration_value, size_value, split_limit};
 use shadowtap_api::{instance_label, register_input, CoreSettings, InputSpec, PluginError};
+use shadowtap_capture::TrackerConfig;
 use shadowtap_capture_input::guard::LoadGuard;
 use shadowtap_capture_input::netns;
 use shadowtap_capture_input::RawCaptureArgs;
@@ -154,6 +155,13 @@ fn build(args: InputRawArgs, settings: &CoreSettings) -> Result<Vec<InputSpec>, 
 }
 
 impl Plan<'_> {
+    /// The tracker settings for one capture whose server ports are `ports`.
+    fn tracker_config(&self, ports: Vec<u16>) -> TrackerConfig {
+        let track_responses = self.raw.input_raw_track_response;
+        self.raw
+            .tracker_config(ports, track_responses, self.settings)
+    }
+
     fn capture(&self, index: usize, value: &str) -> Result<Vec<InputSpec>, PluginError> {
         if self.args.input_raw_engine == "pcap_file" || address::as_capture_file(value).is_some() {
             return self.capture_file(value);
@@ -185,9 +193,7 @@ impl Plan<'_> {
             _ => (value, ""),
         };
         let ports: Vec<u16> = ports.split(',').filter_map(|p| p.parse().ok()).collect();
-        let config =
-            self.raw
-                .tracker_config(ports, self.raw.input_raw_track_response, self.settings);
+        let config = self.tracker_config(ports);
         let input = shadowtap_capture_input::file_input::file_input(
             file.into(),
             config,
@@ -223,11 +229,7 @@ impl Plan<'_> {
             plugin: Box::new(vxlan::VxlanInput {
                 socket,
                 filter: vxlan::VniFilter::new(&self.args.input_raw_vxlan_vni),
-                tracker: self.raw.tracker_config(
-                    target.ports.clone(),
-                    self.raw.input_raw_track_response,
-                    self.settings,
-                ),
+                tracker: self.tracker_config(target.ports.clone()),
                 realip_header: self.args.input_raw_realip_header.clone(),
                 guard: self.guard.clone(),
             }),
@@ -272,11 +274,7 @@ impl Plan<'_> {
                     label: instance_label("input-raw", &label),
                     plugin: Box::new(LiveInput {
                         source,
-                        tracker: self.raw.tracker_config(
-                            target.ports.clone(),
-                            self.raw.input_raw_track_response,
-                            self.settings,
-                        ),
+                        tracker: self.tracker_config(target.ports.clone()),
                         realip_header: self.args.input_raw_realip_header.clone(),
                         guard: self.guard.clone(),
                         kernel_drops_seen: 0,

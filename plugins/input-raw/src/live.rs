@@ -5,7 +5,7 @@ use crate::afpacket::Ring;
 use shadowtap_api::{now_ns, Input, InputContext, PluginError, Reason};
 use shadowtap_capture::TrackerConfig;
 use shadowtap_capture_input::guard::LoadGuard;
-use shadowtap_capture_input::{Delivery, Worker};
+use shadowtap_capture_input::Worker;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -38,14 +38,11 @@ pub struct LiveInput {
 
 impl Input for LiveInput {
     fn run(mut self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
-        let mut worker = Worker::new(
+        let mut worker = Worker::live(
             self.tracker.clone(),
             cx.counters().clone(),
-            Delivery::DropWhenFull,
+            self.realip_header.take(),
         );
-        if let Some(name) = self.realip_header.take() {
-            worker.set_realip_header(name);
-        }
         let mut next_stats = Instant::now() + STATS_EVERY;
         let result = loop {
             if cx.is_stopping() || worker.is_stopped() {

@@ -16,7 +16,7 @@ use shadowtap_capture::decode::tunnel::vxlan_header;
 use shadowtap_capture::{linktype, TrackerConfig};
 use shadowtap_capture_input::guard::LoadGuard;
 use shadowtap_capture_input::worker::decode_reason;
-use shadowtap_capture_input::{Delivery, Worker};
+use shadowtap_capture_input::Worker;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -262,14 +262,11 @@ pub struct VxlanInput {
 
 impl Input for VxlanInput {
     fn run(mut self: Box<Self>, mut cx: InputContext) -> Result<(), PluginError> {
-        let mut worker = Worker::new(
+        let mut worker = Worker::live(
             self.tracker.clone(),
             cx.counters().clone(),
-            Delivery::DropWhenFull,
+            self.realip_header.take(),
         );
-        if let Some(name) = self.realip_header.take() {
-            worker.set_realip_header(name);
-        }
         let vni_filtered = cx.counters().extra("vni filtered");
         let result = loop {
             if cx.is_stopping() || worker.is_stopped() {
