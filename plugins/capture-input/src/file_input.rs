@@ -167,7 +167,17 @@ impl Filters {
         }
     }
 
+    /// Whether a frame passes the filter (every frame does without one).
+    #[inline]
     pub(crate) fn pass(&mut self, linktype: u32, data: &[u8], path: &std::path::Path) -> bool {
+        match &self.expression {
+            None => true,
+            Some(_) => self.matches(linktype, data, path),
+        }
+    }
+
+    #[cold]
+    fn matches(&mut self, linktype: u32, data: &[u8], path: &std::path::Path) -> bool {
         let Some(expression) = &self.expression else {
             return true;
         };

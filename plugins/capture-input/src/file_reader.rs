@@ -152,6 +152,7 @@ impl CaptureFile {
     }
 
     /// The next packet, `Ok(None)` at the end, or why the file cannot be read further.
+    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, String> {
         match self {
             CaptureFile::Pcap(reader) => reader.next_frame(),

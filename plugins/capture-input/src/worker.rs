@@ -290,6 +290,7 @@ fn set_realip_header(msg: &mut Message, name: &str) {
 }
 
 /// A captured HTTP message as a pipeline message (GoReplay header, payload, addresses).
+#[inline]
 pub fn to_message(message: HttpMessage) -> Message {
     let kind = match message.kind {
         MessageKind::Request => Kind::Request,

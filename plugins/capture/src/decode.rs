@@ -6,8 +6,7 @@
 //! Link layers: Ethernet (VLAN/QinQ tags, PPPoE sessions), Linux cooked v1/v2, BSD loopback,
 //! raw IP, PPPoE without Ethernet (`PPP_ETHER`) and Cisco HDLC. Tunnels are unwrapped in place
 //! ([`tunnel`]): VXLAN (UDP 4789: AWS VPC Traffic Mirroring, Azure vTAP) and GENEVE (UDP 6081:
-//! AWS Gateway Load Balancer), nested at most [`MAX_TUNNEL_DEPTH`] deep; the outermost VNI is
-//! [`Packet::vni`].
+//! AWS Gateway Load Balancer), nested at most [`MAX_TUNNEL_DEPTH`] deep.
 
 pub mod tunnel;
 
@@ -150,8 +149,6 @@ pub struct Packet<'a> {
     pub payload: &'a [u8],
     /// The capture cut the frame (snaplen): the payload is shorter than the IP length says.
     pub captured_truncated: bool,
-    /// The VNI of the outermost VXLAN or GENEVE header the segment was unwrapped from.
-    pub vni: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -163,7 +160,7 @@ pub(crate) enum Network {
 /// Decodes one captured frame of pcap link type `linktype`. `wire_len` is the frame's original
 /// length on the wire (pcap `orig_len`); it only matters when the IP length fields are zero
 /// (TSO/jumbo captures), where it tells whether the capture cut the frame.
-#[inline]
+#[inline(always)]
 pub fn decode(linktype: u32, frame: &[u8], wire_len: usize) -> Result<Packet<'_>, DecodeError> {
     let (network, l3) = link_payload(linktype, frame)?;
     let snap_cut = wire_len > frame.len();
@@ -432,7 +429,6 @@ fn tcp(segment: &[u8], src: IpAddr, dst: IpAddr, cut: bool) -> Result<Packet<'_>
         window: be16(header, 14).unwrap_or(0),
         payload,
         captured_truncated: cut,
-        vni: None,
     })
 }
 
@@ -625,7 +621,7 @@ mod tests {
             .ipv6(&[]);
         let frame = testutil::pppoe(&v6, &[]);
         let p = decode(linktype::ETHERNET, &frame, frame.len()).unwrap();
-        assert_eq!((p.payload, p.vni), (&b"v6"[..], None));
+        assert_eq!(p.payload, &b"v6"[..]);
         // protocol-field compression: a one-byte protocol 0x21
         let mut compressed = testutil::pppoe_session(&ip);
         compressed.remove(6);

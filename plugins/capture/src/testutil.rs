@@ -76,7 +76,6 @@ impl Segment {
             window: 65535,
             payload: &self.payload,
             captured_truncated: false,
-            vni: None,
         }
     }
 

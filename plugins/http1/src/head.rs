@@ -77,6 +77,7 @@ pub fn parse_head_unfolded(role: Role, block: &[u8]) -> Result<Head, HeadError> 
     parse(role, block, false)
 }
 
+#[inline(always)]
 fn parse(role: Role, block: &[u8], lenient: bool) -> Result<Head, HeadError> {
     // Uninitialised header slots: initialising 128 of them per message showed in profiles.
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];

@@ -2,7 +2,7 @@
 //! Azure vTAP) and GENEVE (RFC 8926, UDP 6081: AWS Gateway Load Balancer).
 //!
 //! A tunnelled frame decodes to the inner TCP segment, borrowed from the outer frame like any
-//! other; the outermost tunnel's VNI is [`Packet::vni`]. Tunnels nest at most
+//! other (a VNI is not kept: the vxlan engine filters by it before decoding). Tunnels nest at most
 //! [`MAX_TUNNEL_DEPTH`] deep. Only the destination port selects a tunnel (the source port is a
 //! flow hash); a datagram to a tunnel port that is not a valid tunnel header is a format error.
 //! We observe, we are not the tunnel endpoint: GENEVE's critical-option bit is not enforced,
@@ -75,12 +75,8 @@ pub fn vxlan_header(datagram: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
 }
 
 fn vxlan(payload: &[u8], cut: bool, depth: usize) -> Result<Packet<'_>, DecodeError> {
-    let (vni, inner) = vxlan_header(payload)?;
-    let packet = inner_ethernet(inner, cut, depth)?;
-    Ok(Packet {
-        vni: Some(vni),
-        ..packet
-    })
+    let (_vni, inner) = vxlan_header(payload)?;
+    inner_ethernet(inner, cut, depth)
 }
 
 /// An inner Ethernet frame (VLAN tags and PPPoE allowed, as outside).
@@ -140,16 +136,12 @@ pub fn geneve_header(datagram: &[u8], cut: bool) -> Result<Geneve<'_>, DecodeErr
 
 fn geneve(payload: &[u8], cut: bool, depth: usize) -> Result<Packet<'_>, DecodeError> {
     let g = geneve_header(payload, cut)?;
-    let packet = match g.protocol {
-        GENEVE_ETHERNET => inner_ethernet(g.inner, cut, depth)?,
-        GENEVE_IPV4 => network_layer(Network::V4, g.inner, cut, depth)?,
-        GENEVE_IPV6 => network_layer(Network::V6, g.inner, cut, depth)?,
-        _ => return Err(DecodeError::NotIp),
-    };
-    Ok(Packet {
-        vni: Some(g.vni),
-        ..packet
-    })
+    match g.protocol {
+        GENEVE_ETHERNET => inner_ethernet(g.inner, cut, depth),
+        GENEVE_IPV4 => network_layer(Network::V4, g.inner, cut, depth),
+        GENEVE_IPV6 => network_layer(Network::V6, g.inner, cut, depth),
+        _ => Err(DecodeError::NotIp),
+    }
 }
 
 #[cfg(test)]
@@ -168,11 +160,10 @@ mod tests {
         segment().ethernet()
     }
 
-    fn assert_inner(p: &Packet<'_>, vni: u32) {
+    fn assert_inner(p: &Packet<'_>) {
         assert_eq!(p.src, "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
         assert_eq!((p.src_port, p.dst_port, p.seq), (40000, 80, 7));
         assert_eq!(p.payload, b"GET /inner HTTP/1.1\r\n\r\n");
-        assert_eq!(p.vni, Some(vni));
         assert!(!p.captured_truncated);
     }
 
@@ -201,7 +192,7 @@ mod tests {
     fn vxlan_unwraps_to_the_inner_segment() {
         let frame = testutil::vxlan(0x00AB_CDEF, &inner());
         let p = decoded(&frame).unwrap();
-        assert_inner(&p, 0x00AB_CDEF);
+        assert_inner(&p);
         // zero-copy: the payload points into the outer frame
         let range = frame.as_ptr_range();
         assert!(range.contains(&p.payload.as_ptr()));
@@ -209,7 +200,7 @@ mod tests {
         let mut flagged = frame.clone();
         flagged[14 + 20 + 8] = 0xFF;
         flagged[14 + 20 + 8 + 7] = 0xFF;
-        assert_inner(&decoded(&flagged).unwrap(), 0x00AB_CDEF);
+        assert_inner(&decoded(&flagged).unwrap());
     }
 
     #[test]
@@ -221,7 +212,7 @@ mod tests {
         let outer = testutil::ipv6_raw("fd00::1", "fd00::2", 17, &[(0, vec![0; 6])], &datagram);
         let frame = testutil::ethernet(&outer, &[]);
         let p = decoded(&frame).unwrap();
-        assert_eq!((p.payload, p.dst_port, p.vni), (&b"hi"[..], 8080, Some(9)));
+        assert_eq!((p.payload, p.dst_port), (&b"hi"[..], 8080));
     }
 
     #[test]
@@ -250,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn nested_tunnels_report_the_outer_vni_up_to_the_cap() {
+    fn nested_tunnels_unwrap_up_to_the_cap() {
         let mut frame = inner();
         for level in 1..=MAX_TUNNEL_DEPTH as u32 {
             frame = if level % 2 == 0 {
@@ -258,7 +249,7 @@ mod tests {
             } else {
                 testutil::vxlan(level, &frame)
             };
-            assert_inner(&decoded(&frame).unwrap(), level);
+            assert_inner(&decoded(&frame).unwrap());
         }
         let too_deep = testutil::vxlan(99, &frame);
         assert_eq!(
@@ -282,7 +273,7 @@ mod tests {
         );
         let mut unset = testutil::vxlan(1, &inner());
         unset[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&0u16.to_be_bytes());
-        assert_inner(&decoded(&unset).unwrap(), 1);
+        assert_inner(&decoded(&unset).unwrap());
         let mut fragment = testutil::vxlan(1, &inner());
         fragment[14 + 6] = 0x20;
         assert_eq!(decoded(&fragment), Err(DecodeError::Fragment));
@@ -302,15 +293,15 @@ mod tests {
         let options = testutil::gwlb_options();
         assert_eq!(options.len(), 32);
         let frame = testutil::geneve(0x123456, 0x6558, &[], &inner());
-        assert_inner(&decoded(&frame).unwrap(), 0x123456);
+        assert_inner(&decoded(&frame).unwrap());
         let frame = testutil::geneve(0, 0x0800, &options, &segment().ipv4());
-        assert_inner(&decoded(&frame).unwrap(), 0);
+        assert_inner(&decoded(&frame).unwrap());
         // AWS GWLB: outer IPv4 + UDP + GENEVE with its options = 68 bytes of overhead
         assert_eq!(frame.len() - 14 - segment().ipv4().len(), 68);
         let v6 = Segment::new("[2001:db8::1]:5000", "[2001:db8::2]:80").payload(b"six");
         let frame = testutil::geneve(7, 0x86DD, &options, &v6.ipv6(&[]));
         let p = decoded(&frame).unwrap();
-        assert_eq!((p.payload, p.vni), (&b"six"[..], Some(7)));
+        assert_eq!(p.payload, &b"six"[..]);
     }
 
     #[test]
