@@ -357,7 +357,7 @@ pub(crate) fn nginx_in_netns(
         d = dir.display(),
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new("ip")
+    let mut child = Command::new("ip")
         .args(["netns", "exec", server_ns, "nginx", "-c"])
         .arg(dir.join("nginx.conf"))
         .args(["-p", dir.to_str().unwrap()])
@@ -386,6 +386,8 @@ pub(crate) fn nginx_in_netns(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("nginx did not start in namespace {server_ns}");
 }
 
