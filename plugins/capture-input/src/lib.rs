@@ -8,7 +8,7 @@
 //! * [`netns`] — opening capture sockets inside a named network namespace.
 //! * [`file_input`] / [`file_reader`] — reading `.pcap`/`.pcapng`/gzip'd capture files, the
 //!   input behind `--input-pcap` and `--input-raw FILE --input-raw-engine pcap_file`; a
-//!   large file is read by one worker per core ([`parallel`]: frames [`shard`]ed by
+//!   large file is read by one worker per core but one ([`parallel`]: frames [`shard`]ed by
 //!   connection, messages put back into one worker's order by [`merge`]).
 //!
 //! Example: `shadowtap --input-pcap capture.pcap:80 --input-raw-track-response --output-stdout`.

@@ -7,8 +7,8 @@
 //! without them direction is inferred from request and status lines), `--input-pcap-bpf-filter
 //! EXPR`, `--input-pcap-speed SPEED` (default: as fast as possible; `1x` original timing),
 //! `--input-pcap-track-response`, `--input-pcap-workers N` (how many workers, each with its
-//! own flow table, share a file: default one per available core, but 1 for a file under
-//! 8 MB and always 1 when `--input-pcap-speed` paces the replay; one reader thread shards the
+//! own flow table, share a file: default one per available core but one (the engine and the
+//! outputs need one), and 1 for a file under 8 MB and always 1 when `--input-pcap-speed` paces the replay; one reader thread shards the
 //! frames by connection and the workers' messages are merged back into frame order, so the
 //! output and the ledger are those of one worker, byte for byte, while no worker reaches the
 //! flow-table or buffer limit, which each has in full), and the capture flags shared with
@@ -46,7 +46,7 @@ pub struct InputPcapArgs {
     /// Also emit responses (same as --input-raw-track-response)
     #[arg(id = "input-pcap-track-response", long = "input-pcap-track-response")]
     pub input_pcap_track_response: bool,
-    /// Workers sharing a file, each with its own flow table (default: one per core; 1 under 8 MB or with --input-pcap-speed); same output as 1
+    /// Workers sharing a file, each with its own flow table (default: cores - 1; 1 under 8 MB or with --input-pcap-speed); same output as 1
     #[arg(id = "input-pcap-workers", long = "input-pcap-workers", value_name = "N", value_parser = parse_workers)]
     pub input_pcap_workers: Option<usize>,
 }
