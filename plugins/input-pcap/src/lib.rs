@@ -9,8 +9,8 @@
 //! `--input-pcap-track-response`, `--input-pcap-workers N` (how many workers, each with its
 //! own flow table, share a file: default one per available core but one (the engine and the
 //! outputs need one), and 1 for a file under 8 MB and always 1 when `--input-pcap-speed`
-//! paces the replay; one reader thread shards the frames by connection and the workers' messages are merged back into frame order, so the
-//! output and the ledger are those of one worker, byte for byte, while no worker reaches the
+//! paces the replay; one reader thread shards the frames by connection and the workers'
+//! messages are merged back into frame order, so the output and the ledger are those of one worker, byte for byte, while no worker reaches the
 //! flow-table or buffer limit, which each has in full), and the capture flags shared with
 //! `input-raw`:
 //! `--input-raw-track-response`, `--input-raw-expire`, `--input-raw-allow-incomplete`,
