@@ -96,7 +96,11 @@ impl HandshakeReader {
 
     /// Bytes held for a partly read message.
     pub fn held(&self) -> usize {
-        self.body.capacity()
+        if self.in_message() {
+            self.body.len()
+        } else {
+            0
+        }
     }
 }
 

@@ -61,7 +61,7 @@ impl Side {
 /// Memory bounds of one session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Ciphertext held while waiting for a key (or for the ServerHello that 0-RTT data needs).
+    /// Ciphertext held while waiting for a key (or for the EncryptedExtensions that 0-RTT data waits for).
     pub max_pending_bytes: usize,
 }
 

@@ -1,7 +1,7 @@
 //! The per-connection state machine: frames records per direction, follows the handshake,
 //! installs read keys from the key log when a direction starts encrypting, decrypts records
 //! in place and hands application data to the caller. Holds input in arrival order while a
-//! key (or the ServerHello that 0-RTT data needs) is missing, and resynchronises after gaps.
+//! key (or the EncryptedExtensions that 0-RTT data waits for) is missing, and resynchronises after gaps.
 
 use crate::cipher::{OpenError, Opened, RecordDecrypter};
 use crate::handshake::{self, ClientHello, HandshakeReader, ServerHello};
@@ -49,11 +49,19 @@ struct Direction {
     /// Searching for a record header after a hole that ended at an unknown position.
     scan: Option<Vec<u8>>,
     scan_pos: usize,
+    /// The scan position whose candidate already failed (waiting for the next header).
+    scan_tried: Option<usize>,
     /// TLS 1.2: this side's Finished was seen.
     finished: bool,
 }
 
 impl Direction {
+    fn start_scan(&mut self) {
+        self.scan = Some(Vec::new());
+        self.scan_pos = 0;
+        self.scan_tried = None;
+    }
+
     fn new() -> Direction {
         Direction {
             rec: RecordBuffer::default(),
@@ -65,6 +73,7 @@ impl Direction {
             after_gap: false,
             scan: None,
             scan_pos: 0,
+            scan_tried: None,
             finished: false,
         }
     }
@@ -81,6 +90,7 @@ struct Hellos {
     tls13: bool,
     encrypt_then_mac: bool,
     early_rejected: bool,
+    encrypted_extensions: bool,
 }
 
 /// Why input is held.
@@ -88,8 +98,8 @@ struct Hellos {
 enum Block {
     /// The key log has no secret for this side's next keys yet.
     Key(Side),
-    /// Client 0-RTT records wait for the ServerHello (which names the suite).
-    ServerHello,
+    /// Client 0-RTT records wait for the server's EncryptedExtensions (accepted or not).
+    EncryptedExtensions,
 }
 
 enum Pending<M> {
@@ -235,7 +245,7 @@ impl<M: Clone> TlsSession<M> {
         match self.block {
             None => false,
             Some(Block::Key(_)) => true,
-            Some(Block::ServerHello) => side == Side::Client,
+            Some(Block::EncryptedExtensions) => side == Side::Client,
         }
     }
 
@@ -275,8 +285,7 @@ impl<M: Clone> TlsSession<M> {
     ) {
         while !data.is_empty() && self.failure.is_none() {
             let step = if self.must_queue(side) {
-                let rest = mem::take(&mut data);
-                self.enqueue(side, rest.to_vec(), tag).map(|()| rest.len())
+                self.enqueue(side, data.to_vec(), tag).map(|()| data.len())
             } else {
                 self.step(side, data, tag, keys, out)
             };
@@ -329,7 +338,9 @@ impl<M: Clone> TlsSession<M> {
             self.dirs[side.index()].rec.buf = buf;
         }
         result?;
-        if mem::take(&mut self.unblock_after_record) && self.block == Some(Block::ServerHello) {
+        if mem::take(&mut self.unblock_after_record)
+            && self.block == Some(Block::EncryptedExtensions)
+        {
             self.block = None;
             self.replay(keys, out);
         }
@@ -379,18 +390,15 @@ impl<M: Clone> TlsSession<M> {
                 Ok(())
             }
             _ => {
-                let early = self.hellos.client.as_ref().is_some_and(|c| c.early_data);
-                if self.hellos.server.is_none() {
-                    if side == Side::Client && early {
-                        self.block = Some(Block::ServerHello);
-                        return self.enqueue(side, mem::take(buf), tag);
-                    }
+                let early = side == Side::Client
+                    && self.hellos.client.as_ref().is_some_and(|c| c.early_data);
+                if early && !self.hellos.encrypted_extensions {
+                    self.block = Some(Block::EncryptedExtensions);
+                    return self.enqueue(side, mem::take(buf), tag);
+                }
+                if self.hellos.server.is_none() || !self.hellos.tls13 {
                     return Err(TlsFailure::Malformed);
                 }
-                if !self.hellos.tls13 {
-                    return Err(TlsFailure::Malformed);
-                }
-                let early = early && side == Side::Client && !self.hellos.retry_request;
                 self.dirs[side.index()].stage = if early {
                     Stage::Early
                 } else {
@@ -415,7 +423,8 @@ impl<M: Clone> TlsSession<M> {
             record::TYPE_CCS | record::TYPE_ALERT if self.hellos.tls13 => return Ok(()),
             record::TYPE_HANDSHAKE if stage == Stage::Early => {
                 // A plaintext ClientHello after a HelloRetryRequest ends the 0-RTT attempt.
-                self.dirs[side.index()].stage = Stage::Plain;
+                let dir = &mut self.dirs[side.index()];
+                (dir.stage, dir.dec, dir.alt) = (Stage::Plain, None, None);
                 return self.plain_record(side, buf, tag, keys, out);
             }
             record::TYPE_CCS => return Err(TlsFailure::Renegotiation),
@@ -601,7 +610,9 @@ impl<M: Clone> TlsSession<M> {
             (Side::Server, handshake::TYPE_SERVER_HELLO) => self.on_server_hello(body, encrypted),
             (Side::Server, handshake::TYPE_ENCRYPTED_EXTENSIONS) if tls13 && encrypted => {
                 let extensions = handshake::parse_encrypted_extensions(body)?;
-                self.hellos.early_rejected = !extensions.early_data;
+                self.hellos.early_rejected |= !extensions.early_data;
+                self.hellos.encrypted_extensions = true;
+                self.unblock_after_record = self.block == Some(Block::EncryptedExtensions);
                 if let (Some(info), Some(alpn)) = (&mut self.info, extensions.alpn) {
                     info.alpn = Some(alpn);
                 }
@@ -668,6 +679,7 @@ impl<M: Clone> TlsSession<M> {
                 return Err(TlsFailure::Malformed);
             }
             self.hellos.retry_request = true;
+            self.hellos.early_rejected = true;
             return Ok(());
         }
         let tls13 = hello.version == 0x0304;
@@ -685,7 +697,6 @@ impl<M: Clone> TlsSession<M> {
         self.hellos.tls13 = tls13;
         self.hellos.suite = Some(suite);
         self.hellos.server = Some(hello);
-        self.unblock_after_record = self.block == Some(Block::ServerHello);
         Ok(())
     }
 
@@ -717,6 +728,7 @@ impl<M: Clone> TlsSession<M> {
             // Another hole while searching: what was buffered no longer lines up.
             scan.clear();
             dir.scan_pos = 0;
+            dir.scan_tried = None;
             return Ok(());
         }
         if dir.skip > 0 {
@@ -724,16 +736,14 @@ impl<M: Clone> TlsSession<M> {
                 dir.skip -= len;
             } else {
                 dir.skip = 0;
-                dir.scan = Some(Vec::new());
-                dir.scan_pos = 0;
+                dir.start_scan();
             }
             return Ok(());
         }
         match dir.rec.missing() {
             Some(missing) if len <= missing as u64 => dir.skip = missing as u64 - len,
             _ => {
-                dir.scan = Some(Vec::new());
-                dir.scan_pos = 0;
+                dir.start_scan();
             }
         }
         dir.rec.buf.clear();
@@ -771,7 +781,11 @@ impl<M: Clone> TlsSession<M> {
             if end > buf.len() {
                 break;
             }
-            if let Some(opened) = self.try_resync(side, &mut buf[pos..end]) {
+            let tried = self.dirs[side.index()].scan_tried == Some(pos);
+            if let Some(opened) = (!tried)
+                .then(|| self.try_resync(side, &mut buf[pos..end]))
+                .flatten()
+            {
                 let plain_start = pos + HEADER_LEN + opened.start;
                 let plain_end = pos + HEADER_LEN + opened.end;
                 self.deliver(
@@ -785,7 +799,18 @@ impl<M: Clone> TlsSession<M> {
                 self.feed_inner(side, &rest, tag, keys, out);
                 return Ok(());
             }
-            pos += 1;
+            // Two chained headers are real records (random ciphertext almost never chains):
+            // the records that would resynchronise are beyond the window.
+            match buf.get(end..end + HEADER_LEN) {
+                Some(next) if candidate(next, version).is_some() => {
+                    return Err(TlsFailure::LostSegment)
+                }
+                Some(_) => pos += 1,
+                None => {
+                    self.dirs[side.index()].scan_tried = Some(pos);
+                    break;
+                }
+            }
         }
         if pos > SCAN_LIMIT || buf.len() > SCAN_LIMIT + HEADER_LEN + MAX_BODY {
             return Err(TlsFailure::LostSegment);
