@@ -264,6 +264,12 @@ pub(crate) fn parse_encrypted_extensions(body: &[u8]) -> Result<EncryptedExtensi
     Ok(found)
 }
 
+impl From<BadHandshake> for TlsFailure {
+    fn from(_: BadHandshake) -> TlsFailure {
+        TlsFailure::Malformed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,11 +311,5 @@ mod tests {
             assert!(parse_client_hello(&vec![3; len]).is_err());
             assert!(parse_server_hello(&vec![3; len]).is_err());
         }
-    }
-}
-
-impl From<BadHandshake> for TlsFailure {
-    fn from(_: BadHandshake) -> TlsFailure {
-        TlsFailure::Malformed
     }
 }

@@ -219,7 +219,7 @@ fn slot_for(label: &[u8]) -> Option<Slot> {
 
 /// Decodes `hex` into the front of `out`; the decoded length, or `None` for bad hex or too long.
 fn decode_hex(hex: &[u8], out: &mut [u8]) -> Option<usize> {
-    if hex.len() % 2 != 0 || hex.len() / 2 > out.len() {
+    if hex.len() & 1 == 1 || hex.len() / 2 > out.len() {
         return None;
     }
     for (pair, byte) in hex.chunks_exact(2).zip(out.iter_mut()) {

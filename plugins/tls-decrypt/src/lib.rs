@@ -171,7 +171,7 @@ pub fn sniff(data: &[u8]) -> Option<Side> {
 /// Fuzz entry point: the first two bytes (little endian) give the length of a key-log text
 /// that follows; the rest is a list of `op len bytes…` chunks (`op` bit 0: side, bit 1: a
 /// gap of `len` bytes instead of data, bit 2: retry afterwards).
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn fuzz_session(data: &[u8]) {
     let Some((head, rest)) = data.split_first_chunk::<2>() else {
         return;

@@ -424,7 +424,7 @@ fn gaps_resynchronise_or_fail_as_lost_segment() {
         conv.expected
             .iter()
             .filter(|e| e.1 != text.as_bytes())
-            .map(|e| e.clone())
+            .cloned()
             .collect::<Vec<_>>()
     };
     let i = extra_index(&conv, 3);
@@ -494,4 +494,110 @@ fn sniffing() {
     assert!(!looks_like_tls(b"GET / HTTP/1.1\r\n"));
     assert!(!looks_like_tls(&[0x16, 3]));
     assert_eq!(sniff(b"PRI * HTTP/2.0"), None);
+}
+
+/// A conversation in `fuzz_session`'s input format (each chunk ≤ 255 bytes, retry every 7th).
+fn fuzz_input(conv: &Conversation) -> Vec<u8> {
+    let mut input = (conv.keylog.len() as u16).to_le_bytes().to_vec();
+    input.extend(conv.keylog.as_bytes());
+    for (n, chunk) in conv
+        .records
+        .iter()
+        .flat_map(|(s, r)| r.chunks(255).map(move |c| (*s, c)))
+        .enumerate()
+    {
+        let op = u8::from(chunk.0 == Side::Server) | if n % 7 == 0 { 4 } else { 0 };
+        input.extend([op, chunk.1.len() as u8]);
+        input.extend(chunk.1);
+    }
+    input
+}
+
+#[test]
+fn fuzz_entry_survives_mutations() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for conv in [
+        synth::tls13(
+            0x1302,
+            Tls13Options {
+                hrr: true,
+                key_update: true,
+                ..Default::default()
+            },
+        ),
+        synth::tls13(
+            0x1301,
+            Tls13Options {
+                early: Some(true),
+                ..Default::default()
+            },
+        ),
+        synth::tls12(
+            0xc014,
+            Tls12Options {
+                etm: true,
+                ..Default::default()
+            },
+        ),
+        synth::tls12(
+            0xcca9,
+            Tls12Options {
+                resumption: true,
+                ..Default::default()
+            },
+        ),
+    ] {
+        let input = fuzz_input(&conv);
+        crate::fuzz_session(&input);
+        for _ in 0..300 {
+            let mut mutated = input.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % mutated.len();
+                mutated[at] ^= 1 << (next() % 8);
+            }
+            let cut = (next() as usize) % (mutated.len() + 1);
+            crate::fuzz_session(&mutated[..cut.max(mutated.len() / 2)]);
+        }
+    }
+}
+
+/// `cargo test -p shadowtap-tls-decrypt --release -- --ignored --nocapture throughput`
+#[test]
+#[ignore = "throughput measurement; run in release"]
+fn throughput_aes128gcm_tls13() {
+    let conv = synth::tls13(0x1301, Tls13Options::default());
+    let keys = keylog(&conv.keylog);
+    let mut session = TlsSession::new(Limits::default());
+    let until_big = conv.records.len() - 2;
+    for (side, bytes) in &conv.records[..until_big] {
+        session.feed(*side, bytes, (), &keys, &mut |_, _, _| {});
+    }
+    // Continue the server's stream: its records so far used seq 0..=2.
+    let suite = crate::suites::supported(0x1301).unwrap();
+    let mut enc = synth::Encrypter::tls13(suite, &[5u8; 32]);
+    for _ in 0..3 {
+        enc.seal(23, b"");
+    }
+    let stream: Vec<u8> = (0..2048)
+        .flat_map(|_| enc.seal(23, &[0xab; 16384]))
+        .collect();
+    let start = std::time::Instant::now();
+    let mut plain = 0usize;
+    for segment in stream.chunks(65536) {
+        session.feed(Side::Server, segment, (), &keys, &mut |_, p, _| {
+            plain += p.len()
+        });
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!((plain, session.take_failure()), (2048 * 16384, None));
+    println!(
+        "session AES-128-GCM: {:.2} GB/s of plaintext",
+        plain as f64 / secs / 1e9
+    );
 }
