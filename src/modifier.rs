@@ -1,7 +1,8 @@
 //! The `--http-*` filters and rewrites of GoReplay (§5 of the reference), applied to requests
 //! (kind 1) whose payload starts with an HTTP request line; anything else passes unchanged.
 //!
-//! Evaluation order (GoReplay's): allow-method, set-header, set-param, allow-url,
+//! Evaluation order: allow-sni and disallow-sni (shadowtap's, on the TLS session of decrypted
+//! requests), then GoReplay's: allow-method, set-header, set-param, allow-url,
 //! disallow-url, allow-header, disallow-header, basic-auth-filter, header-limiter,
 //! param-limiter, rewrite-url, rewrite-header. Set-header runs before the filters, so filters
 //! see injected headers. A filtered request is dropped by the emitter (reason `filtered`) and
@@ -22,6 +23,13 @@ use std::ops::Range;
 #[derive(clap::Args, Debug, Clone, Default)]
 #[command(next_help_heading = "HTTP modifiers")]
 pub struct ModifierArgs {
+    /// Keep only requests decrypted from TLS whose server name (SNI) matches one of these
+    /// regexps (repeatable; requests without SNI, plain HTTP included, are dropped)
+    #[arg(id = "http-allow-sni", long = "http-allow-sni", value_name = "REGEXP", value_parser = regex_value)]
+    pub http_allow_sni: Vec<Regex>,
+    /// Drop requests decrypted from TLS whose server name (SNI) matches any of these regexps
+    #[arg(id = "http-disallow-sni", long = "http-disallow-sni", value_name = "REGEXP", value_parser = regex_value)]
+    pub http_disallow_sni: Vec<Regex>,
     /// Keep only requests with this method (exact, case-sensitive; repeatable)
     #[arg(
         id = "http-allow-method",
@@ -222,7 +230,9 @@ impl ModifierArgs {
     }
 
     fn is_empty(&self) -> bool {
-        self.http_allow_method.is_empty()
+        self.http_allow_sni.is_empty()
+            && self.http_disallow_sni.is_empty()
+            && self.http_allow_method.is_empty()
             && self.http_allow_url.is_empty()
             && self.http_disallow_url.is_empty()
             && self.http_allow_header.is_empty()
@@ -247,6 +257,15 @@ impl Modifier {
     /// `None` when no `--http-*` flag is set.
     pub fn new(args: ModifierArgs) -> Option<Modifier> {
         (!args.is_empty()).then_some(Modifier { args })
+    }
+
+    /// Whether a request decrypted from a TLS session with server name `sni` (`None`: no SNI
+    /// or not TLS) passes `--http-allow-sni` and `--http-disallow-sni`.
+    pub fn admits_sni(&self, sni: Option<&str>) -> bool {
+        let a = &self.args;
+        let matches = |r: &Regex| sni.is_some_and(|name| r.is_match(name.as_bytes()));
+        (a.http_allow_sni.is_empty() || a.http_allow_sni.iter().any(matches))
+            && !a.http_disallow_sni.iter().any(matches)
     }
 
     /// Applies every rule to a request payload: `None` if it is filtered out, else the

@@ -153,7 +153,13 @@ impl Transform for Modify {
 
     fn apply(&mut self, msg: &mut Message, _: &Counters) -> Verdict {
         if msg.kind().is_request() {
-            match self.modifier.rewrite(&msg.payload) {
+            let sni = msg.tls.as_ref().and_then(|facts| facts.sni.as_deref());
+            let rewritten = self
+                .modifier
+                .admits_sni(sni)
+                .then(|| self.modifier.rewrite(&msg.payload))
+                .flatten();
+            match rewritten {
                 Some(payload) => msg.payload = payload,
                 None => {
                     self.filtered.insert(msg.id());
@@ -266,6 +272,40 @@ mod tests {
             Verdict::Drop(Reason::Filtered)
         );
         assert_eq!(step.apply(&mut get_response, &counters), Verdict::Pass);
+    }
+
+    #[test]
+    fn sni_filters_match_the_tls_session_of_requests() {
+        let counters = counters();
+        let mut step = Modify::new(modifier(&["--http-allow-sni", "^api\\."]));
+        let over_tls = |id: &str, sni: Option<&str>| {
+            msg(Kind::Request, id, "GET / HTTP/1.1\r\n\r\n").with_tls(std::sync::Arc::new(
+                shadowtap_api::TlsFacts {
+                    version: "1.3",
+                    cipher: "TLS_AES_128_GCM_SHA256",
+                    sni: sni.map(Into::into),
+                    alpn: None,
+                },
+            ))
+        };
+        let filtered = Verdict::Drop(Reason::Filtered);
+        assert_eq!(
+            step.apply(&mut over_tls("1", Some("api.shop")), &counters),
+            Verdict::Pass
+        );
+        assert_eq!(
+            step.apply(&mut over_tls("2", Some("www.shop")), &counters),
+            filtered
+        );
+        assert_eq!(step.apply(&mut over_tls("3", None), &counters), filtered);
+        let mut plain = msg(Kind::Request, "4", "GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(step.apply(&mut plain, &counters), filtered);
+        let mut deny = Modify::new(modifier(&["--http-disallow-sni", "^www\\."]));
+        assert_eq!(
+            deny.apply(&mut over_tls("5", Some("www.shop")), &counters),
+            filtered
+        );
+        assert_eq!(deny.apply(&mut plain, &counters), Verdict::Pass);
     }
 
     #[test]

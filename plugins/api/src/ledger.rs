@@ -76,11 +76,27 @@ pub enum Reason {
     Panicked,
     /// Not for this output by design (a response given to an output that replays requests).
     NotForOutput,
+    /// A TLS connection whose client random never appeared in a key log within the wait.
+    TlsNoKey,
+    /// TLS records of a connection whose handshake was not captured (started mid-connection).
+    TlsNoHandshake,
+    /// A TLS connection with a cipher suite the decrypter does not implement.
+    TlsUnsupportedSuite,
+    /// A TLS record that failed authentication (wrong key, corrupted record).
+    TlsDecryptFailed,
+    /// A TLS connection whose record stream could not be resynchronised after a lost segment.
+    TlsLostSegment,
+    /// A TLS 1.2 connection that renegotiated (new keys under the old ones).
+    TlsRenegotiation,
+    /// TLS records or handshake messages that do not parse.
+    TlsMalformed,
+    /// TLS records beyond the per-connection budget held while waiting for a key.
+    TlsBufferFull,
 }
 
 impl Reason {
     /// Every reason, in display order.
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 40] = [
         Reason::QueueFull,
         Reason::RateLimited,
         Reason::Filtered,
@@ -113,6 +129,14 @@ impl Reason {
         Reason::Unauthorized,
         Reason::Panicked,
         Reason::NotForOutput,
+        Reason::TlsNoKey,
+        Reason::TlsNoHandshake,
+        Reason::TlsUnsupportedSuite,
+        Reason::TlsDecryptFailed,
+        Reason::TlsLostSegment,
+        Reason::TlsRenegotiation,
+        Reason::TlsMalformed,
+        Reason::TlsBufferFull,
     ];
 
     /// A short human label (also the Prometheus `reason` label).
@@ -150,6 +174,14 @@ impl Reason {
             Reason::Unauthorized => "unauthorized",
             Reason::Panicked => "plugin panicked",
             Reason::NotForOutput => "not for this output",
+            Reason::TlsNoKey => "tls: no key",
+            Reason::TlsNoHandshake => "tls: no handshake",
+            Reason::TlsUnsupportedSuite => "tls: unsupported suite",
+            Reason::TlsDecryptFailed => "tls: decrypt failed",
+            Reason::TlsLostSegment => "tls: lost segment",
+            Reason::TlsRenegotiation => "tls: renegotiation",
+            Reason::TlsMalformed => "tls: malformed",
+            Reason::TlsBufferFull => "tls: buffer full",
         }
     }
 
@@ -202,7 +234,7 @@ impl Counters {
             passed: AtomicU64::new(0),
             truncated: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            drops: Default::default(),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
             extra: Mutex::new(Vec::new()),
         }
     }

@@ -3,6 +3,7 @@
 use crate::meta::{Kind, Meta, MetaError};
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Where a captured message travelled: its sender and its receiver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -11,6 +12,20 @@ pub struct Endpoints {
     pub src: SocketAddr,
     /// The receiver's address and port.
     pub dst: SocketAddr,
+}
+
+/// The TLS session a decrypted message travelled in (never any key material).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsFacts {
+    /// `1.2` or `1.3`.
+    pub version: &'static str,
+    /// The cipher suite's IANA name, e.g. `TLS_AES_128_GCM_SHA256`.
+    pub cipher: &'static str,
+    /// The server name the client asked for (SNI), when it sent one.
+    pub sni: Option<Box<str>>,
+    /// The application protocol (ALPN) agreed, or the client's first offer when the agreed one
+    /// is not known.
+    pub alpn: Option<Box<str>>,
 }
 
 /// One request or response: GoReplay's header line plus the raw payload.
@@ -24,6 +39,8 @@ pub struct Message {
     pub payload: Bytes,
     /// Addresses, for messages from packet capture (not part of the `.gor` format).
     pub endpoints: Option<Endpoints>,
+    /// For messages decrypted from captured TLS: the session's facts (not part of `.gor`).
+    pub tls: Option<Arc<TlsFacts>>,
 }
 
 impl Message {
@@ -33,12 +50,19 @@ impl Message {
             meta,
             payload: payload.into(),
             endpoints: None,
+            tls: None,
         }
     }
 
     /// The same message with the addresses it was captured between.
     pub fn with_endpoints(mut self, endpoints: Endpoints) -> Message {
         self.endpoints = Some(endpoints);
+        self
+    }
+
+    /// The same message marked as decrypted from the TLS session `facts`.
+    pub fn with_tls(mut self, facts: Arc<TlsFacts>) -> Message {
+        self.tls = Some(facts);
         self
     }
 
@@ -50,6 +74,7 @@ impl Message {
             meta,
             payload: bytes.slice(end + 1..),
             endpoints: None,
+            tls: None,
         })
     }
 

@@ -3,7 +3,9 @@
 
 use shadowtap_api::values::{duration_value, size_value};
 use shadowtap_api::CoreSettings;
+use shadowtap_capture::tls::{TlsSettings, DEFAULT_MAX_PENDING_BYTES};
 use shadowtap_capture::{Framing, TrackerConfig};
+use std::path::PathBuf;
 use std::time::Duration;
 
 shadowtap_api::register_shared_args! {
@@ -56,6 +58,21 @@ pub struct RawCaptureArgs {
         value_name = "N"
     )]
     pub input_raw_max_held_segments: usize,
+    /// Decrypt TLS with the secrets of this NSS key log (SSLKEYLOGFILE); tailed, so keys
+    /// written later are used (repeatable; pcapng Decryption Secrets Blocks need no flag)
+    #[arg(
+        id = "input-raw-tls-keylog",
+        long = "input-raw-tls-keylog",
+        value_name = "FILE"
+    )]
+    pub input_raw_tls_keylog: Vec<PathBuf>,
+    /// How long a TLS connection whose key is not in the key log yet is held (then counted
+    /// `tls: no key`)
+    #[arg(id = "input-raw-tls-key-wait", long = "input-raw-tls-key-wait", value_parser = duration_value, default_value = "10s", value_name = "DURATION")]
+    pub input_raw_tls_key_wait: Duration,
+    /// TLS records held per connection while its key is missing (then `tls: buffer full`)
+    #[arg(id = "input-raw-tls-max-pending", long = "input-raw-tls-max-pending", value_parser = size_value, default_value_t = DEFAULT_MAX_PENDING_BYTES as u64, value_name = "SIZE")]
+    pub input_raw_tls_max_pending: u64,
 }
 
 impl RawCaptureArgs {
@@ -92,6 +109,22 @@ impl RawCaptureArgs {
             max_buffered_bytes: usize::try_from(self.input_raw_max_buffer).unwrap_or(usize::MAX),
             max_held_segments: self.input_raw_max_held_segments.max(1),
             framing: self.framing(),
+            tls: (!self.input_raw_tls_keylog.is_empty()).then(|| {
+                self.tls_settings(crate::keylog::shared_store(&self.input_raw_tls_keylog))
+            }),
+        }
+    }
+
+    /// TLS decryption with the secrets of `keys`, waiting and holding as these flags say.
+    pub fn tls_settings(
+        &self,
+        keys: std::sync::Arc<shadowtap_capture::tls::KeyStore>,
+    ) -> TlsSettings {
+        TlsSettings {
+            keys,
+            key_wait_ns: i64::try_from(self.input_raw_tls_key_wait.as_nanos()).unwrap_or(i64::MAX),
+            max_pending_bytes: usize::try_from(self.input_raw_tls_max_pending)
+                .unwrap_or(usize::MAX),
         }
     }
 }

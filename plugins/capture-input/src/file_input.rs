@@ -11,6 +11,7 @@ use crate::file_reader::{self, open_capture, CaptureFile, Frame};
 use crate::parallel::{read_sharded, Setup};
 use crate::{Delivery, Worker};
 use shadowtap_api::{Input, InputContext, Pacer, PluginError, Reason};
+use shadowtap_capture::tls::TlsSettings;
 use shadowtap_capture::{DecodeError, TrackerConfig};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -62,17 +63,18 @@ impl Input for FileInput {
         let Some(mut capture) = open_capture(&self.path)? else {
             return Ok(());
         };
+        let tracker = with_embedded_secrets(&self.tracker, &mut capture);
         let workers = self.worker_count();
         if workers > 1 {
             let setup = Setup {
                 path: &self.path,
-                tracker: &self.tracker,
+                tracker: &tracker,
                 workers,
             };
             read_sharded(setup, capture, Filters::new(self.bpf.clone()), &mut cx);
             return Ok(());
         }
-        let worker = Worker::new(self.tracker.clone(), cx.counters().clone(), Delivery::Wait);
+        let worker = Worker::new(tracker, cx.counters().clone(), Delivery::Wait);
         let mut reading = Reading {
             path: self.path.clone(),
             worker,
@@ -83,6 +85,20 @@ impl Input for FileInput {
         reading.worker.finish(&mut cx);
         Ok(())
     }
+}
+
+/// The tracker settings for `capture`: a pcapng file's Decryption Secrets Blocks add to the
+/// key store (one of its own without `--input-raw-tls-keylog`), so TLS is decrypted with no flag.
+fn with_embedded_secrets(tracker: &TrackerConfig, capture: &mut CaptureFile) -> TrackerConfig {
+    let mut tracker = tracker.clone();
+    let store = tracker
+        .tls
+        .as_ref()
+        .map_or_else(Default::default, |tls| tls.keys.clone());
+    if capture.use_decryption_secrets(store.clone()) && tracker.tls.is_none() {
+        tracker.tls = Some(TlsSettings::with_keys(store));
+    }
+    tracker
 }
 
 /// A capture-file input for other plugins (GoReplay's `--input-raw file.pcap:80

@@ -6,6 +6,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 };
 use pcap_file::pcapng::{Block, PcapNgReader};
 use shadowtap_api::PluginError;
+use shadowtap_capture::tls::KeyStore;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -37,8 +38,15 @@ pub enum CaptureFile {
         interfaces: Vec<Interface>,
         /// The last packet's bytes.
         packet: Vec<u8>,
+        /// Where the secrets of Decryption Secrets Blocks go (TLS key log text).
+        secrets: Option<Arc<KeyStore>>,
     },
 }
+
+/// pcapng's Decryption Secrets Block type.
+const DECRYPTION_SECRETS_BLOCK: u32 = 0x0000_000a;
+/// The secrets type of a TLS key log in a Decryption Secrets Block ("TLSK").
+const TLS_KEY_LOG: u32 = 0x544c_534b;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
@@ -105,6 +113,7 @@ pub fn open_capture(path: &Path) -> Result<Option<CaptureFile>, PluginError> {
             reader,
             interfaces,
             packet: Vec::new(),
+            secrets: None,
         }));
     }
     let records = Records::Streamed {
@@ -151,6 +160,18 @@ impl CaptureFile {
         }
     }
 
+    /// Sends the TLS key log text of the file's Decryption Secrets Blocks to `store` as they are
+    /// read; false when the format has no such blocks (classic pcap).
+    pub fn use_decryption_secrets(&mut self, store: Arc<KeyStore>) -> bool {
+        match self {
+            CaptureFile::Pcap(_) => false,
+            CaptureFile::PcapNg { secrets, .. } => {
+                *secrets = Some(store);
+                true
+            }
+        }
+    }
+
     /// The next packet, `Ok(None)` at the end, or why the file cannot be read further.
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, String> {
@@ -160,14 +181,17 @@ impl CaptureFile {
                 reader,
                 interfaces,
                 packet,
-            } => Ok(next_pcapng_packet(reader, interfaces, packet)?.map(
-                |(ts_ns, linktype, wire_len)| Frame {
-                    ts_ns,
-                    linktype,
-                    wire_len,
-                    data: packet,
-                },
-            )),
+                secrets,
+            } => Ok(
+                next_pcapng_packet(reader, interfaces, packet, secrets.as_deref())?.map(
+                    |(ts_ns, linktype, wire_len)| Frame {
+                        ts_ns,
+                        linktype,
+                        wire_len,
+                        data: packet,
+                    },
+                ),
+            ),
         }
     }
 }
@@ -178,6 +202,7 @@ fn next_pcapng_packet(
     reader: &mut PcapNgReader<Stream>,
     interfaces: &mut Vec<Interface>,
     packet: &mut Vec<u8>,
+    secrets: Option<&KeyStore>,
 ) -> Result<Option<(i64, u32, usize)>, String> {
     loop {
         let block = match reader.next_block() {
@@ -197,6 +222,12 @@ fn next_pcapng_packet(
                 p.data,
             ),
             Block::SimplePacket(p) => (0, 0, p.original_len, p.data),
+            Block::Unknown(block) if block.type_ == DECRYPTION_SECRETS_BLOCK => {
+                if let (Some(store), Some(text)) = (secrets, tls_key_log(&block.value)) {
+                    store.add_text(text);
+                }
+                continue;
+            }
             _ => continue,
         };
         packet.clear();
@@ -208,6 +239,22 @@ fn next_pcapng_packet(
             wire_len as usize,
         )));
     }
+}
+
+/// The TLS key log text of a Decryption Secrets Block's body (either byte order), if it holds
+/// one.
+fn tls_key_log(body: &[u8]) -> Option<&[u8]> {
+    if body.len() < 8 {
+        return None;
+    }
+    let kind = &body[..4];
+    let big_endian = match u32::from_be_bytes(kind.try_into().ok()?) {
+        TLS_KEY_LOG => true,
+        other if other.swap_bytes() == TLS_KEY_LOG => false,
+        _ => return None,
+    };
+    let len = read_u32(body, 4, big_endian) as usize;
+    body.get(8..8usize.checked_add(len)?)
 }
 
 /// A pcapng interface: its link type and timestamp resolution.

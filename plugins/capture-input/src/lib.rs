@@ -5,6 +5,8 @@
 //!   frames' clock and counts every packet or message it cannot pass on in the ledger.
 //! * [`RawCaptureArgs`] — the `--input-raw-*` flags every capture input applies.
 //! * [`guard`] — `--capture-max-cpu`, `--capture-max-rss`, `--capture-sample`.
+//! * [`keylog`] — TLS key log files (`--input-raw-tls-keylog`), read and tailed into the key
+//!   store the capture core decrypts with.
 //! * [`netns`] — opening capture sockets inside a named network namespace.
 //! * [`file_input`] / [`file_reader`] — reading `.pcap`/`.pcapng`/gzip'd capture files, the
 //!   input behind `--input-pcap` and `--input-raw FILE --input-raw-engine pcap_file`; a
@@ -20,6 +22,7 @@ pub mod file_reader;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
+pub mod keylog;
 pub mod merge;
 pub mod netns;
 pub mod parallel;

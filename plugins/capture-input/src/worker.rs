@@ -2,7 +2,8 @@
 //! reassembly or the header-only path), expires idle messages on the frames' clock, and hands
 //! messages to the engine, counting every packet or message it cannot pass on.
 
-use shadowtap_api::{Counters, Endpoints, InputContext, Kind, Message, Meta, Reason};
+use shadowtap_api::{Counters, Endpoints, InputContext, Kind, Message, Meta, Reason, TlsFacts};
+use shadowtap_capture::tls::{cipher_name, version_name, TlsInfo};
 use shadowtap_capture::{
     decode, DecodeError, DropReason, Event, Framing, HeaderTracker, HttpMessage, MessageKind,
     Packet, Tracker, TrackerConfig,
@@ -91,6 +92,7 @@ struct Outlet {
     delivery: Delivery,
     stopped: bool,
     realip_header: Option<String>,
+    tls_facts: TlsFactsCache,
 }
 
 impl Worker {
@@ -115,6 +117,7 @@ impl Worker {
                 delivery,
                 stopped: false,
                 realip_header: None,
+                tls_facts: TlsFactsCache::default(),
             },
             expiry: ExpirySchedule::default(),
         }
@@ -262,7 +265,11 @@ impl<O: Outbox> Sink<'_, O> {
                 if message.truncated {
                     outlet.counters.add_truncated(1);
                 }
+                let tls = message.tls.clone();
                 let mut msg = to_message(message);
+                if let Some(info) = tls {
+                    msg = msg.with_tls(outlet.tls_facts.of(info));
+                }
                 if let Some(name) = &outlet.realip_header {
                     set_realip_header(&mut msg, name);
                 }
@@ -272,6 +279,10 @@ impl<O: Outbox> Sink<'_, O> {
             }
             Event::Dropped { reason, count } => {
                 outlet.counters.add_refused(ledger_reason(reason), count);
+                if let DropReason::TlsUnsupportedSuite(suite) = reason {
+                    let figure = format!("tls: unsupported suite 0x{suite:04x}");
+                    outlet.counters.extra(&figure).fetch_add(count, Relaxed);
+                }
             }
             Event::Recovered { kind, count } => {
                 let figure = format!("recovered: {}", kind.as_str());
@@ -338,6 +349,39 @@ pub fn ledger_reason(reason: DropReason) -> Reason {
         DropReason::OutOfWindow => Reason::OutOfWindow,
         DropReason::Tunnel => Reason::Tunnel,
         DropReason::SegmentLimit => Reason::SegmentLimit,
+        DropReason::TlsNoKey => Reason::TlsNoKey,
+        DropReason::TlsNoHandshake => Reason::TlsNoHandshake,
+        DropReason::TlsUnsupportedSuite(_) => Reason::TlsUnsupportedSuite,
+        DropReason::TlsDecryptFailed => Reason::TlsDecryptFailed,
+        DropReason::TlsLostSegment => Reason::TlsLostSegment,
+        DropReason::TlsRenegotiation => Reason::TlsRenegotiation,
+        DropReason::TlsMalformed => Reason::TlsMalformed,
+        DropReason::TlsBufferFull => Reason::TlsBufferFull,
+    }
+}
+
+/// The pipeline's [`TlsFacts`] of the tracker's [`TlsInfo`], made once per TLS connection (its
+/// messages share one `TlsInfo`, so the last one made is kept).
+#[derive(Default)]
+struct TlsFactsCache {
+    last: Option<(Arc<TlsInfo>, Arc<TlsFacts>)>,
+}
+
+impl TlsFactsCache {
+    fn of(&mut self, info: Arc<TlsInfo>) -> Arc<TlsFacts> {
+        if let Some((seen, facts)) = &self.last {
+            if Arc::ptr_eq(seen, &info) {
+                return facts.clone();
+            }
+        }
+        let facts = Arc::new(TlsFacts {
+            version: version_name(info.version),
+            cipher: cipher_name(info.cipher).unwrap_or("unknown"),
+            sni: info.sni.as_deref().map(Into::into),
+            alpn: info.alpn.as_deref().map(Into::into),
+        });
+        self.last = Some((info, facts.clone()));
+        facts
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::protocol::Framing;
 use crate::stream::DEFAULT_MAX_HELD_SEGMENTS;
+use crate::tls::TlsSettings;
 
 const DEFAULT_EXPIRE_NS: i64 = 2_000_000_000;
 
@@ -27,6 +28,8 @@ pub struct TrackerConfig {
     pub max_held_segments: usize,
     /// How conversations are cut into messages.
     pub framing: Framing,
+    /// Decrypt TLS connections with these secrets (`None`: TLS is not recognised).
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for TrackerConfig {
@@ -41,6 +44,7 @@ impl Default for TrackerConfig {
             max_buffered_bytes: 512 << 20,
             max_held_segments: DEFAULT_MAX_HELD_SEGMENTS,
             framing: Framing::Http,
+            tls: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::http1::{MessageState, Phase};
 use crate::ids::id_bytes;
 use crate::pairing::{Awaiting, Pairing};
 use crate::stream::Reassembler;
+use crate::tls::TlsConn;
 use shadowtap_http1::{Method, Role};
 
 /// Buffers grow by at least this much, so small messages share allocations.
@@ -86,6 +87,8 @@ pub(crate) struct Conn {
     pub pairing: Pairing,
     pub tunnel: bool,
     pub reset: bool,
+    /// The TLS session of a connection decrypted from a key log.
+    pub tls: Option<Box<TlsConn>>,
 }
 
 impl Conn {
@@ -164,6 +167,7 @@ impl Flow {
                 pairing: Pairing::default(),
                 tunnel: false,
                 reset: false,
+                tls: None,
             },
             halves: [Half::new(), Half::new()],
             last_ns: 0,
@@ -171,7 +175,8 @@ impl Flow {
     }
 
     pub(crate) fn buffered(&self) -> usize {
-        self.halves[0].buffered() + self.halves[1].buffered()
+        let tls = self.conn.tls.as_ref().map_or(0, |t| t.pending_bytes());
+        self.halves[0].buffered() + self.halves[1].buffered() + tls
     }
 
     /// This side's view for per-direction work.
@@ -182,10 +187,11 @@ impl Flow {
         ctx: &'a mut Ctx<'o>,
     ) -> Direction<'a, 'o> {
         let [low, high] = &mut self.halves;
-        let half = if side == 0 { low } else { high };
+        let (half, other) = if side == 0 { (low, high) } else { (high, low) };
         Direction {
             conn: &mut self.conn,
             half,
+            other,
             side,
             ctx,
         }
@@ -230,11 +236,13 @@ impl Ctx<'_> {
 pub(crate) struct Direction<'a, 'o> {
     pub conn: &'a mut Conn,
     pub half: &'a mut Half,
+    /// The other direction's half (for a TLS session, whose output may be for either side).
+    pub other: &'a mut Half,
     pub side: usize,
     pub ctx: &'a mut Ctx<'o>,
 }
 
-impl Direction<'_, '_> {
+impl<'o> Direction<'_, 'o> {
     #[inline]
     pub(crate) fn role(&self) -> Option<Role> {
         self.conn.role(self.side)
@@ -243,5 +251,23 @@ impl Direction<'_, '_> {
     #[inline]
     pub(crate) fn frames(&self) -> bool {
         self.ctx.frames(self.conn, self.side)
+    }
+
+    /// Whether this side's bytes are reassembled: when framed, and always for a TLS
+    /// connection (the session needs both sides' records).
+    #[inline]
+    pub(crate) fn reassembles(&self) -> bool {
+        self.frames() || self.conn.tls.is_some()
+    }
+
+    /// The other direction of the same connection.
+    pub(crate) fn opposite(&mut self) -> Direction<'_, 'o> {
+        Direction {
+            conn: self.conn,
+            half: self.other,
+            other: self.half,
+            side: 1 - self.side,
+            ctx: self.ctx,
+        }
     }
 }

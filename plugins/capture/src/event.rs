@@ -3,9 +3,12 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::ids::MessageId;
+use crate::tls::TlsInfo;
 
 /// Why the tracker discarded a message, a segment or a run of bytes ([`Event::Dropped`]).
 ///
@@ -32,6 +35,22 @@ pub enum DropReason {
     Tunnel,
     /// A segment refused because its flow already holds the most out-of-order segments.
     SegmentLimit,
+    /// A TLS connection whose key never appeared within the key wait.
+    TlsNoKey,
+    /// A TLS connection captured without its handshake.
+    TlsNoHandshake,
+    /// A TLS connection with a cipher suite that is not decrypted (its number).
+    TlsUnsupportedSuite(u16),
+    /// A TLS record that failed authentication (wrong key, corrupted record).
+    TlsDecryptFailed,
+    /// A TLS connection that could not resynchronise after a lost segment.
+    TlsLostSegment,
+    /// A TLS 1.2 renegotiation.
+    TlsRenegotiation,
+    /// TLS records or handshake messages that do not parse.
+    TlsMalformed,
+    /// TLS records beyond the per-connection budget held while waiting for a key.
+    TlsBufferFull,
 }
 
 impl DropReason {
@@ -47,6 +66,14 @@ impl DropReason {
             DropReason::OutOfWindow => "out of window",
             DropReason::Tunnel => "tunnel",
             DropReason::SegmentLimit => "segment limit",
+            DropReason::TlsNoKey => "tls: no key",
+            DropReason::TlsNoHandshake => "tls: no handshake",
+            DropReason::TlsUnsupportedSuite(_) => "tls: unsupported suite",
+            DropReason::TlsDecryptFailed => "tls: decrypt failed",
+            DropReason::TlsLostSegment => "tls: lost segment",
+            DropReason::TlsRenegotiation => "tls: renegotiation",
+            DropReason::TlsMalformed => "tls: malformed",
+            DropReason::TlsBufferFull => "tls: buffer full",
         }
     }
 }
@@ -162,6 +189,8 @@ pub struct HttpMessage {
     pub incomplete: bool,
     /// Bytes missing from the payload: holes in the stream the message was delivered across.
     pub missing_bytes: u64,
+    /// The TLS session the message was decrypted from.
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 /// What the tracker reports.

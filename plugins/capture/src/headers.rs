@@ -244,6 +244,7 @@ impl HeaderTracker {
             truncated: !complete || kept.len() < head.len(),
             incomplete: false,
             missing_bytes: 0,
+            tls: None,
         }
     }
 

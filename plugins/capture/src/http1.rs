@@ -477,6 +477,7 @@ impl Direction<'_, '_> {
             truncated,
             incomplete: incomplete || msg.missing_bytes > 0,
             missing_bytes: msg.missing_bytes,
+            tls: self.conn.tls.as_ref().and_then(|t| t.facts.clone()),
         }));
     }
 }

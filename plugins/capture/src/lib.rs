@@ -11,6 +11,8 @@
 //!    Upgrade), pairs responses with requests FIFO per connection and gives both GoReplay's
 //!    24-hex id. Completed messages are emitted at once as [`Event::Message`]; everything that
 //!    will never be emitted is reported as [`Event::Dropped`] with a [`reason`].
+//! 3. With [`TrackerConfig::tls`], connections that are TLS are decrypted with the secrets of a
+//!    key log ([`tls`]) and framed as HTTP on their plaintext.
 //!
 //! ```
 //! use shadowtap_capture::{decode, Event, Tracker, TrackerConfig};
@@ -45,6 +47,7 @@ mod protocol;
 mod stream;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
+pub mod tls;
 pub mod tracker;
 
 pub use decode::{decode, linktype, DecodeError, Packet, TcpFlags};

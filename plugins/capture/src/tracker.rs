@@ -128,15 +128,48 @@ impl Tracker {
     }
 
     /// Finishes messages idle since `now_ns - expire_ns` and removes their flows.
+    ///
+    /// A flow whose TLS session waits for its key is retried instead; while its wait lasts it
+    /// stays (as if active now).
     pub fn expire(&mut self, now_ns: i64, out: &mut impl FnMut(Event)) {
         while let Some(slot) = self.flows.oldest() {
             let last = self.flows.get(slot).last_ns;
             if last.saturating_add(self.cfg.expire_ns) > now_ns {
                 break;
             }
+            if self.flows.get(slot).conn.tls.is_some() && self.keeps_waiting(slot, now_ns, out) {
+                continue;
+            }
             self.stats.flows_expired += 1;
             self.close_flow(slot, reason::INCOMPLETE, out);
         }
+    }
+
+    /// Retries an idle flow's TLS session that waits for its key; true (and the flow counts as
+    /// active now) while it still waits within the key wait.
+    fn keeps_waiting(&mut self, slot: Slot, now_ns: i64, out: &mut dyn FnMut(Event)) -> bool {
+        let message_limit = self.message_limit();
+        let flow = self.flows.get_mut(slot);
+        let before = flow.buffered();
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            message_limit,
+            half_budget: usize::MAX,
+            stats: &mut self.stats,
+            out,
+        };
+        let mut dir = flow.direction(0, &mut ctx);
+        if !dir.tls_waiting() {
+            return false;
+        }
+        dir.retry_tls(now_ns);
+        let waiting = dir.tls_waiting();
+        self.buffered = self.buffered - before + flow.buffered();
+        if waiting {
+            flow.last_ns = now_ns;
+            self.flows.touch(slot);
+        }
+        waiting
     }
 
     /// End of input: finishes everything as if expired and empties the flow table.
@@ -182,6 +215,7 @@ impl Tracker {
     fn ignores_server_data(&self, pkt: &Packet<'_>) -> bool {
         let flags = pkt.flags;
         if self.cfg.track_responses
+            || self.cfg.tls.is_some()
             || self.cfg.framing.is_binary()
             || flags.syn()
             || flags.fin()
@@ -275,6 +309,12 @@ impl Tracker {
             stats: &mut self.stats,
             out,
         };
+        if flow.conn.tls.is_some() {
+            let now_ns = flow.last_ns;
+            let mut dir = flow.direction(0, &mut ctx);
+            dir.retry_tls(now_ns);
+            dir.give_up_tls();
+        }
         for side in 0..2 {
             flow.direction(side, &mut ctx).finish(why);
         }
@@ -438,7 +478,7 @@ fn on_data(
         dir.skipped();
         return;
     }
-    if !dir.frames() {
+    if !dir.reassembles() {
         dir.watch_unframed_response(payload);
         return;
     }
@@ -508,8 +548,17 @@ impl Direction<'_, '_> {
         }
     }
 
-    /// Does a segment begin a message? Infers the connection's direction when still unknown.
+    /// Does a segment begin a message (or a TLS connection)? Infers the connection's
+    /// direction when still unknown.
     fn recognise(&mut self, data: &[u8]) -> bool {
+        if self.conn.tls.is_some() || self.begins_tls(data) {
+            return true;
+        }
+        self.recognise_plain(data)
+    }
+
+    /// Does plaintext begin a message? Infers the connection's direction when still unknown.
+    fn recognise_plain(&mut self, data: &[u8]) -> bool {
         if self.ctx.cfg.framing.is_binary() {
             self.conn.client.get_or_insert(self.side);
             return true;
@@ -545,7 +594,9 @@ impl Direction<'_, '_> {
 
     fn skip_hole(&mut self) {
         self.ctx.stats.holes_skipped += 1;
-        if self.carry_message_across_hole() {
+        if self.conn.tls.is_some() {
+            self.tls_gap(self.half.reasm.hole_len());
+        } else if self.carry_message_across_hole() {
             self.half.reasm.skip_hole();
             self.drain();
             self.close_if_done();
@@ -617,7 +668,7 @@ impl Direction<'_, '_> {
         }
     }
 
-    /// Appends in-order bytes and frames them.
+    /// Takes in-order bytes: decrypted first on a TLS connection, then framed.
     fn deliver(&mut self, data: &[u8], meta: ChunkMeta) {
         self.half.reasm.advance(data.len());
         if self.conn.tunnel {
@@ -626,8 +677,24 @@ impl Direction<'_, '_> {
             }
             return;
         }
+        if self.conn.tls.is_some() {
+            self.decrypt(data, meta);
+        } else {
+            self.deliver_plain(data, meta);
+        }
+    }
+
+    /// Plaintext of a TLS connection: framed like plain bytes, when this side is framed.
+    pub(crate) fn deliver_plaintext(&mut self, data: &[u8], meta: ChunkMeta) {
+        if self.frames() && !self.half.closed && !self.conn.tunnel {
+            self.deliver_plain(data, meta);
+        }
+    }
+
+    /// Appends in-order plain bytes and frames them.
+    fn deliver_plain(&mut self, data: &[u8], meta: ChunkMeta) {
         if self.half.phase == Phase::Skipping {
-            if !self.recognise(data) {
+            if !self.recognise_plain(data) {
                 self.skipped();
                 return;
             }
@@ -654,7 +721,10 @@ impl Direction<'_, '_> {
         self.half.skip_counted = true;
     }
 
-    fn close_if_done(&mut self) {
+    pub(crate) fn close_if_done(&mut self) {
+        if self.tls_waiting() {
+            return;
+        }
         let half = &self.half;
         if !half.closed && half.fin_seq.is_some() && half.fin_seq == half.reasm.next_seq {
             self.close_half();

@@ -9,13 +9,14 @@
 //! `browser_version`); for responses `status_code`, `server`, `content_encoding`,
 //! `cache_control`, `latency_ns`; for both `pragma`, `connection`, `content_type`,
 //! `content_length`, and `headers` with every other header (lower-case names, repeated
-//! headers joined with `, `). Absent values are left out.
+//! headers joined with `, `); for messages decrypted from captured TLS, `tls` with `version`,
+//! `cipher`, `sni` and `alpn`. Absent values are left out.
 #![deny(missing_docs)]
 
 pub mod goreplay_json;
 
 use serde::Serialize;
-use shadowtap_api::{Kind, Message};
+use shadowtap_api::{Kind, Message, TlsFacts};
 use shadowtap_http1::headers;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -103,6 +104,35 @@ pub struct Record {
     pub content_length: Option<u64>,
     /// Every other header, lower-case name → value.
     pub headers: BTreeMap<String, String>,
+    /// The TLS session of a decrypted message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsRecord>,
+}
+
+/// The `tls` object of a record: the session a decrypted message travelled in.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct TlsRecord {
+    /// `1.2` or `1.3`.
+    pub version: &'static str,
+    /// IANA cipher suite name.
+    pub cipher: &'static str,
+    /// Server name indication sent by the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// Application protocol (ALPN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<String>,
+}
+
+impl TlsRecord {
+    fn of(facts: &TlsFacts) -> TlsRecord {
+        TlsRecord {
+            version: facts.version,
+            cipher: facts.cipher,
+            sni: facts.sni.as_deref().map(str::to_string),
+            alpn: facts.alpn.as_deref().map(str::to_string),
+        }
+    }
 }
 
 /// Most header fields a record takes (the rest of a hostile head is ignored).
@@ -115,6 +145,7 @@ impl Record {
             time: rfc3339(msg.meta.timestamp()),
             kind: kind_name(msg.kind()),
             id: msg.id().to_string(),
+            tls: msg.tls.as_deref().map(TlsRecord::of),
             ..Record::default()
         };
         if let Some(ends) = msg.endpoints {
@@ -227,6 +258,28 @@ mod tests {
 
     const FIREFOX: &str =
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:126.0) Gecko/20100101 Firefox/126.0";
+
+    #[test]
+    fn decrypted_messages_carry_their_tls_session() {
+        let facts = TlsFacts {
+            version: "1.3",
+            cipher: "TLS_AES_128_GCM_SHA256",
+            sni: Some("shop.example".into()),
+            alpn: None,
+        };
+        let msg = Message::new(
+            Meta::new(Kind::Request, "abc", 1, 0).unwrap(),
+            "GET / HTTP/1.1\r\n\r\n",
+        )
+        .with_tls(std::sync::Arc::new(facts));
+        let json = Record::from_message(&msg).to_json();
+        assert!(
+            json.ends_with(
+                r#""tls":{"version":"1.3","cipher":"TLS_AES_128_GCM_SHA256","sni":"shop.example"}}"#
+            ),
+            "{json}"
+        );
+    }
 
     #[test]
     fn request_record_has_parsed_fields() {

@@ -1,0 +1,339 @@
+//! The TLS part of the protocol layer: a connection whose first bytes are a TLS record is
+//! decrypted with the secrets of a key log ([`shadowtap_tls_decrypt`]), and the HTTP framer
+//! runs on the plaintext unchanged.
+//!
+//! Decisions worth knowing:
+//! * **Detection** is by the record header of a connection's first segment, on any port; the
+//!   ClientHello or ServerHello also tells which side is the client.
+//! * **Late keys**: a connection whose client random is not in the key log yet holds its
+//!   records (bounded per connection) and is retried at every segment and every expiry check;
+//!   its flow does not expire and its halves do not close until the key arrives or
+//!   [`TlsSettings::key_wait_ns`] passes (then `tls: no key`).
+//! * **Plaintext meta**: each plaintext chunk carries the capture time, Seq and Ack of the
+//!   segment that completed its record, so ids and pairing work on ciphertext positions as
+//!   they do for plain HTTP.
+//! * **Holes** in the ciphertext cut the plaintext message in progress (its size is unknown);
+//!   the session resynchronises on the next record or fails `tls: lost segment`.
+//! * Each connection's failure is reported once, as a [`DropReason`] of its kind.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+pub use shadowtap_tls_decrypt::{
+    cipher_name, version_name, KeyLogAdded, KeyLookup, Side, TlsFailure, TlsInfo,
+};
+use shadowtap_tls_decrypt::{KeyLog, Limits, Secrets, TlsSession};
+
+use crate::connection::Direction;
+use crate::event::DropReason;
+use crate::http1::ChunkMeta;
+use shadowtap_http1::Role;
+
+/// How long a connection waits for its key by default (`--input-raw-tls-key-wait`).
+pub const DEFAULT_KEY_WAIT_NS: i64 = 10_000_000_000;
+/// Ciphertext held per waiting connection by default (`--input-raw-tls-max-pending`).
+pub const DEFAULT_MAX_PENDING_BYTES: usize = 1 << 20;
+
+/// The secrets capture threads look up: key log lines from every source (files, pcapng
+/// Decryption Secrets Blocks), added while capture runs.
+#[derive(Default)]
+pub struct KeyStore {
+    log: RwLock<KeyLog>,
+}
+
+impl KeyStore {
+    /// Adds the complete lines of NSS key log text.
+    pub fn add_text(&self, text: &[u8]) -> KeyLogAdded {
+        match self.log.write() {
+            Ok(mut log) => log.add_text(text),
+            Err(poisoned) => poisoned.into_inner().add_text(text),
+        }
+    }
+
+    /// Client randoms with secrets.
+    pub fn len(&self) -> usize {
+        self.log.read().map_or(0, |log| log.len())
+    }
+
+    /// Whether no secret is known yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl KeyLookup for KeyStore {
+    fn secrets(&self, client_random: &[u8; 32]) -> Option<Secrets> {
+        self.log.read().ok()?.get(client_random).cloned()
+    }
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyStore({} client randoms)", self.len())
+    }
+}
+
+/// Where the tracker finds TLS secrets, and how long and how much it holds a connection that
+/// waits for them.
+#[derive(Clone)]
+pub struct TlsSettings {
+    /// The key store (shared with whatever keeps it up to date).
+    pub keys: Arc<KeyStore>,
+    /// How long a connection waits for its key (capture time), then `tls: no key`.
+    pub key_wait_ns: i64,
+    /// Ciphertext held per connection while it waits, then `tls: buffer full`.
+    pub max_pending_bytes: usize,
+}
+
+impl TlsSettings {
+    /// Settings with the default wait and budget around `keys`.
+    pub fn with_keys(keys: Arc<KeyStore>) -> TlsSettings {
+        TlsSettings {
+            keys,
+            key_wait_ns: DEFAULT_KEY_WAIT_NS,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
+        }
+    }
+}
+
+impl fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("keys", &"<key log>")
+            .field("key_wait_ns", &self.key_wait_ns)
+            .field("max_pending_bytes", &self.max_pending_bytes)
+            .finish()
+    }
+}
+
+impl PartialEq for TlsSettings {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.keys, &other.keys)
+            && self.key_wait_ns == other.key_wait_ns
+            && self.max_pending_bytes == other.max_pending_bytes
+    }
+}
+
+impl Eq for TlsSettings {}
+
+/// A connection's TLS state.
+pub(crate) struct TlsConn {
+    /// `None` only while the tracker is feeding it.
+    session: Option<TlsSession<ChunkMeta>>,
+    /// The session's facts as messages carry them (shared by every message of the connection).
+    pub facts: Option<Arc<TlsInfo>>,
+    /// Since when (capture time) the session has been waiting for its key.
+    waiting_since_ns: Option<i64>,
+}
+
+impl fmt::Debug for TlsConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConn")
+            .field("facts", &self.facts)
+            .field("waiting_since_ns", &self.waiting_since_ns)
+            .finish()
+    }
+}
+
+impl TlsConn {
+    fn new(settings: &TlsSettings) -> TlsConn {
+        TlsConn {
+            session: Some(TlsSession::new(Limits {
+                max_pending_bytes: settings.max_pending_bytes,
+            })),
+            facts: None,
+            waiting_since_ns: None,
+        }
+    }
+
+    /// Ciphertext held while waiting for a key.
+    pub fn pending_bytes(&self) -> usize {
+        self.session.as_ref().map_or(0, TlsSession::pending_bytes)
+    }
+
+    /// Whether the session waits for its key.
+    pub fn waiting(&self) -> bool {
+        self.waiting_since_ns.is_some()
+    }
+
+    fn refresh_facts(facts: &mut Option<Arc<TlsInfo>>, session: &TlsSession<ChunkMeta>) {
+        if let Some(info) = session.info() {
+            if facts.as_deref() != Some(info) {
+                *facts = Some(Arc::new(info.clone()));
+            }
+        }
+    }
+}
+
+/// Whether a segment starting a connection's direction is TLS, and which side sent it (when a
+/// hello tells).
+pub(crate) fn sniff(data: &[u8]) -> Option<Option<Role>> {
+    if !shadowtap_tls_decrypt::looks_like_tls(data) {
+        return None;
+    }
+    Some(shadowtap_tls_decrypt::sniff(data).map(|side| match side {
+        Side::Client => Role::Client,
+        Side::Server => Role::Server,
+    }))
+}
+
+impl DropReason {
+    /// The reason a TLS session failed with.
+    pub fn of_tls(failure: TlsFailure) -> DropReason {
+        match failure {
+            TlsFailure::NoKey => DropReason::TlsNoKey,
+            TlsFailure::NoHandshake => DropReason::TlsNoHandshake,
+            TlsFailure::UnsupportedSuite(suite) => DropReason::TlsUnsupportedSuite(suite),
+            TlsFailure::DecryptFailed => DropReason::TlsDecryptFailed,
+            TlsFailure::LostSegment => DropReason::TlsLostSegment,
+            TlsFailure::Renegotiation => DropReason::TlsRenegotiation,
+            TlsFailure::Malformed => DropReason::TlsMalformed,
+            TlsFailure::BufferFull => DropReason::TlsBufferFull,
+        }
+    }
+}
+
+impl Direction<'_, '_> {
+    /// Starts decrypting this connection if `data` (its first bytes in this direction) is a
+    /// TLS record and the client side is known or told by the record.
+    pub(crate) fn begins_tls(&mut self, data: &[u8]) -> bool {
+        let Some(settings) = &self.ctx.cfg.tls else {
+            return false;
+        };
+        let Some(role) = sniff(data) else {
+            return false;
+        };
+        if self.conn.client.is_none() {
+            match role {
+                Some(Role::Client) => self.conn.client = Some(self.side),
+                Some(Role::Server) => self.conn.client = Some(1 - self.side),
+                None => return false,
+            }
+        }
+        self.conn.tls = Some(Box::new(TlsConn::new(settings)));
+        true
+    }
+
+    fn tls_side(&self) -> Side {
+        match self.role() {
+            Some(Role::Server) => Side::Server,
+            _ => Side::Client,
+        }
+    }
+
+    /// Decrypts in-order ciphertext of this direction; its plaintext is framed.
+    pub(crate) fn decrypt(&mut self, data: &[u8], meta: ChunkMeta) {
+        let side = self.tls_side();
+        self.with_session(meta.ts_ns, |session, keys, out| {
+            session.feed(side, data, meta, keys, out);
+        });
+    }
+
+    /// Retries a connection waiting for its key (at `now_ns`); gives up after the wait.
+    pub(crate) fn retry_tls(&mut self, now_ns: i64) {
+        self.with_session(now_ns, |session, keys, out| {
+            session.retry(keys, out);
+        });
+    }
+
+    /// `len` bytes of this direction's ciphertext are lost (`None`: how many is unknown).
+    pub(crate) fn tls_gap(&mut self, len: Option<u32>) {
+        let side = self.tls_side();
+        let len = len.map_or(u64::MAX, u64::from);
+        if let Some(tls) = self.conn.tls.as_mut() {
+            if let Some(session) = tls.session.as_mut() {
+                session.gap(side, len);
+            }
+        }
+        self.after_tls(None);
+    }
+
+    /// The connection's wait for its key is over (its flow ends): a session still waiting
+    /// fails with `tls: no key`.
+    pub(crate) fn give_up_tls(&mut self) {
+        if let Some(session) = self.conn.tls.as_mut().and_then(|t| t.session.as_mut()) {
+            session.give_up();
+        }
+        self.after_tls(None);
+    }
+
+    /// Runs `step` on the session with the key log and a plaintext sink that frames what it
+    /// is given, then reports the session's failure and tracks its wait for a key.
+    fn with_session(
+        &mut self,
+        now_ns: i64,
+        step: impl FnOnce(
+            &mut TlsSession<ChunkMeta>,
+            &dyn KeyLookup,
+            &mut dyn FnMut(Side, &[u8], &ChunkMeta),
+        ),
+    ) {
+        let cfg = self.ctx.cfg;
+        let Some(settings) = &cfg.tls else {
+            return;
+        };
+        let Some(tls) = self.conn.tls.as_mut() else {
+            return;
+        };
+        let Some(mut session) = tls.session.take() else {
+            return;
+        };
+        TlsConn::refresh_facts(&mut tls.facts, &session);
+        let was_waiting = tls.waiting();
+        let mine = self.tls_side();
+        step(&mut session, &*settings.keys, &mut |side, plain, meta| {
+            let meta = ChunkMeta {
+                len: plain.len(),
+                ..*meta
+            };
+            if side == mine {
+                self.deliver_plaintext(plain, meta);
+            } else {
+                self.opposite().deliver_plaintext(plain, meta);
+            }
+        });
+        if session.waiting_for_key() && self.waited_out(now_ns, settings.key_wait_ns) {
+            session.give_up();
+        }
+        self.after_tls(Some((session, now_ns)));
+        if was_waiting && !self.tls_waiting() {
+            // Closes deferred while the key was missing.
+            self.close_if_done();
+            self.opposite().close_if_done();
+        }
+    }
+
+    fn waited_out(&self, now_ns: i64, key_wait_ns: i64) -> bool {
+        let since = self.conn.tls.as_ref().and_then(|t| t.waiting_since_ns);
+        since.is_some_and(|since| now_ns.saturating_sub(since) >= key_wait_ns)
+    }
+
+    /// Puts a session back (if taken), reports its failure once and notes whether it waits.
+    fn after_tls(&mut self, returned: Option<(TlsSession<ChunkMeta>, i64)>) {
+        let Some(tls) = self.conn.tls.as_mut() else {
+            return;
+        };
+        let now_ns = returned.as_ref().map(|(_, now)| *now);
+        if let Some((session, _)) = returned {
+            tls.session = Some(session);
+        }
+        let Some(session) = tls.session.as_mut() else {
+            return;
+        };
+        let failure = session.take_failure();
+        TlsConn::refresh_facts(&mut tls.facts, session);
+        tls.waiting_since_ns = match (session.waiting_for_key(), tls.waiting_since_ns) {
+            (false, _) => None,
+            (true, Some(since)) => Some(since),
+            (true, None) => Some(now_ns.unwrap_or(0)),
+        };
+        if let Some(failure) = failure {
+            self.ctx.drop_one(DropReason::of_tls(failure));
+        }
+    }
+
+    /// Whether this connection's TLS session waits for its key (its halves stay open).
+    pub(crate) fn tls_waiting(&self) -> bool {
+        self.conn.tls.as_ref().is_some_and(|t| t.waiting())
+    }
+}
