@@ -10,7 +10,7 @@
 
 use crate::common::*;
 use crate::live::needs_root;
-use crate::nginx::Nginx;
+use crate::nginx::{free_port, wait_for_port};
 use flate2::read::GzDecoder;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -84,7 +84,8 @@ fn connections(capture: &str) -> Vec<Connection> {
     list.iter()
         .map(|c| {
             let name = text_field(c, "name").unwrap();
-            let expected = |dir: &str| gunzip(&fixtures().join(format!("expected/{name}.{dir}.gz")));
+            let expected =
+                |dir: &str| gunzip(&fixtures().join(format!("expected/{name}.{dir}.gz")));
             Connection {
                 client_port: c["client_port"].as_u64().unwrap() as u16,
                 server_port: c["server_port"].as_u64().unwrap() as u16,
@@ -131,11 +132,11 @@ struct Flow {
 
 impl Flow {
     fn requests_bytes(&self) -> Vec<u8> {
-        self.requests.concat_payloads()
+        concat_payloads(&self.requests)
     }
 
     fn responses_bytes(&self) -> Vec<u8> {
-        self.responses.concat_payloads()
+        concat_payloads(&self.responses)
     }
 
     fn is_empty(&self) -> bool {
@@ -143,14 +144,11 @@ impl Flow {
     }
 }
 
-trait Payloads {
-    fn concat_payloads(&self) -> Vec<u8>;
-}
-
-impl Payloads for Vec<Record> {
-    fn concat_payloads(&self) -> Vec<u8> {
-        self.iter().flat_map(|r| r.payload.iter().copied()).collect()
-    }
+fn concat_payloads(records: &[Record]) -> Vec<u8> {
+    records
+        .iter()
+        .flat_map(|r| r.payload.iter().copied())
+        .collect()
 }
 
 /// A finished run: its `.gor` records grouped by the client port (from the JSON records with
@@ -196,21 +194,25 @@ fn tls_count(stderr: &str, reason: &str) -> u64 {
                     let rest = &line[at + needle.len()..];
                     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
                     let after = rest[digits.len()..].chars().next();
-                    (!digits.is_empty() && after != Some('x'))
-                        .then(|| digits.parse::<u64>().ok())
-                        .flatten()
+                    if digits.is_empty() || after == Some('x') {
+                        None
+                    } else {
+                        digits.parse::<u64>().ok()
+                    }
                 })
                 .collect::<Vec<_>>()
         })
         .sum()
 }
 
-/// The flags that make a run write `.gor` to `gor` and JSON records to stdout.
+/// The flags that make a run write `.gor` to `gor` (one file: `--output-file-append`, or it
+/// would be `NAME_0.gor`) and JSON records to stdout.
 fn output_flags(gor: &Path) -> Vec<String> {
     [
         "--input-raw-track-response",
         "--output-file",
         path_str(gor),
+        "--output-file-append",
         "--output-stdout",
         "--output-stdout-format",
         "json",
@@ -508,7 +510,10 @@ fn edited_keylog(from: &Path, to: &Path, randoms: &[&str], wrong: bool) {
             out.push_str(&format!("{} {} {secret}\n", fields[0], fields[1]));
         }
     }
-    assert!(touched >= randoms.len(), "the key log lacks some client randoms");
+    assert!(
+        touched >= randoms.len(),
+        "the key log lacks some client randoms"
+    );
     std::fs::write(to, out).expect("write key log");
 }
 
@@ -586,10 +591,18 @@ fn json_records_carry_version_cipher_sni_and_alpn() {
 fn allow_sni_keeps_only_requests_whose_server_name_matches() {
     let conns = connections("tls.pcap");
     let keys = keys_of("tls.pcap").unwrap();
-    let run = run_fixture("tls.pcap", Some(&keys), &["--http-allow-sni", "^localhost$"]);
-    let (with_sni, without): (Vec<&Connection>, Vec<&Connection>) =
-        conns.iter().partition(|c| c.sni.as_deref() == Some("localhost"));
-    assert!(!without.is_empty(), "the fixture has a connection without SNI");
+    let run = run_fixture(
+        "tls.pcap",
+        Some(&keys),
+        &["--http-allow-sni", "^localhost$"],
+    );
+    let (with_sni, without): (Vec<&Connection>, Vec<&Connection>) = conns
+        .iter()
+        .partition(|c| c.sni.as_deref() == Some("localhost"));
+    assert!(
+        !without.is_empty(),
+        "the fixture has a connection without SNI"
+    );
     for conn in with_sni {
         assert_eq!(
             run.flow(conn).requests_bytes(),
@@ -602,7 +615,11 @@ fn allow_sni_keeps_only_requests_whose_server_name_matches() {
     for conn in without {
         assert!(run.flow(conn).requests.is_empty(), "{}: kept", conn.name);
     }
-    let none = run_fixture("tls.pcap", Some(&keys), &["--http-allow-sni", "^other\\.example$"]);
+    let none = run_fixture(
+        "tls.pcap",
+        Some(&keys),
+        &["--http-allow-sni", "^other\\.example$"],
+    );
     assert!(
         none.flows.values().all(|f| f.requests.is_empty()),
         "requests kept although no SNI matches: {}",
@@ -663,11 +680,7 @@ fn a_connection_without_a_key_is_counted_no_key_after_the_wait() {
     let tmp = tempdir();
     let keys = tmp.path().join("missing.keys");
     edited_keylog(&keys_of("tls.pcap").unwrap(), &keys, &randoms, false);
-    let run = run_fixture(
-        "tls.pcap",
-        Some(&keys),
-        &["--input-raw-tls-key-wait", "1s"],
-    );
+    let run = run_fixture("tls.pcap", Some(&keys), &["--input-raw-tls-key-wait", "1s"]);
     for victim in victims {
         assert_nothing_from(&run, named(&conns, victim));
     }
@@ -691,11 +704,7 @@ fn a_corrupted_record_is_counted_decrypt_failed_and_spares_the_other_connections
         let conns = connections(&capture);
         let keys = keys_of(&capture).unwrap();
         let ports = server_ports(&conns);
-        let run = run_pcap(
-            &pcap,
-            &ports,
-            &["--input-raw-tls-keylog", path_str(&keys)],
-        );
+        let run = run_pcap(&pcap, &ports, &["--input-raw-tls-keylog", path_str(&keys)]);
         assert!(
             run.count("tls: decrypt failed") >= 1,
             "{plan}: {}",
@@ -802,6 +811,11 @@ fn hex(line: &str) -> Vec<u8> {
 /// Every connection of `pcap` (opened in it) and its plaintext, by `tshark -z follow,tls,raw`
 /// with `keys` (none: the capture's own Decryption Secrets Block).
 fn tshark_decrypt(pcap: &Path, keys: Option<&Path>) -> Vec<Decrypted> {
+    tshark_follow(pcap, keys, "tls")
+}
+
+/// Every connection of `pcap` and the bytes of each direction, by `tshark -z follow,PROTO,raw`.
+fn tshark_follow(pcap: &Path, keys: Option<&Path>, proto: &str) -> Vec<Decrypted> {
     let keylog = keys.map(|k| format!("tls.keylog_file:{}", k.display()));
     let mut base = vec!["-r", path_str(pcap)];
     if let Some(keylog) = &keylog {
@@ -827,7 +841,7 @@ fn tshark_decrypt(pcap: &Path, keys: Option<&Path>) -> Vec<Decrypted> {
         .lines()
         .map(|line| {
             let f: Vec<&str> = line.split('\t').collect();
-            let follow = format!("follow,tls,raw,{}", f[0]);
+            let follow = format!("follow,{proto},raw,{}", f[0]);
             let args: Vec<&str> = base
                 .iter()
                 .copied()
@@ -876,7 +890,12 @@ fn committed_expectations_are_what_tshark_decrypts() {
     if !have_tshark() {
         return;
     }
-    for capture in ["tls.pcap", "tls-post.pcap", "tls-ccm.pcap", "tls-dsb.pcapng"] {
+    for capture in [
+        "tls.pcap",
+        "tls-post.pcap",
+        "tls-ccm.pcap",
+        "tls-dsb.pcapng",
+    ] {
         let conns = connections(capture);
         let keys = keys_of(capture);
         let decrypted = tshark_decrypt(&fixtures().join(capture), keys.as_deref());
@@ -897,10 +916,36 @@ fn committed_expectations_are_what_tshark_decrypts() {
 }
 
 #[test]
+fn the_harness_sorts_plain_http_by_connection_as_tshark_follows_it() {
+    // the same machinery on plain HTTP, which works today: .gor payloads joined to their
+    // connections through the JSON records, against `follow,tcp,raw`
+    if !have_tshark() {
+        return;
+    }
+    let pcap = repo().join("tests/fixtures/loopback.pcap");
+    let run = run_pcap(&pcap, "18480", &[]);
+    let reference = tshark_follow(&pcap, None, "tcp");
+    assert!(reference.len() > 10);
+    for d in &reference {
+        let flow = run
+            .flows
+            .get(&d.client_port)
+            .expect("a flow per connection");
+        assert_eq!(flow.requests_bytes(), d.c2s, "port {}", d.client_port);
+        assert_eq!(flow.responses_bytes(), d.s2c, "port {}", d.client_port);
+    }
+}
+
+#[test]
 fn damage_plans_hit_application_data_of_their_connection() {
     // the rewriter itself: dropping and flipping change exactly the planned frames
     let tmp = tempdir();
-    for plan in ["corrupt-tls13", "corrupt-tls12-cbc", "lost-segment", "mid-connection"] {
+    for plan in [
+        "corrupt-tls13",
+        "corrupt-tls12-cbc",
+        "lost-segment",
+        "mid-connection",
+    ] {
         let (pcap, capture, _) = damaged_copy(plan, tmp.path());
         let original = std::fs::read(fixtures().join(&capture)).unwrap();
         let damaged = std::fs::read(&pcap).unwrap();
@@ -908,7 +953,11 @@ fn damage_plans_hit_application_data_of_their_connection() {
         let dropped = planned_frames(&manifest["damage"][plan], "drop");
         if dropped.is_empty() {
             assert_eq!(original.len(), damaged.len(), "{plan}");
-            let differing = original.iter().zip(&damaged).filter(|(a, b)| a != b).count();
+            let differing = original
+                .iter()
+                .zip(&damaged)
+                .filter(|(a, b)| a != b)
+                .count();
             let flipped = planned_frames(&manifest["damage"][plan], "flip_last_byte");
             assert_eq!(differing, flipped.len(), "{plan}");
         } else {
@@ -980,7 +1029,10 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
-        for child in [self.shadowtap.take(), self.tcpdump.take()].into_iter().flatten() {
+        for child in [self.shadowtap.take(), self.tcpdump.take()]
+            .into_iter()
+            .flatten()
+        {
             let mut child = child;
             let _ = child.kill();
             let _ = child.wait();
@@ -988,9 +1040,86 @@ impl Drop for Live {
     }
 }
 
+/// nginx on 127.0.0.1 serving HTTPS with TLS 1.2 and 1.3 (the shared test nginx's 1.22
+/// defaults stop at TLS 1.2) and a fresh self-signed ECDSA certificate for `localhost`.
+struct TlsNginx {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl TlsNginx {
+    fn start() -> TlsNginx {
+        let dir = tempdir();
+        let d = dir.path().display().to_string();
+        let status = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+            .arg(dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(dir.path().join("cert.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl (.ci/setup installs it)");
+        assert!(status.success(), "openssl req failed");
+        let port = free_port();
+        let config = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               server {{ listen 127.0.0.1:{port} ssl; ssl_protocols TLSv1.2 TLSv1.3;\n\
+                 ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;\n\
+                 location / {{ return 200 \"live $request_method $request_uri\\n\"; }} }} }}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), config).expect("nginx.conf");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx (apt-get install -y nginx-light)");
+        let nginx = TlsNginx {
+            port,
+            dir,
+            child: Some(child),
+        };
+        wait_for_port(port, Duration::from_secs(10));
+        nginx
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+}
+
+impl Drop for TlsNginx {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = &self.dir;
+    }
+}
+
 /// curl with a key log: three requests (GET, POST, GET with Connection: close) on one
 /// connection, with `tls` options.
-fn curl_three(nginx: &Nginx, keylog: &Path, tls: &[&str]) {
+fn curl_three(nginx: &TlsNginx, keylog: &Path, tls: &[&str]) {
     let url = nginx.url();
     let resolve = format!("localhost:{}:127.0.0.1", nginx.port);
     let base: Vec<&str> = [
@@ -1035,13 +1164,21 @@ fn live_prerequisites() -> bool {
 
 /// Every connection tshark decrypted from the reference capture, exactly, in the live run.
 fn assert_live_matches(run: &Run, reference: &[Decrypted], connections: usize) {
-    assert_eq!(reference.len(), connections, "connections in the reference capture");
+    assert_eq!(
+        reference.len(),
+        connections,
+        "connections in the reference capture"
+    );
     for d in reference {
         let flow = run.flows.get(&d.client_port);
         let (requests, responses) = flow
             .map(|f| (f.requests_bytes(), f.responses_bytes()))
             .unwrap_or_default();
-        assert!(!d.c2s.is_empty(), "tshark decrypted nothing of port {}", d.client_port);
+        assert!(
+            !d.c2s.is_empty(),
+            "tshark decrypted nothing of port {}",
+            d.client_port
+        );
         assert_eq!(
             requests, d.c2s,
             "port {}: requests differ from tshark's; stderr:\n{}",
@@ -1052,7 +1189,12 @@ fn assert_live_matches(run: &Run, reference: &[Decrypted], connections: usize) {
             "port {}: responses differ from tshark's; stderr:\n{}",
             d.client_port, run.stderr
         );
-        assert_eq!(flow.map(|f| f.requests.len()), Some(3), "port {}", d.client_port);
+        assert_eq!(
+            flow.map(|f| f.requests.len()),
+            Some(3),
+            "port {}",
+            d.client_port
+        );
     }
     assert_no_tls_drops(run);
 }
@@ -1062,7 +1204,7 @@ fn live_tls12_and_tls13_on_loopback_decrypt_as_tshark_does() {
     if !live_prerequisites() {
         return;
     }
-    let nginx = Nginx::start_tls();
+    let nginx = TlsNginx::start();
     let tmp = tempdir();
     let keys = tmp.path().join("keys.log");
     std::fs::write(&keys, "").unwrap();
@@ -1076,7 +1218,10 @@ fn live_tls12_and_tls13_on_loopback_decrypt_as_tshark_does() {
         .iter()
         .filter_map(|v| v["tls"]["version"].as_str())
         .collect();
-    assert!(versions.contains(&"1.2") && versions.contains(&"1.3"), "{versions:?}");
+    assert!(
+        versions.contains(&"1.2") && versions.contains(&"1.3"),
+        "{versions:?}"
+    );
 }
 
 #[test]
@@ -1084,7 +1229,7 @@ fn live_keys_written_two_seconds_after_the_traffic_are_used() {
     if !live_prerequisites() {
         return;
     }
-    let nginx = Nginx::start_tls();
+    let nginx = TlsNginx::start();
     let tmp = tempdir();
     let unseen = tmp.path().join("curl.keys");
     let watched = tmp.path().join("watched.keys");
