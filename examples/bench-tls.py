@@ -297,6 +297,8 @@ def bench(binary, name, with_tshark):
               f"{statistics.median(ratios):.1f}x median of the rounds' ratios "
               f"(range {min(ratios):.1f}-{max(ratios):.1f}; target >= 30x)")
         print(f"requests found: tshark {tshark_requests}, shadowtap {shadowtap_requests}")
+        if shadowtap_requests != tshark_requests:
+            print("WARNING: the counts differ: the times and MB/s below do not compare like with like")
     else:
         print(f"requests found: shadowtap {shadowtap_requests}")
     best_cpu = min(st_cpus)

@@ -1044,7 +1044,8 @@ impl Drop for Live {
 /// defaults stop at TLS 1.2) and a fresh self-signed ECDSA certificate for `localhost`.
 struct TlsNginx {
     port: u16,
-    dir: tempfile::TempDir,
+    /// Certificate, config and logs; removed on drop.
+    _dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
@@ -1095,7 +1096,7 @@ impl TlsNginx {
             .expect("nginx (apt-get install -y nginx-light)");
         let nginx = TlsNginx {
             port,
-            dir,
+            _dir: dir,
             child: Some(child),
         };
         wait_for_port(port, Duration::from_secs(10));
@@ -1113,7 +1114,6 @@ impl Drop for TlsNginx {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = &self.dir;
     }
 }
 
