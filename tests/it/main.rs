@@ -20,5 +20,6 @@ mod pipeline;
 mod recovery;
 mod replay_extras;
 mod tcp;
+mod tls;
 mod trust;
 mod vxlan;
