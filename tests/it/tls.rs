@@ -501,12 +501,12 @@ fn edited_keylog(from: &Path, to: &Path, randoms: &[&str], wrong: bool) {
         }
         touched += 1;
         if wrong {
+            // Every hex digit inverted: still valid hex, never the right secret.
             let secret: String = fields[2]
                 .chars()
-                .map(|c| match c {
-                    '0'..='7' => ((c as u8) + 8) as char,
-                    '8' | '9' => ((c as u8) - 8) as char,
-                    _ => '1',
+                .map(|c| {
+                    let digit = c.to_digit(16).expect("key log secrets are hex");
+                    char::from_digit(15 - digit, 16).expect("a hex digit")
                 })
                 .collect();
             out.push_str(&format!("{} {} {secret}\n", fields[0], fields[1]));

@@ -37,6 +37,8 @@ pub(crate) struct Half {
     pub skip_counted: bool,
     pub fin_seq: Option<u32>,
     pub closed: bool,
+    /// No byte of this direction has been delivered yet (its first may open TLS).
+    pub fresh: bool,
 }
 
 impl Half {
@@ -54,6 +56,7 @@ impl Half {
             skip_counted: false,
             fin_seq: None,
             closed: false,
+            fresh: true,
         }
     }
 

@@ -116,6 +116,9 @@ impl PartialEq for TlsSettings {
 
 impl Eq for TlsSettings {}
 
+/// Where a session's plaintext goes: side, bytes, the segment's meta, the session's facts.
+type PlaintextSink<'a> = dyn FnMut(Side, &[u8], &ChunkMeta, Option<&TlsInfo>) + 'a;
+
 /// A connection's TLS state.
 pub(crate) struct TlsConn {
     /// `None` only while the tracker is feeding it.
@@ -156,11 +159,10 @@ impl TlsConn {
         self.waiting_since_ns.is_some()
     }
 
-    fn refresh_facts(facts: &mut Option<Arc<TlsInfo>>, session: &TlsSession<ChunkMeta>) {
-        if let Some(info) = session.info() {
-            if facts.as_deref() != Some(info) {
-                *facts = Some(Arc::new(info.clone()));
-            }
+    /// Keeps `facts` equal to the session's `info` (a new `Arc` only when it changed).
+    fn refresh_facts(facts: &mut Option<Arc<TlsInfo>>, info: &TlsInfo) {
+        if facts.as_deref() != Some(info) {
+            *facts = Some(Arc::new(info.clone()));
         }
     }
 }
@@ -225,6 +227,9 @@ impl Direction<'_, '_> {
     pub(crate) fn decrypt(&mut self, data: &[u8], meta: ChunkMeta) {
         let side = self.tls_side();
         self.with_session(meta.ts_ns, |session, keys, out| {
+            if session.waiting_for_key() {
+                session.retry(keys, out);
+            }
             session.feed(side, data, meta, keys, out);
         });
     }
@@ -262,11 +267,7 @@ impl Direction<'_, '_> {
     fn with_session(
         &mut self,
         now_ns: i64,
-        step: impl FnOnce(
-            &mut TlsSession<ChunkMeta>,
-            &dyn KeyLookup,
-            &mut dyn FnMut(Side, &[u8], &ChunkMeta),
-        ),
+        step: impl FnOnce(&mut TlsSession<ChunkMeta>, &dyn KeyLookup, &mut PlaintextSink<'_>),
     ) {
         let cfg = self.ctx.cfg;
         let Some(settings) = &cfg.tls else {
@@ -278,28 +279,32 @@ impl Direction<'_, '_> {
         let Some(mut session) = tls.session.take() else {
             return;
         };
-        TlsConn::refresh_facts(&mut tls.facts, &session);
         let was_waiting = tls.waiting();
         let mine = self.tls_side();
-        step(&mut session, &*settings.keys, &mut |side, plain, meta| {
-            let meta = ChunkMeta {
-                len: plain.len(),
-                ..*meta
-            };
-            if side == mine {
-                self.deliver_plaintext(plain, meta);
-            } else {
-                self.opposite().deliver_plaintext(plain, meta);
-            }
-        });
+        step(
+            &mut session,
+            &*settings.keys,
+            &mut |side, plain, meta, info| {
+                let meta = ChunkMeta {
+                    len: plain.len(),
+                    ..*meta
+                };
+                if let (Some(tls), Some(info)) = (self.conn.tls.as_mut(), info) {
+                    TlsConn::refresh_facts(&mut tls.facts, info);
+                }
+                if side == mine {
+                    self.deliver_plaintext(plain, meta);
+                } else {
+                    self.opposite().deliver_plaintext(plain, meta);
+                }
+            },
+        );
         if session.waiting_for_key() && self.waited_out(now_ns, settings.key_wait_ns) {
             session.give_up();
         }
         self.after_tls(Some((session, now_ns)));
         if was_waiting && !self.tls_waiting() {
-            // Closes deferred while the key was missing.
-            self.close_if_done();
-            self.opposite().close_if_done();
+            self.close_deferred();
         }
     }
 
@@ -321,7 +326,6 @@ impl Direction<'_, '_> {
             return;
         };
         let failure = session.take_failure();
-        TlsConn::refresh_facts(&mut tls.facts, session);
         tls.waiting_since_ns = match (session.waiting_for_key(), tls.waiting_since_ns) {
             (false, _) => None,
             (true, Some(since)) => Some(since),
@@ -329,6 +333,17 @@ impl Direction<'_, '_> {
         };
         if let Some(failure) = failure {
             self.ctx.drop_one(DropReason::of_tls(failure));
+        }
+    }
+
+    /// Closes what a FIN or an RST would have closed while the key was missing.
+    fn close_deferred(&mut self) {
+        if self.conn.reset {
+            self.close_after_reset();
+            self.opposite().close_after_reset();
+        } else {
+            self.close_if_done();
+            self.opposite().close_if_done();
         }
     }
 

@@ -429,10 +429,11 @@ fn on_syn(flow: &mut Flow, side: usize, pkt: &Packet<'_>, ctx: &mut Ctx<'_>) {
 }
 
 fn reset_flow(flow: &mut Flow, ctx: &mut Ctx<'_>) {
-    for side in 0..2 {
-        let mut dir = flow.direction(side, ctx);
-        dir.skip_all_holes();
-        dir.close_half();
+    // A TLS connection waiting for its key closes once its records are decrypted.
+    if !flow.direction(0, ctx).tls_waiting() {
+        for side in 0..2 {
+            flow.direction(side, ctx).close_after_reset();
+        }
     }
     flow.conn.reset = true;
 }
@@ -586,6 +587,12 @@ impl Direction<'_, '_> {
         }
     }
 
+    /// The connection was reset: what is buffered is final.
+    pub(crate) fn close_after_reset(&mut self) {
+        self.skip_all_holes();
+        self.close_half();
+    }
+
     fn skip_all_holes(&mut self) {
         while self.half.reasm.has_hole() {
             self.skip_hole();
@@ -676,6 +683,9 @@ impl Direction<'_, '_> {
                 self.ctx.drop_one(DropReason::Tunnel);
             }
             return;
+        }
+        if std::mem::take(&mut self.half.fresh) && self.conn.tls.is_none() {
+            self.begins_tls(data);
         }
         if self.conn.tls.is_some() {
             self.decrypt(data, meta);

@@ -92,6 +92,10 @@ pub const TARGETS: &[Target] = &[
         name: "chunked_decoder",
         run: http1::chunked_decoder,
     },
+    Target {
+        name: "tls_session",
+        run: shadowtap_tls_decrypt::fuzz_session,
+    },
 ];
 
 /// The target called `name`.

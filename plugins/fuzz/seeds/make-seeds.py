@@ -232,6 +232,40 @@ def http1():
     for i, b in enumerate(bodies):
         write("chunked_decoder", f"body-{i}", bytes([i * 37 & 0xff]) + b if i % 2 else b)
 
-for make in (listeners, gor, meta, middleware, kafka, pcaps, tunnels, trackers, http, http1):
+def tls_connections(path):
+    """Each TCP connection's payloads in capture order: [(from_client, bytes)], by client port."""
+    _, frames = pcap_records(path)
+    conns, servers = {}, {}
+    for frame in frames:
+        ip = frame[14:]
+        if len(ip) < 40 or ip[0] >> 4 != 4 or ip[9] != 6:
+            continue
+        ihl = (ip[0] & 15) * 4
+        tcp_header = ip[ihl:]
+        sport, dport = struct.unpack(">HH", tcp_header[:4])
+        flags = tcp_header[13]
+        payload = tcp_header[(tcp_header[12] >> 4) * 4: struct.unpack(">H", ip[2:4])[0] - ihl]
+        if flags & 0x02 and not flags & 0x10:
+            servers[sport] = dport
+        client = sport if sport in servers else dport
+        if payload and client in servers:
+            conns.setdefault(client, []).append((client == sport, payload))
+    return [conns[port] for port in sorted(conns)]
+
+def tls():
+    """tls_session seeds: real connections of the TLS fixture with its key log (the entry's
+    format: key-log length (u16 le), key log, then `op len bytes` chunks of at most 255 bytes)."""
+    fixtures = REPO / "tests" / "fixtures" / "tls"
+    keys = (fixtures / "tls.keys").read_bytes()
+    for number, conn in enumerate(tls_connections(fixtures / "tls.pcap")[:6]):
+        chunks = b""
+        for from_client, payload in conn:
+            for at in range(0, len(payload), 255):
+                piece = payload[at: at + 255]
+                chunks += bytes([0 if from_client else 1, len(piece)]) + piece
+        write("tls_session", f"connection-{number}", struct.pack("<H", len(keys)) + keys + chunks)
+    write("tls_session", "no-keys", b"\x00\x00\x00\x05\x16\x03\x01\x00\x30")
+
+for make in (listeners, gor, meta, middleware, kafka, pcaps, tunnels, trackers, http, http1, tls):
     make()
 print("seeds written to", FUZZ / "corpus", file=sys.stderr)

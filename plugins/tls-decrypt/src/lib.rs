@@ -11,7 +11,7 @@
 //! let mut keys = KeyLog::default();
 //! keys.add_text(b"# no secrets yet\n");
 //! let mut session: TlsSession<u32> = TlsSession::new(Limits { max_pending_bytes: 1 << 20 });
-//! session.feed(Side::Client, b"", 7, &keys, &mut |side, plain, tag| {
+//! session.feed(Side::Client, b"", 7, &keys, &mut |side, plain, tag, _| {
 //!     println!("{side:?} {} bytes at {tag}", plain.len())
 //! });
 //! assert!(!session.failed());
@@ -173,8 +173,15 @@ pub fn sniff(data: &[u8]) -> Option<Side> {
 /// gap of `len` bytes instead of data, bit 2: retry afterwards).
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn fuzz_session(data: &[u8]) {
+    std::hint::black_box(fuzz_session_plaintext(data));
+}
+
+/// [`fuzz_session`], returning how many plaintext bytes came out (for checking seeds).
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn fuzz_session_plaintext(data: &[u8]) -> usize {
+    let mut plaintext = 0;
     let Some((head, rest)) = data.split_first_chunk::<2>() else {
-        return;
+        return 0;
     };
     let keylog_len = usize::from(u16::from_le_bytes(*head)).min(rest.len());
     let (text, mut chunks) = rest.split_at(keylog_len);
@@ -183,8 +190,8 @@ pub fn fuzz_session(data: &[u8]) {
     let mut session = TlsSession::new(Limits {
         max_pending_bytes: 64 << 10,
     });
-    let mut sink = |_: Side, plain: &[u8], _: &usize| {
-        std::hint::black_box(plain);
+    let mut sink = |_: Side, plain: &[u8], _: &usize, _: Option<&TlsInfo>| {
+        plaintext += plain.len();
     };
     let mut index = 0usize;
     while let [op, len, tail @ ..] = chunks {
@@ -214,4 +221,5 @@ pub fn fuzz_session(data: &[u8]) {
     }
     session.give_up();
     let _ = session.take_failure();
+    plaintext
 }

@@ -17,7 +17,8 @@ const SCAN_LIMIT: usize = 64 << 10;
 /// After a hole, records up to this many sequence numbers ahead are tried.
 const RESYNC_SEQS: u64 = 8;
 
-type Out<'a, M> = &'a mut dyn FnMut(Side, &[u8], &M);
+/// Where plaintext goes: its side, bytes, the caller's tag and the session's facts so far.
+type Out<'a, M> = &'a mut dyn FnMut(Side, &[u8], &M, Option<&TlsInfo>);
 type Step = Result<(), TlsFailure>;
 
 /// Which keys protect a direction's records now.
@@ -142,21 +143,25 @@ impl<M: Clone> TlsSession<M> {
     }
 
     /// In-order ciphertext of one direction. Application-data plaintext goes to
-    /// `out(side, bytes, &tag)` in capture order across both directions.
+    /// `out(side, bytes, &tag, info)` in capture order across both directions.
     pub fn feed(
         &mut self,
         side: Side,
         data: &[u8],
         tag: M,
         keys: &dyn KeyLookup,
-        out: &mut dyn FnMut(Side, &[u8], &M),
+        out: &mut dyn FnMut(Side, &[u8], &M, Option<&TlsInfo>),
     ) {
         self.feed_inner(side, data, &tag, keys, out);
     }
 
     /// Retries a session waiting for its key (call when the key log grew, or periodically).
     /// Returns true if it made progress.
-    pub fn retry(&mut self, keys: &dyn KeyLookup, out: &mut dyn FnMut(Side, &[u8], &M)) -> bool {
+    pub fn retry(
+        &mut self,
+        keys: &dyn KeyLookup,
+        out: &mut dyn FnMut(Side, &[u8], &M, Option<&TlsInfo>),
+    ) -> bool {
         let Some(Block::Key(side)) = self.block else {
             return false;
         };
@@ -577,7 +582,7 @@ impl<M: Clone> TlsSession<M> {
         match content_type {
             record::TYPE_APPLICATION_DATA => {
                 if !plain.is_empty() {
-                    out(side, plain, tag);
+                    out(side, plain, tag, self.info.as_ref());
                 }
                 Ok(())
             }

@@ -9,7 +9,7 @@ pub(crate) fn unhex(s: &str) -> Vec<u8> {
 }
 
 use crate::synth::{self, Conversation, Tls12Options, Tls13Options};
-use crate::{looks_like_tls, sniff, KeyLog, Limits, Side, TlsFailure, TlsSession};
+use crate::{looks_like_tls, sniff, KeyLog, Limits, Side, TlsFailure, TlsInfo, TlsSession};
 
 type Outputs = Vec<(Side, Vec<u8>, usize)>;
 
@@ -28,7 +28,7 @@ fn run(
     let mut session = TlsSession::new(Limits::default());
     let mut got = Vec::new();
     for (i, (side, bytes)) in chunks.iter().enumerate() {
-        session.feed(*side, bytes, i, keys, &mut |s, p, t| {
+        session.feed(*side, bytes, i, keys, &mut |s, p, t, _| {
             got.push((s, p.to_vec(), *t))
         });
     }
@@ -182,7 +182,7 @@ fn corrupted_tag_is_decrypt_failed_and_reported_once() {
         assert!(session.failed());
         assert_eq!(session.take_failure(), None);
         let mut more = 0;
-        session.feed(Side::Client, &records[0].1, 0, &keys, &mut |_, _, _| {
+        session.feed(Side::Client, &records[0].1, 0, &keys, &mut |_, _, _, _| {
             more += 1
         });
         assert_eq!((more, session.pending_bytes()), (0, 0));
@@ -205,7 +205,7 @@ fn truncated_input_waits_without_failing() {
         &conv.records[0].1[..20],
         (),
         &keys,
-        &mut |_, _, _| panic!(),
+        &mut |_, _, _, _| panic!(),
     );
     assert!(!session.failed());
     assert!(session.pending_bytes() <= 20 + 1024);
@@ -250,7 +250,7 @@ fn huge_lengths_are_refused_without_allocating() {
         &[0x16, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff],
         (),
         &keys,
-        &mut |_, _, _| {},
+        &mut |_, _, _, _| {},
     );
     assert_eq!(session.take_failure(), Some(TlsFailure::Malformed));
     // A skipped message type may claim 16 MiB: nothing is buffered for it.
@@ -261,14 +261,14 @@ fn huge_lengths_are_refused_without_allocating() {
         &conv.records[0].1,
         (),
         &keys,
-        &mut |_, _, _| {},
+        &mut |_, _, _, _| {},
     );
     let server_hello = &conv.records[1].1;
     let mut record = server_hello[..5].to_vec();
     record[3..5].copy_from_slice(&20u16.to_be_bytes());
     record.extend([11, 0xff, 0xff, 0xff]);
     record.extend([0; 16]);
-    session.feed(Side::Server, &record, (), &keys, &mut |_, _, _| {});
+    session.feed(Side::Server, &record, (), &keys, &mut |_, _, _, _| {});
     assert!(session.pending_bytes() < 1024);
 }
 
@@ -289,16 +289,16 @@ fn key_arriving_later_is_picked_up_by_retry_in_capture_order() {
         let mut session = TlsSession::new(Limits::default());
         let mut got = Vec::new();
         for (i, (side, bytes)) in conv.records.iter().enumerate() {
-            session.feed(*side, bytes, i, &keys, &mut |s, p, t| {
+            session.feed(*side, bytes, i, &keys, &mut |s, p, t, _| {
                 got.push((s, p.to_vec(), *t))
             });
         }
         assert!(session.waiting_for_key());
         assert!(got.is_empty());
         assert!(session.pending_bytes() > 16384);
-        assert!(!session.retry(&keys, &mut |_, _, _| panic!()));
+        assert!(!session.retry(&keys, &mut |_, _, _, _| panic!()));
         keys.add_text(conv.keylog.as_bytes());
-        assert!(session.retry(&keys, &mut |s, p, t| got.push((s, p.to_vec(), *t))));
+        assert!(session.retry(&keys, &mut |s, p, t, _| got.push((s, p.to_vec(), *t))));
         assert!(!session.waiting_for_key());
         assert_eq!(plaintext(&got), conv.expected);
         assert_eq!(session.take_failure(), None);
@@ -319,14 +319,14 @@ fn partial_key_log_waits_for_the_traffic_secrets() {
     let mut session = TlsSession::new(Limits::default());
     let mut got = Vec::new();
     for (i, (side, bytes)) in conv.records.iter().enumerate() {
-        session.feed(*side, bytes, i, &keys, &mut |s, p, t| {
+        session.feed(*side, bytes, i, &keys, &mut |s, p, t, _| {
             got.push((s, p.to_vec(), *t))
         });
     }
     assert!(session.waiting_for_key());
     assert_eq!(session.info().unwrap().alpn.as_deref(), Some("h2"));
     keys.add_text(conv.keylog.as_bytes());
-    session.retry(&keys, &mut |s, p, t| got.push((s, p.to_vec(), *t)));
+    session.retry(&keys, &mut |s, p, t, _| got.push((s, p.to_vec(), *t)));
     assert_eq!(plaintext(&got), conv.expected);
 }
 
@@ -338,14 +338,14 @@ fn pending_beyond_limits_is_buffer_full_and_give_up_is_no_key() {
         max_pending_bytes: 4096,
     });
     for (side, bytes) in &conv.records {
-        session.feed(*side, bytes, (), &keys, &mut |_, _, _| {});
+        session.feed(*side, bytes, (), &keys, &mut |_, _, _, _| {});
     }
     assert_eq!(session.take_failure(), Some(TlsFailure::BufferFull));
     assert_eq!(session.pending_bytes(), 0);
 
     let mut session = TlsSession::new(Limits::default());
     for (side, bytes) in &conv.records[..6] {
-        session.feed(*side, bytes, (), &keys, &mut |_, _, _| {});
+        session.feed(*side, bytes, (), &keys, &mut |_, _, _, _| {});
     }
     assert!(session.waiting_for_key());
     session.give_up();
@@ -388,7 +388,7 @@ fn run_with_holes(
     let mut session = TlsSession::new(Limits::default());
     let mut got = Vec::new();
     for (i, (side, bytes)) in conv.records.iter().enumerate() {
-        let mut out = |s, p: &[u8], t: &usize| got.push((s, p.to_vec(), *t));
+        let mut out = |s, p: &[u8], t: &usize, _: Option<&TlsInfo>| got.push((s, p.to_vec(), *t));
         match holes.iter().find(|h| h.0 == i) {
             Some(&(_, start, len)) => {
                 session.feed(*side, &bytes[..start], i, &keys, &mut out);
@@ -576,7 +576,7 @@ fn throughput_aes128gcm_tls13() {
     let mut session = TlsSession::new(Limits::default());
     let until_big = conv.records.len() - 2;
     for (side, bytes) in &conv.records[..until_big] {
-        session.feed(*side, bytes, (), &keys, &mut |_, _, _| {});
+        session.feed(*side, bytes, (), &keys, &mut |_, _, _, _| {});
     }
     // Continue the server's stream: its records so far used seq 0..=2.
     let suite = crate::suites::supported(0x1301).unwrap();
@@ -590,7 +590,7 @@ fn throughput_aes128gcm_tls13() {
     let start = std::time::Instant::now();
     let mut plain = 0usize;
     for segment in stream.chunks(65536) {
-        session.feed(Side::Server, segment, (), &keys, &mut |_, p, _| {
+        session.feed(Side::Server, segment, (), &keys, &mut |_, p, _, _| {
             plain += p.len()
         });
     }
@@ -600,4 +600,16 @@ fn throughput_aes128gcm_tls13() {
         "session AES-128-GCM: {:.2} GB/s of plaintext",
         plain as f64 / secs / 1e9
     );
+}
+
+#[test]
+fn the_committed_fuzz_seeds_of_real_connections_decrypt() {
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tls_session");
+    for number in 0..6 {
+        let seed = std::fs::read(seeds.join(format!("connection-{number}"))).expect("seed");
+        assert!(
+            crate::fuzz_session_plaintext(&seed) > 100,
+            "connection-{number} gives no plaintext"
+        );
+    }
 }
