@@ -9,7 +9,7 @@
 //! (a full route drops and counts), so the cycle outputs → middleware → dispatch → outputs
 //! cannot deadlock as GoReplay's can. Shutdown: when the inputs have ended and every message
 //! they produced has come back out of the child (or the child has been silent for
-//! [`QUIET`]), the route's `ingress_done` is signalled so that the engine can let the
+//! [`QUIET`], [`SILENT_START`] if it never printed), the route's `ingress_done` is signalled so that the engine can let the
 //! feeding-back outputs finish; the child's stdin is closed once their responses are in.
 
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
@@ -49,6 +49,8 @@ pub struct FeedbackRoute {
 /// After the inputs end, how long a child may stay silent before the messages it still
 /// holds are taken as dropped (so that the run can end).
 pub const QUIET: Duration = Duration::from_secs(1);
+/// [`QUIET`] for a child that has not printed anything yet.
+pub const SILENT_START: Duration = Duration::from_secs(10);
 
 impl MiddlewareConfig {
     /// Splits `command` with shell quoting rules (no shell is run).
@@ -92,6 +94,8 @@ struct Tracking {
     ingress: InFlight,
     feedback: InFlight,
     last_output: Instant,
+    /// The child has printed a message (it is up and answering).
+    printed: bool,
     /// True while the reader waits to hand a message on to dispatch.
     handing_on: bool,
 }
@@ -102,6 +106,7 @@ impl Default for Tracking {
             ingress: InFlight::default(),
             feedback: InFlight::default(),
             last_output: Instant::now(),
+            printed: false,
             handing_on: false,
         }
     }
@@ -110,6 +115,7 @@ impl Default for Tracking {
 impl Tracking {
     fn remove(&mut self, key: &(u8, Box<str>)) -> bool {
         self.last_output = Instant::now();
+        self.printed = true;
         self.ingress.remove(key) || self.feedback.remove(key)
     }
 
@@ -454,7 +460,14 @@ impl Supervisor {
         };
         let tracking = in_flight.lock().expect("in-flight lock");
         let quiet_since = tracking.last_output.max(closed_at);
-        let all_back = tracking.ingress.total == 0 || quiet_since.elapsed() >= QUIET;
+        // A child that has printed nothing yet may still be starting (an interpreter on a
+        // loaded machine): it gets longer before its silence means it dropped everything.
+        let quiet = if tracking.printed {
+            QUIET
+        } else {
+            SILENT_START
+        };
+        let all_back = tracking.ingress.total == 0 || quiet_since.elapsed() >= quiet;
         // Dispatch must also have taken everything the child printed.
         if !(all_back && !tracking.handing_on && self.egress.is_empty()) {
             self.ingress_done.set(Some(done));
@@ -617,6 +630,7 @@ impl LineReader {
         {
             let mut tracking = self.in_flight.lock().expect("in-flight lock");
             tracking.last_output = Instant::now();
+            tracking.printed = true;
             tracking.handing_on = true;
         }
         let sent = self.egress.send(vec![msg]).is_ok();

@@ -150,7 +150,9 @@ fn counter(text: &str, label_prefix: &str, field: &str) -> u64 {
 fn crashing_middleware_is_restarted_and_losses_are_counted() {
     let dir = tempdir();
     let input = dir.path().join("in.gor");
-    write_requests(&input, &plain_gets(30), 20_000_000);
+    // 3 s of input: the crash (at the 5th message) comes while the input still sends, even
+    // when the interpreter is slow to start on a loaded machine.
+    write_requests(&input, &plain_gets(30), 100_000_000);
     let crasher = script(dir.path(), "crash.py", CRASHER);
     let output = run(&[
         "--input-file",
