@@ -243,7 +243,8 @@ struct Supervisor {
 
 /// Where the next message for the child came from.
 enum Pick {
-    Message(Message, Origin),
+    /// Boxed: a message is far larger than the other variants.
+    Message(Box<Message>, Origin),
     End,
     Gone,
 }
@@ -360,7 +361,7 @@ impl Supervisor {
         let mut line = Vec::new();
         loop {
             let (msg, origin) = match self.pick(&mut writer, gone, in_flight) {
-                Pick::Message(msg, origin) => (msg, origin),
+                Pick::Message(msg, origin) => (*msg, origin),
                 Pick::End => return finish_feed(writer),
                 Pick::Gone => return Feed::ChildGone,
             };
@@ -392,14 +393,14 @@ impl Supervisor {
         loop {
             if let Some(feedback) = self.feedback.as_ref().filter(|_| self.feedback_open.get()) {
                 match feedback.try_recv() {
-                    Ok(msg) => return Pick::Message(msg, Origin::Feedback),
+                    Ok(msg) => return Pick::Message(Box::new(msg), Origin::Feedback),
                     Err(TryRecvError::Disconnected) => self.feedback_open.set(false),
                     Err(TryRecvError::Empty) => {}
                 }
             }
             if self.ingress_open.get() {
                 if let Some(msg) = self.ingress_held.borrow_mut().next() {
-                    return Pick::Message(msg, Origin::Ingress);
+                    return Pick::Message(Box::new(msg), Origin::Ingress);
                 }
                 match self.ingress.try_recv() {
                     Ok(batch) => {
@@ -434,7 +435,7 @@ impl Supervisor {
                     Err(_) => self.close_ingress(),
                 },
                 recv(feedback) -> msg => match msg {
-                    Ok(msg) => return Pick::Message(msg, Origin::Feedback),
+                    Ok(msg) => return Pick::Message(Box::new(msg), Origin::Feedback),
                     Err(_) => self.feedback_open.set(false),
                 },
                 recv(gone) -> _ => return Pick::Gone,

@@ -125,6 +125,7 @@ impl RawCaptureArgs {
             key_wait_ns: i64::try_from(self.input_raw_tls_key_wait.as_nanos()).unwrap_or(i64::MAX),
             max_pending_bytes: usize::try_from(self.input_raw_tls_max_pending)
                 .unwrap_or(usize::MAX),
+            once_keys_known: false,
         }
     }
 }

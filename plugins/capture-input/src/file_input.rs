@@ -96,7 +96,10 @@ fn with_embedded_secrets(tracker: &TrackerConfig, capture: &mut CaptureFile) -> 
         .as_ref()
         .map_or_else(Default::default, |tls| tls.keys.clone());
     if capture.use_decryption_secrets(store.clone()) && tracker.tls.is_none() {
-        tracker.tls = Some(TlsSettings::with_keys(store));
+        tracker.tls = Some(TlsSettings {
+            once_keys_known: true,
+            ..TlsSettings::with_keys(store)
+        });
     }
     tracker
 }

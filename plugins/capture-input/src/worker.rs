@@ -99,6 +99,12 @@ impl Worker {
     /// A worker with its own flow table.
     pub fn new(config: TrackerConfig, counters: Arc<Counters>, delivery: Delivery) -> Self {
         let engine = if config.framing == Framing::HttpHeaders {
+            if config.tls.is_some() {
+                tracing::warn!(
+                    "--input-raw-protocol http-headers does not reassemble, so TLS is not \
+                     decrypted: use --input-raw-protocol http with --input-raw-tls-keylog"
+                );
+            }
             Engine::Headers(HeaderTracker::new(
                 config.ports.clone(),
                 config.track_responses,

@@ -32,6 +32,14 @@ pub struct TrackerConfig {
     pub tls: Option<TlsSettings>,
 }
 
+impl TrackerConfig {
+    /// The TLS settings while new connections are checked for TLS.
+    #[inline]
+    pub fn active_tls(&self) -> Option<&TlsSettings> {
+        self.tls.as_ref().filter(|tls| tls.active())
+    }
+}
+
 impl Default for TrackerConfig {
     fn default() -> Self {
         TrackerConfig {

@@ -52,6 +52,9 @@ pub(crate) struct MessageState {
     pub missing_bytes: u64,
 }
 
+/// Bodies at least this long are reserved for in one allocation ([`Direction::reserve_body`]).
+const LARGE_BODY: usize = 64 << 10;
+
 /// Per-packet facts the framer needs about the segment a chunk came from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChunkMeta {
@@ -235,11 +238,34 @@ impl Direction<'_, '_> {
                 self.complete(false);
                 return true;
             }
-            BodyKind::Length(n) => Phase::Length(n),
+            BodyKind::Length(n) => {
+                self.reserve_body(n);
+                Phase::Length(n)
+            }
             BodyKind::Chunked => Phase::Chunked(Chunked::Size),
             BodyKind::UntilClose => Phase::UntilClose,
         };
         true
+    }
+
+    /// Makes room at once for a large body of known length (within the message limit and the
+    /// buffer budget): grown by doubling instead, a 1 MiB body costs several reallocations, each
+    /// of fresh pages the kernel must zero.
+    #[inline]
+    fn reserve_body(&mut self, body_len: u64) {
+        if body_len < LARGE_BODY as u64 {
+            return;
+        }
+        let half = &mut *self.half;
+        let present = (half.buf.len() - half.pos) as u64;
+        let budget = self.ctx.half_budget.saturating_sub(half.buffered());
+        let wanted = body_len
+            .saturating_sub(present)
+            .min(self.ctx.message_limit as u64);
+        let room = usize::try_from(wanted).unwrap_or(usize::MAX).min(budget);
+        if room >= LARGE_BODY {
+            half.buf.reserve(room);
+        }
     }
 
     /// Where the header block ends: lines end with LF or CRLF, or, when the first line ends

@@ -2,10 +2,10 @@
 //! recognises where a message begins (and, without configured ports, which side is the
 //! client).
 //!
-//! Today a conversation is HTTP/1.x (framed by [`crate::http1`]) or opaque binary; a
-//! connection that switches protocols (101, or 2xx to CONNECT) becomes a tunnel whose bytes are
-//! counted, not framed. Decryption (TLS) and HTTP/2 plug in here, between the reassembled stream
-//! and the framer.
+//! A conversation is HTTP/1.x (framed by [`crate::http1`]) or opaque binary; a connection that
+//! switches protocols (101, or 2xx to CONNECT) becomes a tunnel whose bytes are counted, not
+//! framed. A TLS connection is decrypted first ([`crate::tls`]) and its plaintext framed the
+//! same way; HTTP/2 plugs in here too, between the (decrypted) stream and the framer.
 
 use shadowtap_http1::{self as http, Role, Verdict};
 

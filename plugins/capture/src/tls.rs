@@ -17,12 +17,13 @@
 //! * Each connection's failure is reported once, as a [`DropReason`] of its kind.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use shadowtap_tls_decrypt::{
     cipher_name, version_name, KeyLogAdded, KeyLookup, Side, TlsFailure, TlsInfo,
 };
-use shadowtap_tls_decrypt::{KeyLog, Limits, Secrets, TlsSession};
+use shadowtap_tls_decrypt::{KeyLog, Limits, PlaintextSink, Secrets, TlsSession};
 
 use crate::connection::Direction;
 use crate::event::DropReason;
@@ -39,20 +40,22 @@ pub const DEFAULT_MAX_PENDING_BYTES: usize = 1 << 20;
 #[derive(Default)]
 pub struct KeyStore {
     log: RwLock<KeyLog>,
+    /// Client randoms with secrets (read without the lock).
+    known: AtomicUsize,
 }
 
 impl KeyStore {
     /// Adds the complete lines of NSS key log text.
     pub fn add_text(&self, text: &[u8]) -> KeyLogAdded {
-        match self.log.write() {
-            Ok(mut log) => log.add_text(text),
-            Err(poisoned) => poisoned.into_inner().add_text(text),
-        }
+        let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+        let added = log.add_text(text);
+        self.known.store(log.len(), Ordering::Release);
+        added
     }
 
     /// Client randoms with secrets.
     pub fn len(&self) -> usize {
-        self.log.read().map_or(0, |log| log.len())
+        self.known.load(Ordering::Acquire)
     }
 
     /// Whether no secret is known yet.
@@ -83,6 +86,9 @@ pub struct TlsSettings {
     pub key_wait_ns: i64,
     /// Ciphertext held per connection while it waits, then `tls: buffer full`.
     pub max_pending_bytes: usize,
+    /// TLS is recognised only once the store holds a secret (secrets embedded in a capture
+    /// file precede the packets they decrypt; until then, the plain path pays nothing).
+    pub once_keys_known: bool,
 }
 
 impl TlsSettings {
@@ -92,7 +98,13 @@ impl TlsSettings {
             keys,
             key_wait_ns: DEFAULT_KEY_WAIT_NS,
             max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
+            once_keys_known: false,
         }
+    }
+
+    /// Whether connections are checked for TLS now.
+    pub fn active(&self) -> bool {
+        !self.once_keys_known || !self.keys.is_empty()
     }
 }
 
@@ -102,6 +114,7 @@ impl fmt::Debug for TlsSettings {
             .field("keys", &"<key log>")
             .field("key_wait_ns", &self.key_wait_ns)
             .field("max_pending_bytes", &self.max_pending_bytes)
+            .field("once_keys_known", &self.once_keys_known)
             .finish()
     }
 }
@@ -111,18 +124,17 @@ impl PartialEq for TlsSettings {
         Arc::ptr_eq(&self.keys, &other.keys)
             && self.key_wait_ns == other.key_wait_ns
             && self.max_pending_bytes == other.max_pending_bytes
+            && self.once_keys_known == other.once_keys_known
     }
 }
 
 impl Eq for TlsSettings {}
 
-/// Where a session's plaintext goes: side, bytes, the segment's meta, the session's facts.
-type PlaintextSink<'a> = dyn FnMut(Side, &[u8], &ChunkMeta, Option<&TlsInfo>) + 'a;
-
 /// A connection's TLS state.
 pub(crate) struct TlsConn {
-    /// `None` only while the tracker is feeding it.
-    session: Option<TlsSession<ChunkMeta>>,
+    /// `None` only while the tracker is feeding it (boxed: taking it out and putting it back
+    /// at every segment moves a pointer, not the session's key schedules).
+    session: Option<Box<TlsSession<ChunkMeta>>>,
     /// The session's facts as messages carry them (shared by every message of the connection).
     pub facts: Option<Arc<TlsInfo>>,
     /// Since when (capture time) the session has been waiting for its key.
@@ -141,9 +153,9 @@ impl fmt::Debug for TlsConn {
 impl TlsConn {
     fn new(settings: &TlsSettings) -> TlsConn {
         TlsConn {
-            session: Some(TlsSession::new(Limits {
+            session: Some(Box::new(TlsSession::new(Limits {
                 max_pending_bytes: settings.max_pending_bytes,
-            })),
+            }))),
             facts: None,
             waiting_since_ns: None,
         }
@@ -151,7 +163,7 @@ impl TlsConn {
 
     /// Ciphertext held while waiting for a key.
     pub fn pending_bytes(&self) -> usize {
-        self.session.as_ref().map_or(0, TlsSession::pending_bytes)
+        self.session.as_ref().map_or(0, |s| s.pending_bytes())
     }
 
     /// Whether the session waits for its key.
@@ -199,7 +211,7 @@ impl Direction<'_, '_> {
     /// Starts decrypting this connection if `data` (its first bytes in this direction) is a
     /// TLS record and the client side is known or told by the record.
     pub(crate) fn begins_tls(&mut self, data: &[u8]) -> bool {
-        let Some(settings) = &self.ctx.cfg.tls else {
+        let Some(settings) = self.ctx.cfg.active_tls() else {
             return false;
         };
         let Some(role) = sniff(data) else {
@@ -267,7 +279,7 @@ impl Direction<'_, '_> {
     fn with_session(
         &mut self,
         now_ns: i64,
-        step: impl FnOnce(&mut TlsSession<ChunkMeta>, &dyn KeyLookup, &mut PlaintextSink<'_>),
+        step: impl FnOnce(&mut TlsSession<ChunkMeta>, &dyn KeyLookup, &mut PlaintextSink<'_, ChunkMeta>),
     ) {
         let cfg = self.ctx.cfg;
         let Some(settings) = &cfg.tls else {
@@ -314,7 +326,7 @@ impl Direction<'_, '_> {
     }
 
     /// Puts a session back (if taken), reports its failure once and notes whether it waits.
-    fn after_tls(&mut self, returned: Option<(TlsSession<ChunkMeta>, i64)>) {
+    fn after_tls(&mut self, returned: Option<(Box<TlsSession<ChunkMeta>>, i64)>) {
         let Some(tls) = self.conn.tls.as_mut() else {
             return;
         };

@@ -1,6 +1,6 @@
 //! The tracker: runs the capture core's layers for every segment — the flow table
 //! ([`crate::flows`]), per-direction reassembly ([`crate::stream`]), the protocol layer
-//! ([`crate::protocol`]), the HTTP/1.x framer ([`crate::http1`]) and pairing
+//! ([`crate::protocol`], with TLS decryption in [`crate::tls`]), the HTTP/1.x framer ([`crate::http1`]) and pairing
 //! ([`crate::pairing`]) — and owns the TCP-level decisions between them (SYN, FIN, RST, holes,
 //! budgets).
 //!
@@ -215,7 +215,7 @@ impl Tracker {
     fn ignores_server_data(&self, pkt: &Packet<'_>) -> bool {
         let flags = pkt.flags;
         if self.cfg.track_responses
-            || self.cfg.tls.is_some()
+            || self.cfg.active_tls().is_some()
             || self.cfg.framing.is_binary()
             || flags.syn()
             || flags.fin()
@@ -702,6 +702,7 @@ impl Direction<'_, '_> {
     }
 
     /// Appends in-order plain bytes and frames them.
+    #[inline]
     fn deliver_plain(&mut self, data: &[u8], meta: ChunkMeta) {
         if self.half.phase == Phase::Skipping {
             if !self.recognise_plain(data) {

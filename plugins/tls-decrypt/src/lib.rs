@@ -37,7 +37,7 @@ mod synth;
 mod tests;
 
 pub use keylog::{KeyLog, KeyLogAdded, KeyLookup, Secret, Secrets};
-pub use session::TlsSession;
+pub use session::{PlaintextSink, TlsSession};
 pub use suites::cipher_name;
 
 /// One direction of a connection.

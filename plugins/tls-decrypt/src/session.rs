@@ -17,8 +17,11 @@ const SCAN_LIMIT: usize = 64 << 10;
 /// After a hole, records up to this many sequence numbers ahead are tried.
 const RESYNC_SEQS: u64 = 8;
 
-/// Where plaintext goes: its side, bytes, the caller's tag and the session's facts so far.
-type Out<'a, M> = &'a mut dyn FnMut(Side, &[u8], &M, Option<&TlsInfo>);
+/// Where a session's plaintext goes: its side, its bytes, the caller's tag of the segment that
+/// completed its record, and the session's facts so far.
+pub type PlaintextSink<'a, M> = dyn FnMut(Side, &[u8], &M, Option<&TlsInfo>) + 'a;
+
+type Out<'a, M> = &'a mut PlaintextSink<'a, M>;
 type Step = Result<(), TlsFailure>;
 
 /// Which keys protect a direction's records now.
@@ -150,18 +153,14 @@ impl<M: Clone> TlsSession<M> {
         data: &[u8],
         tag: M,
         keys: &dyn KeyLookup,
-        out: &mut dyn FnMut(Side, &[u8], &M, Option<&TlsInfo>),
+        out: &mut PlaintextSink<'_, M>,
     ) {
         self.feed_inner(side, data, &tag, keys, out);
     }
 
     /// Retries a session waiting for its key (call when the key log grew, or periodically).
     /// Returns true if it made progress.
-    pub fn retry(
-        &mut self,
-        keys: &dyn KeyLookup,
-        out: &mut dyn FnMut(Side, &[u8], &M, Option<&TlsInfo>),
-    ) -> bool {
+    pub fn retry(&mut self, keys: &dyn KeyLookup, out: &mut PlaintextSink<'_, M>) -> bool {
         let Some(Block::Key(side)) = self.block else {
             return false;
         };
