@@ -650,48 +650,46 @@ fn an_unsupported_suite_is_counted_with_its_number() {
 
 #[test]
 fn a_wrong_key_is_counted_decrypt_failed_and_spares_the_other_connections() {
-    let conns = connections("tls.pcap");
     let victims = ["t13-aes128-gcm", "t12-ecdhe-ecdsa-aes256-gcm-sha384"];
-    let randoms: Vec<&str> = victims
-        .iter()
-        .map(|n| named(&conns, n).client_random.as_str())
-        .collect();
-    let tmp = tempdir();
-    let keys = tmp.path().join("wrong.keys");
-    edited_keylog(&keys_of("tls.pcap").unwrap(), &keys, &randoms, true);
-    let run = run_fixture("tls.pcap", Some(&keys), &[]);
-    for victim in victims {
-        assert_nothing_from(&run, named(&conns, victim));
-    }
-    assert!(
-        run.count("tls: decrypt failed") >= victims.len() as u64,
-        "{}",
-        run.stderr
-    );
-    assert_exact(&run, &conns, &victims);
+    keys_edited_for(&victims, KeyEdit::Wrong, &[], "tls: decrypt failed");
 }
 
 #[test]
 fn a_connection_without_a_key_is_counted_no_key_after_the_wait() {
-    let conns = connections("tls.pcap");
     let victims = ["t13-chacha20", "t12-rsa-ecdhe-rsa-aes256-sha384"];
+    let wait = ["--input-raw-tls-key-wait", "1s"];
+    keys_edited_for(&victims, KeyEdit::Removed, &wait, "tls: no key");
+}
+
+/// How the key log lines of the victims are edited.
+#[derive(Clone, Copy, PartialEq)]
+enum KeyEdit {
+    Wrong,
+    Removed,
+}
+
+/// Runs the TLS capture with the victims' keys edited: nothing of theirs comes out, each is
+/// counted under `reason`, and every other connection is exact.
+fn keys_edited_for(victims: &[&str], edit: KeyEdit, flags: &[&str], reason: &str) {
+    let conns = connections("tls.pcap");
     let randoms: Vec<&str> = victims
         .iter()
         .map(|n| named(&conns, n).client_random.as_str())
         .collect();
     let tmp = tempdir();
-    let keys = tmp.path().join("missing.keys");
-    edited_keylog(&keys_of("tls.pcap").unwrap(), &keys, &randoms, false);
-    let run = run_fixture("tls.pcap", Some(&keys), &["--input-raw-tls-key-wait", "1s"]);
+    let keys = tmp.path().join("edited.keys");
+    edited_keylog(
+        &keys_of("tls.pcap").unwrap(),
+        &keys,
+        &randoms,
+        edit == KeyEdit::Wrong,
+    );
+    let run = run_fixture("tls.pcap", Some(&keys), flags);
     for victim in victims {
         assert_nothing_from(&run, named(&conns, victim));
     }
-    assert!(
-        run.count("tls: no key") >= victims.len() as u64,
-        "{}",
-        run.stderr
-    );
-    assert_exact(&run, &conns, &victims);
+    assert!(run.count(reason) >= victims.len() as u64, "{}", run.stderr);
+    assert_exact(&run, &conns, victims);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -211,7 +211,23 @@ pub(crate) struct Ctx<'o> {
     pub out: &'o mut dyn FnMut(Event),
 }
 
-impl Ctx<'_> {
+impl<'o> Ctx<'o> {
+    /// A context for work on a flow that no buffer budget limits (expiry, closing).
+    pub(crate) fn unbudgeted(
+        cfg: &'o TrackerConfig,
+        message_limit: usize,
+        stats: &'o mut TrackerStats,
+        out: &'o mut dyn FnMut(Event),
+    ) -> Ctx<'o> {
+        Ctx {
+            cfg,
+            message_limit,
+            half_budget: usize::MAX,
+            stats,
+            out,
+        }
+    }
+
     pub(crate) fn drop_one(&mut self, reason: DropReason) {
         (self.out)(Event::Dropped { reason, count: 1 });
     }

@@ -151,13 +151,7 @@ impl Tracker {
         let message_limit = self.message_limit();
         let flow = self.flows.get_mut(slot);
         let before = flow.buffered();
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            message_limit,
-            half_budget: usize::MAX,
-            stats: &mut self.stats,
-            out,
-        };
+        let mut ctx = Ctx::unbudgeted(&self.cfg, message_limit, &mut self.stats, out);
         let mut dir = flow.direction(0, &mut ctx);
         if !dir.tls_waiting() {
             return false;
@@ -302,13 +296,7 @@ impl Tracker {
         let key = self.flows.get(slot).key;
         let mut flow = self.flows.remove(&key, slot);
         self.buffered -= flow.buffered();
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            message_limit,
-            half_budget: usize::MAX,
-            stats: &mut self.stats,
-            out,
-        };
+        let mut ctx = Ctx::unbudgeted(&self.cfg, message_limit, &mut self.stats, out);
         if flow.conn.tls.is_some() {
             let now_ns = flow.last_ns;
             let mut dir = flow.direction(0, &mut ctx);
