@@ -524,18 +524,19 @@ fn edited_keylog(from: &Path, to: &Path, randoms: &[&str], wrong: bool) {
 
 #[test]
 fn every_suite_and_handshake_of_the_tls_capture_decrypts_as_tshark_does() {
-    let conns = connections("tls.pcap");
-    let keys = keys_of("tls.pcap").unwrap();
-    let run = run_fixture("tls.pcap", Some(&keys), &[]);
-    assert_exact(&run, &conns, &[]);
-    assert_no_tls_drops(&run);
+    decrypts_as_tshark_does("tls.pcap");
 }
 
 #[test]
 fn a_200k_post_and_a_response_of_five_records_decrypt_as_tshark_does() {
-    let conns = connections("tls-post.pcap");
-    let keys = keys_of("tls-post.pcap").unwrap();
-    let run = run_fixture("tls-post.pcap", Some(&keys), &[]);
+    decrypts_as_tshark_does("tls-post.pcap");
+}
+
+/// Every connection of `fixture`, decrypted with its key log, is exactly tshark's plaintext.
+fn decrypts_as_tshark_does(fixture: &str) {
+    let conns = connections(fixture);
+    let keys = keys_of(fixture).unwrap();
+    let run = run_fixture(fixture, Some(&keys), &[]);
     assert_exact(&run, &conns, &[]);
     assert_no_tls_drops(&run);
 }
