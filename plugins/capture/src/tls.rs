@@ -235,12 +235,17 @@ impl Direction<'_, '_> {
         }
     }
 
-    /// Decrypts in-order ciphertext of this direction; its plaintext is framed.
+    /// Decrypts in-order ciphertext of this direction; its plaintext is framed. A session that
+    /// would hold more than the tracker's buffer budget allows is abandoned (`tls: buffer full`).
     pub(crate) fn decrypt(&mut self, data: &[u8], meta: ChunkMeta) {
         let side = self.tls_side();
+        let room = self.ctx.half_budget.saturating_sub(self.half.buffered());
         self.with_session(meta.ts_ns, |session, keys, out| {
             if session.waiting_for_key() {
                 session.retry(keys, out);
+            }
+            if session.pending_bytes() + data.len() > room {
+                session.abandon(TlsFailure::BufferFull);
             }
             session.feed(side, data, meta, keys, out);
         });
@@ -362,5 +367,147 @@ impl Direction<'_, '_> {
     /// Whether this connection's TLS session waits for its key (its halves stay open).
     pub(crate) fn tls_waiting(&self) -> bool {
         self.conn.tls.as_ref().is_some_and(|t| t.waiting())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Conversation;
+    use crate::{Event, Tracker, TrackerConfig};
+
+    /// A TLS 1.3-style ClientHello with client random `random` (no extensions needed here).
+    fn client_hello(random: u8) -> Vec<u8> {
+        let mut body = vec![0x03, 0x03];
+        body.extend([random; 32]);
+        body.extend([0, 0, 2, 0x13, 0x01, 1, 0, 0, 0]);
+        let mut handshake = vec![1, 0, 0, body.len() as u8];
+        handshake.extend(body);
+        let mut record = vec![0x16, 0x03, 0x01, 0, handshake.len() as u8];
+        record.extend(handshake);
+        record
+    }
+
+    /// A TLS 1.3 ServerHello choosing TLS_AES_128_GCM_SHA256.
+    fn server_hello() -> Vec<u8> {
+        let mut body = vec![0x03, 0x03];
+        body.extend([0x5a; 32]);
+        body.extend([0, 0x13, 0x01, 0, 0, 6, 0, 0x2b, 0, 2, 0x03, 0x04]);
+        let mut handshake = vec![2, 0, 0, body.len() as u8];
+        handshake.extend(body);
+        let mut record = vec![0x16, 0x03, 0x03, 0, handshake.len() as u8];
+        record.extend(handshake);
+        record
+    }
+
+    /// The start of a TLS 1.3 conversation whose key is not in the log: the hellos and the
+    /// server's first encrypted record, which leaves the session waiting for its key.
+    fn waiting_conversation(conv: &mut Conversation, random: u8) -> Vec<crate::testutil::Segment> {
+        let mut segments = conv.handshake();
+        segments.push(conv.client(&client_hello(random)));
+        let mut flight = server_hello();
+        flight.extend(app_data(100));
+        segments.push(conv.server(&flight));
+        segments
+    }
+
+    /// An application-data record of `len` bytes (undecryptable: no key exists).
+    fn app_data(len: usize) -> Vec<u8> {
+        let mut record = vec![0x17, 0x03, 0x03, (len >> 8) as u8, len as u8];
+        record.resize(5 + len, 0xab);
+        record
+    }
+
+    fn tracker(max_buffered_bytes: usize) -> Tracker {
+        Tracker::new(TrackerConfig {
+            ports: vec![443],
+            track_responses: true,
+            max_buffered_bytes,
+            tls: Some(TlsSettings::with_keys(Arc::new(KeyStore::default()))),
+            ..TrackerConfig::default()
+        })
+    }
+
+    fn drops(events: &[Event], wanted: DropReason) -> u64 {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Dropped { reason, count } if *reason == wanted => *count,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn connections_waiting_for_keys_stay_within_the_buffer_budget() {
+        let budget = 256 << 10;
+        let mut tracker = tracker(budget);
+        let mut events = Vec::new();
+        let mut now = 1_000_000_000;
+        for n in 0..40u16 {
+            let mut conv = Conversation::new(&format!("10.0.0.1:{}", 40000 + n), "10.0.0.2:443");
+            let mut segments = waiting_conversation(&mut conv, n as u8);
+            for _ in 0..4 {
+                segments.push(conv.client(&app_data(16_000)));
+            }
+            for segment in &segments {
+                now += 1000;
+                tracker.push(&segment.packet(), now, &mut |e| events.push(e));
+                assert!(
+                    tracker.buffered_bytes() <= budget,
+                    "{}",
+                    tracker.buffered_bytes()
+                );
+            }
+        }
+        assert!(drops(&events, DropReason::TlsBufferFull) > 0);
+        tracker.finish(&mut |e| events.push(e));
+        let waited = drops(&events, DropReason::TlsNoKey);
+        let refused = drops(&events, DropReason::TlsBufferFull);
+        assert_eq!(
+            waited + refused,
+            40,
+            "each connection is counted once: {events:?}"
+        );
+        assert_eq!(tracker.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn a_waiting_connection_outlives_idle_expiry_until_the_key_wait() {
+        let mut tracker = tracker(64 << 20);
+        let mut events = Vec::new();
+        let mut conv = Conversation::new("10.0.0.1:40000", "10.0.0.2:443");
+        let segments = waiting_conversation(&mut conv, 7);
+        for segment in &segments {
+            tracker.push(&segment.packet(), 1_000, &mut |e| events.push(e));
+        }
+        tracker.expire(5_000_000_000, &mut |e| events.push(e));
+        assert_eq!(
+            tracker.flows(),
+            1,
+            "still waiting within the 10 s key wait: {events:?}"
+        );
+        tracker.expire(12_000_000_000, &mut |e| events.push(e));
+        tracker.expire(15_000_000_000, &mut |e| events.push(e));
+        assert_eq!(tracker.flows(), 0);
+        assert_eq!(drops(&events, DropReason::TlsNoKey), 1);
+    }
+
+    #[test]
+    fn plain_http_is_unaffected_by_tls_being_on() {
+        let mut tracker = tracker(64 << 20);
+        let mut events = Vec::new();
+        let mut conv = Conversation::new("10.0.0.1:40000", "10.0.0.2:443");
+        let mut segments = conv.handshake();
+        segments.push(conv.client(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        segments.push(conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+        for segment in &segments {
+            tracker.push(&segment.packet(), 1_000, &mut |e| events.push(e));
+        }
+        let messages = events
+            .iter()
+            .filter(|e| matches!(e, Event::Message(m) if m.tls.is_none()))
+            .count();
+        assert_eq!(messages, 2, "{events:?}");
     }
 }

@@ -215,6 +215,12 @@ impl<M: Clone> TlsSession<M> {
         }
     }
 
+    /// The caller stops the session (its memory budget is spent): it fails with `failure`,
+    /// drops what it holds and ignores further input.
+    pub fn abandon(&mut self, failure: TlsFailure) {
+        self.fail(failure);
+    }
+
     /// The failure that stopped this session, reported once.
     pub fn take_failure(&mut self) -> Option<TlsFailure> {
         if self.failure_taken {
