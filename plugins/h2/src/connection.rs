@@ -57,7 +57,7 @@ struct PendingBlock<M> {
 
 enum Half<M> {
     Idle,
-    Open(Building<M>),
+    Open(Box<Building<M>>),
     Done,
 }
 
@@ -337,8 +337,11 @@ impl<M: Clone> H2Connection<M> {
             frame::PUSH_PROMISE => self.on_push_promise(frame, out),
             frame::CONTINUATION => self.on_continuation(frame, out),
             frame::RST_STREAM => {
-                self.close_stream(h.stream_id, out);
-                out(problem(H2Failure::StreamReset, Some(h.stream_id)));
+                // A reset of a finished stream (nginx after a complete response) is no news.
+                if self.streams.contains_key(&h.stream_id) {
+                    self.close_stream(h.stream_id, out);
+                    out(problem(H2Failure::StreamReset, Some(h.stream_id)));
+                }
             }
             frame::SETTINGS => self.on_settings(frame),
             frame::GOAWAY => self.on_goaway(frame, out),
@@ -532,7 +535,7 @@ impl<M: Clone> H2Connection<M> {
                     block.first.clone(),
                 );
                 message.last = last;
-                *half = Half::Open(message);
+                *half = Half::Open(Box::new(message));
             }
             Half::Open(message) => message.push_trailers(fields, unknown, last),
             Half::Done => return out(problem(H2Failure::ProtocolError, Some(id))),

@@ -177,7 +177,7 @@ pub enum H2Failure {
     /// A WINDOW_UPDATE with a zero increment.
     #[error("h2: flow control")]
     FlowControl,
-    /// RST_STREAM: the stream's open messages were emitted incomplete.
+    /// RST_STREAM on an open stream: its open messages were emitted incomplete.
     #[error("h2: stream reset")]
     StreamReset,
     /// GOAWAY: client streams above its last stream id were emitted incomplete.
