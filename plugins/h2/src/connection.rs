@@ -336,12 +336,10 @@ impl<M: Clone> H2Connection<M> {
             frame::HEADERS => self.on_headers(frame, out),
             frame::PUSH_PROMISE => self.on_push_promise(frame, out),
             frame::CONTINUATION => self.on_continuation(frame, out),
-            frame::RST_STREAM => {
-                // A reset of a finished stream (nginx after a complete response) is no news.
-                if self.streams.contains_key(&h.stream_id) {
-                    self.close_stream(h.stream_id, out);
-                    out(problem(H2Failure::StreamReset, Some(h.stream_id)));
-                }
+            // A reset of a finished stream (nginx after a complete response) is no news.
+            frame::RST_STREAM if self.streams.contains_key(&h.stream_id) => {
+                self.close_stream(h.stream_id, out);
+                out(problem(H2Failure::StreamReset, Some(h.stream_id)));
             }
             frame::SETTINGS => self.on_settings(frame),
             frame::GOAWAY => self.on_goaway(frame, out),
