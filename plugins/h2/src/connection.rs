@@ -42,6 +42,10 @@ struct Direction<M> {
     block: Option<PendingBlock<M>>,
     hpack: HeaderDecoder,
     unknown_reported: bool,
+    /// The frame boundaries were found by the heuristic, not followed from the start.
+    resynced: bool,
+    /// A failure was reported since the last gap (only one while resynchronising).
+    failure_reported: bool,
     /// SETTINGS_HEADER_TABLE_SIZE of each SETTINGS this side sent, awaiting the peer's ACK.
     advertised: VecDeque<Option<usize>>,
 }
@@ -89,6 +93,8 @@ impl<M> Direction<M> {
             block: None,
             hpack,
             unknown_reported: false,
+            resynced: false,
+            failure_reported: false,
             advertised: VecDeque::new(),
         }
     }
@@ -202,6 +208,7 @@ impl<M: Clone> H2Connection<M> {
             dir.hpack.lose_state();
             dir.unknown_reported = false;
         }
+        dir.failure_reported = false;
         if dir.phase != Phase::Stopped {
             dir.phase = Phase::Resync;
         }
@@ -265,6 +272,7 @@ impl<M: Clone> H2Connection<M> {
                 Resync::Found(offset) => {
                     *pos += offset;
                     dir.phase = Phase::Frames;
+                    dir.resynced = true;
                     true
                 }
                 Resync::NeedMore(offset) => {
@@ -288,7 +296,8 @@ impl<M: Clone> H2Connection<M> {
         };
         if header.len > self.limits.max_frame_bytes {
             self.stop(side, H2Failure::FrameTooLarge, out);
-            return false;
+            *pos += 1; // when resynchronising again, not on the same header
+            return self.dirs[side.index()].phase != Phase::Stopped;
         }
         let total = HEADER_LEN + header.len;
         if buf.len() - *pos < total {
@@ -312,10 +321,21 @@ impl<M: Clone> H2Connection<M> {
         self.dirs[side.index()].phase != Phase::Stopped
     }
 
+    /// A connection-level failure on `side`: the direction stops, unless its frame boundaries
+    /// were only guessed (resynchronised), in which case the guess was likely wrong and it
+    /// resynchronises again (reporting once until the next gap).
     fn stop(&mut self, side: Side, failure: H2Failure, out: &mut Sink<'_, M>) {
         let dir = &mut self.dirs[side.index()];
-        dir.phase = Phase::Stopped;
         dir.block = None;
+        if dir.resynced {
+            dir.phase = Phase::Resync;
+            dir.hpack.lose_state();
+            if std::mem::replace(&mut dir.failure_reported, true) {
+                return;
+            }
+        } else {
+            dir.phase = Phase::Stopped;
+        }
         out(problem(failure, None));
     }
 
@@ -579,10 +599,13 @@ impl<M: Clone> H2Connection<M> {
             .filter(|id| *id > last_id && id % 2 == peer_parity)
             .collect();
         abandoned.sort_unstable();
+        let error_code = u32::from_be_bytes(prefix4(frame.payload.get(4..).unwrap_or_default()));
+        if error_code != 0 || !abandoned.is_empty() {
+            out(problem(H2Failure::GoAway, None));
+        }
         for id in abandoned {
             self.close_stream(id, out);
         }
-        out(problem(H2Failure::GoAway, None));
     }
 
     /// The message of `side` on stream `id` ended.

@@ -155,6 +155,10 @@ pub enum H2Failure {
     #[error("h2: bad preface")]
     BadPreface,
     /// A frame longer than [`H2Limits::max_frame_bytes`] (direction stopped).
+    ///
+    /// After a resynchronisation (mid-connection start, gap) this and the other
+    /// direction-stopping failures make the direction resynchronise again instead, reported
+    /// once until the next gap.
     #[error("h2: frame too large")]
     FrameTooLarge,
     /// A frame whose length, padding or stream id breaks RFC 9113 §6 (direction stopped
@@ -180,7 +184,8 @@ pub enum H2Failure {
     /// RST_STREAM on an open stream: its open messages were emitted incomplete.
     #[error("h2: stream reset")]
     StreamReset,
-    /// GOAWAY: client streams above its last stream id were emitted incomplete.
+    /// GOAWAY with an error code, or abandoning streams: the peer's streams above its last
+    /// stream id were emitted incomplete (a graceful NO_ERROR GOAWAY is not reported).
     #[error("h2: goaway")]
     GoAway,
     /// A header field referenced dynamic-table state that was never seen (reported once per

@@ -147,3 +147,48 @@ fn nginx_h2c_capture_decodes_into_request_response_pairs() {
     assert_eq!(body(&post[1]), b"echo POST post\n");
     assert!(post[0].first <= post[0].last && post[1].first > post[0].first);
 }
+
+#[test]
+fn nginx_h2c_capture_joined_mid_connection() {
+    let pcap = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/nginx-h2c.pcap"
+    ))
+    .unwrap();
+    let multi = connections(&pcap).into_values().next().unwrap();
+    // Join at the server segment carrying stream 15's response (packet 10), first on a frame
+    // boundary, then 5 bytes into it (stream 15's HEADERS lost, its DATA ignored).
+    let later: Segments = multi
+        .into_iter()
+        .filter(|(_, index, _)| *index >= 10)
+        .collect();
+    for cut in [0, 5] {
+        let mut segments = later.clone();
+        segments[0].2.drain(..cut);
+        let mut conn = H2Connection::mid_stream(H2Limits::default());
+        let (mut messages, mut problems) = (Vec::new(), Vec::new());
+        let mut sink = |event| match event {
+            H2Event::Message(m) => messages.push(m),
+            H2Event::Problem { failure, .. } => problems.push(failure),
+        };
+        for (side, index, bytes) in &segments {
+            conn.feed(*side, bytes, *index, &mut sink);
+        }
+        conn.finish(&mut sink);
+        let ids: Vec<u32> = messages.iter().map(|m| m.stream_id).collect();
+        assert_eq!(
+            ids,
+            if cut == 0 { vec![15, 17] } else { vec![17] },
+            "cut {cut}"
+        );
+        let last = messages.last().unwrap();
+        assert_eq!(
+            (last.side, head(last).as_str(), body(last)),
+            (Side::Server, "HTTP/2 200", &b"echo GET 3\n"[..])
+        );
+        // nginx's encoder never indexes into the dynamic table, so nothing is unknown.
+        assert!(!last.incomplete && !last.hpack_unknown);
+        assert!(String::from_utf8_lossy(&last.payload).contains("\r\nx-echo: yes\r\n"));
+        assert_eq!(problems, [], "cut {cut}");
+    }
+}
