@@ -92,10 +92,20 @@ impl HeaderDecoder {
 
 /// The entries added since the state was lost, newest first (`None`: a name that was
 /// itself unknown).
-#[derive(Default)]
 struct PartialTable {
     entries: VecDeque<Option<Field>>,
     size: usize,
+    huffman: HuffmanDecoder,
+}
+
+impl Default for PartialTable {
+    fn default() -> Self {
+        PartialTable {
+            entries: VecDeque::new(),
+            size: 0,
+            huffman: HuffmanDecoder::new(),
+        }
+    }
 }
 
 /// What a table lookup gives with a partial table.
@@ -132,15 +142,19 @@ impl PartialTable {
         Ok(out)
     }
 
-    fn literal<'b>(&self, block: &'b [u8], prefix: u8) -> Result<(Lookup, &'b [u8]), HpackError> {
+    fn literal<'b>(
+        &mut self,
+        block: &'b [u8],
+        prefix: u8,
+    ) -> Result<(Lookup, &'b [u8]), HpackError> {
         let (index, rest) = integer(block, prefix)?;
         let (name, rest) = if index == 0 {
-            let (name, rest) = string(rest)?;
+            let (name, rest) = string(rest, &mut self.huffman)?;
             (Lookup::Found((name, Vec::new())), rest)
         } else {
             (self.lookup(index, true)?, rest)
         };
-        let (value, rest) = string(rest)?;
+        let (value, rest) = string(rest, &mut self.huffman)?;
         let field = match name {
             Lookup::Found((name, _)) => Lookup::Found((name, value)),
             Lookup::Unknown => Lookup::Unknown,
@@ -217,15 +231,18 @@ fn integer(block: &[u8], prefix: u8) -> Result<(usize, &[u8]), HpackError> {
 }
 
 /// RFC 7541 §5.2.
-fn string(block: &[u8]) -> Result<(Vec<u8>, &[u8]), HpackError> {
-    let huffman = block.first().ok_or(HpackError)? & 0x80 != 0;
+fn string<'b>(
+    block: &'b [u8],
+    huffman: &mut HuffmanDecoder,
+) -> Result<(Vec<u8>, &'b [u8]), HpackError> {
+    let huffman_coded = block.first().ok_or(HpackError)? & 0x80 != 0;
     let (len, rest) = integer(block, 7)?;
     if len > rest.len() {
         return Err(HpackError);
     }
     let (raw, rest) = rest.split_at(len);
-    let value = if huffman {
-        HuffmanDecoder::new().decode(raw).map_err(|_| HpackError)?
+    let value = if huffman_coded {
+        huffman.decode(raw).map_err(|_| HpackError)?
     } else {
         raw.to_vec()
     };

@@ -900,3 +900,25 @@ fn fuzz_entry_survives_mutations() {
         crate::fuzz_connection(&mutated);
     }
 }
+
+#[test]
+fn random_header_blocks_never_panic_either_decoder() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut known = HeaderDecoder::new();
+    let mut unknown = HeaderDecoder::unknown();
+    for round in 0..20_000 {
+        let len = round % 64;
+        let block: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 24) as u8
+            })
+            .collect();
+        if known.decode(&block).is_err() {
+            known = HeaderDecoder::new();
+        }
+        let _ = unknown.decode(&block);
+    }
+}
