@@ -144,6 +144,18 @@ impl<M: Clone> H2Connection<M> {
         }
     }
 
+    /// A connection switched from HTTP/1.1 by `Upgrade: h2c` (RFC 7540 §3.2): the caller feeds
+    /// the client bytes from the preface that follows the upgrade request and the server bytes
+    /// from after the `101` response. Stream 1 is the upgrade request (already sent as
+    /// HTTP/1.1), so only its response comes out.
+    pub fn upgraded(limits: H2Limits) -> Self {
+        let mut conn = H2Connection::new(limits);
+        let mut stream = Stream::new();
+        stream.halves[Side::Client.index()] = Half::Done;
+        conn.streams.insert(1, stream);
+        conn
+    }
+
     /// A connection whose capture started mid-way: frame boundaries are found
     /// heuristically and both HPACK tables start unknown (a client preface at the very start
     /// is still recognised, and the client table is then known).

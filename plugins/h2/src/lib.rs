@@ -17,7 +17,8 @@
 //! conn.finish(&mut |_| {});
 //! ```
 //!
-//! * [`H2Connection::new`] expects the client preface first; [`H2Connection::mid_stream`]
+//! * [`H2Connection::new`] expects the client preface first; [`H2Connection::upgraded`] is
+//!   for `Upgrade: h2c` (stream 1's request was the HTTP/1.1 one); [`H2Connection::mid_stream`]
 //!   is for a capture that started mid-connection: frame boundaries are found by a bounded
 //!   heuristic scan and header blocks decode as far as the static table, literals and the
 //!   dynamic entries added since allow ([`H2Message::hpack_unknown`] marks the rest).

@@ -119,7 +119,7 @@ impl<M: Clone> Building<M> {
         request: &RequestFacts,
         tag: M,
     ) -> Building<M> {
-        let s = split(fields);
+        let mut s = split(fields);
         let mut head = Vec::with_capacity(256);
         match side {
             Side::Client => {
@@ -138,6 +138,10 @@ impl<M: Clone> Building<M> {
                 head.extend_from_slice(s.status.unwrap_or(b"-"));
                 head.extend_from_slice(b"\r\n");
             }
+        }
+        if s.authority.is_some() {
+            // `:authority` became the `host:` line; a `host` field too would duplicate it.
+            s.regular.retain(|f| !f.0.eq_ignore_ascii_case(b"host"));
         }
         write_fields(&mut head, &s.regular);
         let content_type = regular_value(&s.regular, b"content-type");

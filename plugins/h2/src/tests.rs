@@ -922,3 +922,29 @@ fn random_header_blocks_never_panic_either_decoder() {
         let _ = unknown.decode(&block);
     }
 }
+
+#[test]
+fn an_upgraded_connection_gives_the_response_to_the_http1_request_on_stream_1() {
+    let mut conv = Conv::new();
+    conv.ok(1, b"upgraded");
+    conv.headers(
+        Side::Client,
+        3,
+        &[
+            (":method", "GET"),
+            (":path", "/x"),
+            (":authority", "a"),
+            ("host", "a"),
+        ],
+        true,
+    );
+    let events = run(
+        H2Connection::upgraded(H2Limits::default()),
+        &[(Side::Client, &conv.client), (Side::Server, &conv.server)],
+    );
+    assert_eq!(problems(&events), []);
+    let m = messages(&events);
+    assert_eq!(text(&m[0]), "GET /x HTTP/2\r\nhost: a\r\n\r\n");
+    assert_eq!((m[1].stream_id, m[1].side), (1, Side::Server));
+    assert!(text(&m[1]).ends_with("\r\n\r\nupgraded"));
+}
