@@ -42,6 +42,8 @@ struct Direction<M> {
     block: Option<PendingBlock<M>>,
     hpack: HeaderDecoder,
     unknown_reported: bool,
+    /// Bytes of a frame damaged by a gap still to drop before the next frame header.
+    skip: u64,
     /// The frame boundaries were found by the heuristic, not followed from the start.
     resynced: bool,
     /// A failure was reported since the last gap (only one while resynchronising).
@@ -93,6 +95,7 @@ impl<M> Direction<M> {
             block: None,
             hpack,
             unknown_reported: false,
+            skip: 0,
             resynced: false,
             failure_reported: false,
             advertised: VecDeque::new(),
@@ -105,6 +108,13 @@ impl<M> Direction<M> {
             .find(|(end, _)| *end > offset)
             .or(self.segments.back())
             .map(|(_, tag)| tag)
+    }
+
+    fn lose_hpack(&mut self) {
+        if self.hpack.is_known() {
+            self.hpack.lose_state();
+            self.unknown_reported = false;
+        }
     }
 
     /// Drops the first `n` buffered bytes.
@@ -191,8 +201,14 @@ impl<M: Clone> H2Connection<M> {
     }
 
     /// The next in-order bytes of `side`, from a segment tagged `tag`.
-    pub fn feed(&mut self, side: Side, data: &[u8], tag: M, out: &mut Sink<'_, M>) {
+    pub fn feed(&mut self, side: Side, data: &[u8], tag: M, out: &mut dyn FnMut(H2Event<M>)) {
         let dir = &mut self.dirs[side.index()];
+        let skipped = data
+            .len()
+            .min(usize::try_from(dir.skip).unwrap_or(usize::MAX));
+        dir.skip -= skipped as u64;
+        dir.base += skipped as u64;
+        let data = &data[skipped..];
         if dir.phase == Phase::Stopped || data.is_empty() {
             dir.base += data.len() as u64;
             return;
@@ -203,31 +219,68 @@ impl<M: Clone> H2Connection<M> {
         self.process(side, out);
     }
 
-    /// `len` bytes of `side` were lost: its open messages end incomplete, its HPACK state
-    /// becomes unknown and decoding resumes at the next plausible frame header.
-    pub fn gap(&mut self, side: Side, len: u64, out: &mut Sink<'_, M>) {
+    /// `len` bytes of `side` were lost. When the hole ends inside the frame being received
+    /// (its header is buffered), the next frame boundary is known: only that frame is lost
+    /// (its stream's message ends incomplete; a header block loses the HPACK state). Otherwise
+    /// every open message of `side` ends incomplete, its HPACK state becomes unknown and
+    /// decoding resumes at the next plausible frame header.
+    pub fn gap(&mut self, side: Side, len: u64, out: &mut dyn FnMut(H2Event<M>)) {
         if len == 0 {
             return;
         }
         self.lossy = true;
-        self.close_side(side, out);
+        let dir = &mut self.dirs[side.index()];
+        let within_frame = match (dir.phase, FrameHeader::parse(&dir.buf)) {
+            (Phase::Frames, Some(header)) => {
+                let missing = (HEADER_LEN + header.len).saturating_sub(dir.buf.len()) as u64;
+                (missing > len).then(|| (header, missing - len))
+            }
+            _ => None,
+        };
+        match within_frame {
+            Some((header, skip)) => self.lose_frame(side, header, skip, out),
+            None => self.close_side(side, out),
+        }
         let dir = &mut self.dirs[side.index()];
         dir.base += dir.buf.len() as u64 + len;
         dir.buf.clear();
         dir.segments.clear();
-        dir.block = None;
-        if dir.hpack.is_known() {
-            dir.hpack.lose_state();
-            dir.unknown_reported = false;
-        }
         dir.failure_reported = false;
-        if dir.phase != Phase::Stopped {
-            dir.phase = Phase::Resync;
+        if within_frame.is_none() {
+            dir.block = None;
+            dir.skip = 0;
+            dir.lose_hpack();
+            if dir.phase != Phase::Stopped {
+                dir.phase = Phase::Resync;
+            }
+        }
+    }
+
+    /// The frame being received lost bytes in its middle; `skip` more of its bytes will come.
+    fn lose_frame(
+        &mut self,
+        side: Side,
+        header: FrameHeader,
+        skip: u64,
+        out: &mut dyn FnMut(H2Event<M>),
+    ) {
+        let dir = &mut self.dirs[side.index()];
+        dir.skip = skip;
+        match header.kind {
+            frame::HEADERS | frame::CONTINUATION | frame::PUSH_PROMISE => {
+                dir.block = None;
+                dir.lose_hpack();
+                if header.kind == frame::HEADERS {
+                    self.end_half(header.stream_id, side, true, out);
+                }
+            }
+            frame::DATA => self.end_half(header.stream_id, side, true, out),
+            _ => {}
         }
     }
 
     /// The connection ended: every open message is emitted incomplete.
-    pub fn finish(&mut self, out: &mut Sink<'_, M>) {
+    pub fn finish(&mut self, out: &mut dyn FnMut(H2Event<M>)) {
         let mut ids: Vec<u32> = self.streams.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {

@@ -22,9 +22,15 @@
 //!   is for a capture that started mid-connection: frame boundaries are found by a bounded
 //!   heuristic scan and header blocks decode as far as the static table, literals and the
 //!   dynamic entries added since allow ([`H2Message::hpack_unknown`] marks the rest).
-//! * [`H2Connection::gap`] reports lost bytes: streams in progress on that side end
-//!   incomplete, decoding resynchronises on the next plausible frame header and that side's
-//!   HPACK state becomes unknown.
+//! * [`H2Connection::gap`] reports lost bytes. A hole that ends inside the frame being
+//!   received (its header buffered) loses that frame only: the next boundary is known. Any
+//!   other hole ends that side's open messages incomplete, makes its HPACK state unknown and
+//!   decoding resynchronises on the next plausible frame header (confirmed by the one after).
+//!   Unlike `TlsSession::gap`, it takes the event callback (the messages it ends).
+//! * Memory: the unparsed bytes of one frame per direction (≤ `max_frame_bytes`), one header
+//!   block per direction (≤ `max_header_block`), and per open stream (≤ `max_streams`) two
+//!   messages of ≤ `max_message_bytes` body each; [`H2Connection::buffered_bytes`] says how
+//!   much is held. Nothing is allocated by a claimed length.
 //! * Each direction has its own HPACK decoder, fed every header block (PUSH_PROMISE too) in
 //!   wire order. The dynamic-table limit of the decoder of direction X is the
 //!   SETTINGS_HEADER_TABLE_SIZE the *receiver* of X advertised, applied once X acknowledges

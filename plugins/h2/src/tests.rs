@@ -694,34 +694,83 @@ fn mid_connection_start_decodes_static_and_literal_fields_and_marks_the_rest() {
     );
 }
 
-#[test]
-fn a_gap_ends_open_messages_and_resyncs() {
+/// Stream 1 POSTs 100 bytes while stream 3 POSTs too; then stream 5 GETs. Returns the
+/// client bytes and the offset of stream 1's DATA frame.
+fn two_uploads() -> (Conv, usize) {
     let mut conv = Conv::new();
-    let fields = [(":method", "POST"), (":path", "/big")];
-    conv.headers(Side::Client, 1, &fields, false);
-    conv.data(Side::Client, 1, &[b'a'; 100], false);
-    let cut = conv.client.len() - 50;
+    conv.headers(
+        Side::Client,
+        1,
+        &[(":method", "POST"), (":path", "/big")],
+        false,
+    );
     conv.headers(
         Side::Client,
         3,
-        &[(":method", "GET"), (":path", "/next")],
+        &[(":method", "POST"), (":path", "/small"), ("x-a", "b")],
+        false,
+    );
+    let data_at = conv.client.len();
+    conv.data(Side::Client, 1, &[b'a'; 100], true);
+    conv.data(Side::Client, 3, b"small", true);
+    conv.headers(
+        Side::Client,
+        5,
+        &[(":method", "GET"), (":path", "/next"), ("x-a", "b")],
         true,
     );
+    (conv, data_at)
+}
+
+fn run_with_gap(client: &[u8], cut: usize, gap: usize) -> Vec<H2Event<usize>> {
     let mut conn = H2Connection::new(H2Limits::default());
     let mut events = Vec::new();
-    conn.feed(Side::Client, &conv.client[..cut], 0, &mut |e| {
-        events.push(e)
-    });
-    conn.gap(Side::Client, 20, &mut |e| events.push(e));
-    conn.feed(Side::Client, &conv.client[cut + 20..], 1, &mut |e| {
+    conn.feed(Side::Client, &client[..cut], 0, &mut |e| events.push(e));
+    conn.gap(Side::Client, gap as u64, &mut |e| events.push(e));
+    conn.feed(Side::Client, &client[cut + gap..], 1, &mut |e| {
         events.push(e)
     });
     conn.finish(&mut |e| events.push(e));
+    events
+}
+
+#[test]
+fn a_gap_inside_a_frame_loses_only_that_frame() {
+    let (conv, data_at) = two_uploads();
+    let events = run_with_gap(&conv.client, data_at + 30, 20);
+    assert_eq!(problems(&events), []);
     let m = messages(&events);
-    assert_eq!(m.len(), 2, "{events:?}");
-    assert!(m[0].incomplete);
-    assert_eq!(text(&m[1]), "GET /next HTTP/2\r\n\r\n");
-    assert_eq!(m[1].first, 1);
+    let summary: Vec<(u32, bool, bool)> = m
+        .iter()
+        .map(|m| (m.stream_id, m.incomplete, m.hpack_unknown))
+        .collect();
+    assert_eq!(
+        summary,
+        [(1, true, false), (3, false, false), (5, false, false)]
+    );
+    assert!(text(&m[1]).ends_with("\r\n\r\nsmall"));
+    assert_eq!(text(&m[2]), "GET /next HTTP/2\r\nx-a: b\r\n\r\n");
+    assert_eq!(m[2].first, 1);
+}
+
+#[test]
+fn a_gap_across_frames_ends_open_messages_and_resyncs() {
+    let (conv, data_at) = two_uploads();
+    // From inside stream 1's DATA to inside stream 3's: the next header is guessed.
+    let events = run_with_gap(&conv.client, data_at + 30, 85);
+    let m = messages(&events);
+    let summary: Vec<(u32, bool, bool)> = m
+        .iter()
+        .map(|m| (m.stream_id, m.incomplete, m.hpack_unknown))
+        .collect();
+    // x-a: b was indexed by stream 3's request, before the loss: unknown now.
+    assert_eq!(
+        summary,
+        [(1, true, false), (3, true, false), (5, false, true)],
+        "{events:?}"
+    );
+    assert_eq!(text(&m[2]), "GET /next HTTP/2\r\n\r\n");
+    assert_eq!(problems(&events), [(H2Failure::HpackStateUnknown, Some(5))]);
 }
 
 #[test]
