@@ -1006,3 +1006,78 @@ fn the_fuzz_seeds_of_the_nginx_capture_decode() {
         assert_eq!(crate::fuzz_connection_messages(&seed), expected, "{name}");
     }
 }
+
+#[test]
+fn random_frame_sequences_never_panic() {
+    let rounds: usize = std::env::var("H2_RANDOM_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let mut seed = 0x1234_5678_9abc_def1u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let limits = H2Limits {
+        max_frame_bytes: 4096,
+        max_header_block: 1024,
+        max_streams: 8,
+        max_message_bytes: 512,
+    };
+    for round in 0..rounds {
+        let mut conn = if round % 2 == 0 {
+            let mut c = H2Connection::new(limits);
+            c.feed(Side::Client, crate::CLIENT_PREFACE, 0, &mut |_| {});
+            c
+        } else {
+            H2Connection::mid_stream(limits)
+        };
+        let mut conv = Conv::bare();
+        for i in 1..40 {
+            let r = next();
+            let side = if r & 1 == 0 {
+                Side::Client
+            } else {
+                Side::Server
+            };
+            let stream = (r >> 8) as u32 % 7;
+            let bytes = match (r >> 4) % 8 {
+                0 | 1 => {
+                    let fields = [
+                        (":method", "POST"),
+                        (":path", "/r"),
+                        (":status", "200"),
+                        ("content-type", "application/grpc"),
+                        ("x", "y"),
+                    ];
+                    let n = (r >> 20) as usize % fields.len() + 1;
+                    let block = conv.block(side, &fields[..n]);
+                    frame(frame::HEADERS, (r >> 32) as u8 & 0x2d, stream, &block)
+                }
+                2 | 3 => {
+                    let payload: Vec<u8> =
+                        (0..(r >> 40) as usize % 40).map(|_| next() as u8).collect();
+                    frame(frame::DATA, (r >> 32) as u8 & 0x09, stream, &payload)
+                }
+                4 => {
+                    let kind = (r >> 32) as u8 % 11;
+                    let payload: Vec<u8> =
+                        (0..(r >> 40) as usize % 24).map(|_| next() as u8).collect();
+                    frame(kind, (r >> 48) as u8, stream, &payload)
+                }
+                5 => (0..(r >> 40) as usize % 30).map(|_| next() as u8).collect(),
+                _ => {
+                    conn.gap(side, (r >> 40) % 50, &mut |_| {});
+                    continue;
+                }
+            };
+            for piece in bytes.chunks(1 + (r >> 56) as usize % 16) {
+                conn.feed(side, piece, i, &mut |_| {});
+            }
+            assert!(conn.buffered_bytes() < 64 << 10);
+        }
+        conn.finish(&mut |_| {});
+    }
+}
