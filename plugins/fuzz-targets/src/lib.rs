@@ -96,6 +96,10 @@ pub const TARGETS: &[Target] = &[
         name: "tls_session",
         run: shadowtap_tls_decrypt::fuzz_session,
     },
+    Target {
+        name: "h2_connection",
+        run: shadowtap_h2::fuzz_connection,
+    },
 ];
 
 /// The target called `name`.

@@ -232,7 +232,7 @@ def http1():
     for i, b in enumerate(bodies):
         write("chunked_decoder", f"body-{i}", bytes([i * 37 & 0xff]) + b if i % 2 else b)
 
-def tls_connections(path):
+def tcp_connections(path):
     """Each TCP connection's payloads in capture order: [(from_client, bytes)], by client port."""
     _, frames = pcap_records(path)
     conns, servers = {}, {}
@@ -257,7 +257,7 @@ def tls():
     format: key-log length (u16 le), key log, then `op len bytes` chunks of at most 255 bytes)."""
     fixtures = REPO / "tests" / "fixtures" / "tls"
     keys = (fixtures / "tls.keys").read_bytes()
-    for number, conn in enumerate(tls_connections(fixtures / "tls.pcap")[:6]):
+    for number, conn in enumerate(tcp_connections(fixtures / "tls.pcap")[:6]):
         chunks = b""
         for from_client, payload in conn:
             for at in range(0, len(payload), 255):
@@ -266,6 +266,18 @@ def tls():
         write("tls_session", f"connection-{number}", struct.pack("<H", len(keys)) + keys + chunks)
     write("tls_session", "no-keys", b"\x00\x00\x00\x05\x16\x03\x01\x00\x30")
 
-for make in (listeners, gor, meta, middleware, kafka, pcaps, tunnels, trackers, http, http1, tls):
+def h2():
+    """h2_connection seeds: the connections of plugins/h2's nginx h2c capture (the entry's format:
+    `op len bytes` chunks of at most 255 bytes, op bit 0 the side)."""
+    capture = REPO / "plugins" / "h2" / "tests" / "fixtures" / "nginx-h2c.pcap"
+    for number, conn in enumerate(tcp_connections(capture)):
+        chunks = b""
+        for from_client, payload in conn:
+            for at in range(0, len(payload), 255):
+                piece = payload[at: at + 255]
+                chunks += bytes([0 if from_client else 1, len(piece)]) + piece
+        write("h2_connection", f"connection-{number}", chunks)
+
+for make in (listeners, gor, meta, middleware, kafka, pcaps, tunnels, trackers, http, http1, tls, h2):
     make()
 print("seeds written to", FUZZ / "corpus", file=sys.stderr)

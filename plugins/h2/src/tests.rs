@@ -1000,8 +1000,9 @@ fn an_upgraded_connection_gives_the_response_to_the_http1_request_on_stream_1() 
 
 #[test]
 fn the_fuzz_seeds_of_the_nginx_capture_decode() {
-    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz-seeds");
-    for (name, expected) in [("nghttp-multiplexed", 6), ("curl-post", 2)] {
+    let seeds =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/h2_connection");
+    for (name, expected) in [("connection-0", 6), ("connection-1", 2)] {
         let seed = std::fs::read(seeds.join(name)).unwrap();
         assert_eq!(crate::fuzz_connection_messages(&seed), expected, "{name}");
     }
