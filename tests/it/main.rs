@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod es;
 mod files;
+mod h2;
 mod h2_fixtures;
 mod kafka;
 mod listeners;

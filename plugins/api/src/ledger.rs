@@ -92,11 +92,13 @@ pub enum Reason {
     TlsMalformed,
     /// TLS records beyond the per-connection budget held while waiting for a key.
     TlsBufferFull,
+    /// HTTP/2 frames, header blocks or streams that could not be decoded.
+    Http2Error,
 }
 
 impl Reason {
     /// Every reason, in display order.
-    pub const ALL: [Reason; 40] = [
+    pub const ALL: [Reason; 41] = [
         Reason::QueueFull,
         Reason::RateLimited,
         Reason::Filtered,
@@ -137,6 +139,7 @@ impl Reason {
         Reason::TlsRenegotiation,
         Reason::TlsMalformed,
         Reason::TlsBufferFull,
+        Reason::Http2Error,
     ];
 
     /// A short human label (also the Prometheus `reason` label).
@@ -182,6 +185,7 @@ impl Reason {
             Reason::TlsRenegotiation => "tls: renegotiation",
             Reason::TlsMalformed => "tls: malformed",
             Reason::TlsBufferFull => "tls: buffer full",
+            Reason::Http2Error => "h2 error",
         }
     }
 

@@ -285,9 +285,18 @@ impl<O: Outbox> Sink<'_, O> {
             }
             Event::Dropped { reason, count } => {
                 outlet.counters.add_refused(ledger_reason(reason), count);
-                if let DropReason::TlsUnsupportedSuite(suite) = reason {
-                    let figure = format!("tls: unsupported suite 0x{suite:04x}");
-                    outlet.counters.extra(&figure).fetch_add(count, Relaxed);
+                match reason {
+                    DropReason::TlsUnsupportedSuite(suite) => {
+                        let figure = format!("tls: unsupported suite 0x{suite:04x}");
+                        outlet.counters.extra(&figure).fetch_add(count, Relaxed);
+                    }
+                    DropReason::Http2(failure) => {
+                        outlet
+                            .counters
+                            .extra(failure.reason())
+                            .fetch_add(count, Relaxed);
+                    }
+                    _ => {}
                 }
             }
             Event::Recovered { kind, count } => {
@@ -363,6 +372,7 @@ pub fn ledger_reason(reason: DropReason) -> Reason {
         DropReason::TlsRenegotiation => Reason::TlsRenegotiation,
         DropReason::TlsMalformed => Reason::TlsMalformed,
         DropReason::TlsBufferFull => Reason::TlsBufferFull,
+        DropReason::Http2(_) => Reason::Http2Error,
     }
 }
 

@@ -11,6 +11,7 @@ use crate::config::TrackerConfig;
 use crate::decode::Packet;
 use crate::event::{DropReason, Event, Recovery, TrackerStats};
 use crate::flows::FlowKey;
+use crate::h2::H2Conn;
 use crate::http1::{MessageState, Phase};
 use crate::ids::id_bytes;
 use crate::pairing::{Awaiting, Pairing};
@@ -92,6 +93,8 @@ pub(crate) struct Conn {
     pub reset: bool,
     /// The TLS session of a connection decrypted from a key log.
     pub tls: Option<Box<TlsConn>>,
+    /// The HTTP/2 decoder of a connection that began with the HTTP/2 preface.
+    pub h2: Option<Box<H2Conn>>,
 }
 
 impl Conn {
@@ -171,6 +174,7 @@ impl Flow {
                 tunnel: false,
                 reset: false,
                 tls: None,
+                h2: None,
             },
             halves: [Half::new(), Half::new()],
             last_ns: 0,
@@ -179,7 +183,8 @@ impl Flow {
 
     pub(crate) fn buffered(&self) -> usize {
         let tls = self.conn.tls.as_ref().map_or(0, |t| t.pending_bytes());
-        self.halves[0].buffered() + self.halves[1].buffered() + tls
+        let h2 = self.conn.h2.as_ref().map_or(0, |h| h.buffered());
+        self.halves[0].buffered() + self.halves[1].buffered() + tls + h2
     }
 
     /// This side's view for per-direction work.

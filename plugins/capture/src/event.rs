@@ -51,6 +51,8 @@ pub enum DropReason {
     TlsMalformed,
     /// TLS records beyond the per-connection budget held while waiting for a key.
     TlsBufferFull,
+    /// An HTTP/2 frame, header block or stream the decoder could not take (its reason).
+    Http2(crate::h2::H2Failure),
 }
 
 impl DropReason {
@@ -74,6 +76,7 @@ impl DropReason {
             DropReason::TlsRenegotiation => "tls: renegotiation",
             DropReason::TlsMalformed => "tls: malformed",
             DropReason::TlsBufferFull => "tls: buffer full",
+            DropReason::Http2(failure) => failure.reason(),
         }
     }
 }

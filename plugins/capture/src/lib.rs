@@ -11,7 +11,9 @@
 //!    Upgrade), pairs responses with requests FIFO per connection and gives both GoReplay's
 //!    24-hex id. Completed messages are emitted at once as [`Event::Message`]; everything that
 //!    will never be emitted is reported as [`Event::Dropped`] with a [`reason`].
-//! 3. With [`TrackerConfig::tls`], connections that are TLS are decrypted with the secrets of a
+//! 3. A connection whose client sends the HTTP/2 preface is decoded by [`h2`]: each stream's
+//!    request and response become messages in HTTP/1.1 form.
+//! 4. With [`TrackerConfig::tls`], connections that are TLS are decrypted with the secrets of a
 //!    key log ([`tls`]) and framed as HTTP on their plaintext.
 //!
 //! ```
@@ -39,6 +41,7 @@ pub mod decode;
 mod event;
 mod flows;
 mod fxhash;
+pub mod h2;
 pub mod headers;
 mod http1;
 mod ids;

@@ -303,6 +303,7 @@ impl Tracker {
             dir.retry_tls(now_ns);
             dir.give_up_tls();
         }
+        flow.direction(0, &mut ctx).finish_h2();
         for side in 0..2 {
             flow.direction(side, &mut ctx).finish(why);
         }
@@ -540,7 +541,7 @@ impl Direction<'_, '_> {
     /// Does a segment begin a message (or a TLS connection)? Infers the connection's
     /// direction when still unknown.
     fn recognise(&mut self, data: &[u8]) -> bool {
-        if self.conn.tls.is_some() || self.begins_tls(data) {
+        if self.conn.tls.is_some() || self.conn.h2.is_some() || self.begins_tls(data) {
             return true;
         }
         self.recognise_plain(data)
@@ -591,6 +592,10 @@ impl Direction<'_, '_> {
         self.ctx.stats.holes_skipped += 1;
         if self.conn.tls.is_some() {
             self.tls_gap(self.half.reasm.hole_len());
+            // The plaintext lost is of unknown length.
+            self.h2_gap(None);
+        } else if self.conn.h2.is_some() {
+            self.h2_gap(self.half.reasm.hole_len());
         } else if self.carry_message_across_hole() {
             self.half.reasm.skip_hole();
             self.drain();
@@ -692,6 +697,10 @@ impl Direction<'_, '_> {
     /// Appends in-order plain bytes and frames them.
     #[inline]
     fn deliver_plain(&mut self, data: &[u8], meta: ChunkMeta) {
+        if self.conn.h2.is_some() || self.begins_h2(data, meta) {
+            self.feed_h2(data, meta);
+            return;
+        }
         if self.half.phase == Phase::Skipping {
             if !self.recognise_plain(data) {
                 self.skipped();

@@ -1,0 +1,193 @@
+//! The HTTP/2 part of the protocol layer: a connection whose client sends the HTTP/2 preface
+//! at a message boundary (h2c with prior knowledge, or h2 inside decrypted TLS) is decoded by
+//! [`shadowtap_h2`], and each stream's request and response become messages in HTTP/1.1 form.
+//!
+//! Decisions worth knowing:
+//! * **Ids**: a stream's request and response share GoReplay's id built from the client's
+//!   address, the server port and the Ack of the preface's segment plus the stream id, so
+//!   streams of one connection never share an id.
+//! * **Holes** lose the frames they fall in; the decoder resynchronises on the next frame
+//!   header (see [`shadowtap_h2::H2Connection::gap`]).
+//! * Decoding problems are counted under [`DropReason::Http2`] with the decoder's reason.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use shadowtap_h2::{H2Connection, H2Event, H2Limits, H2Message, Side, CLIENT_PREFACE};
+
+use crate::connection::Direction;
+use crate::event::{DropReason, Event, HttpMessage, MessageKind};
+use crate::http1::{ChunkMeta, Phase};
+use crate::ids::{id_bytes, MessageId};
+use shadowtap_http1::Role;
+
+pub use shadowtap_h2::H2Failure;
+
+/// Requests whose response has not come yet, per connection, beyond which the oldest start
+/// times are forgotten (their responses then report no latency).
+const MAX_OPEN_REQUESTS: usize = 4096;
+
+/// A connection's HTTP/2 state.
+pub(crate) struct H2Conn {
+    decoder: H2Connection<ChunkMeta>,
+    /// The Ack of the segment carrying the preface: the base of the connection's stream ids.
+    id_base: u32,
+    /// Capture time of each open stream's request.
+    request_start: HashMap<u32, i64>,
+}
+
+impl std::fmt::Debug for H2Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Conn")
+            .field("id_base", &self.id_base)
+            .field("open_requests", &self.request_start.len())
+            .finish()
+    }
+}
+
+impl H2Conn {
+    /// Bytes the decoder holds (partial frames, message bodies in progress).
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered_bytes()
+    }
+}
+
+/// Whether `data` begins with an HTTP/2 SETTINGS frame on stream 0 (RFC 9113 §6.5: its
+/// length a multiple of 6, type 4, no flags but ACK).
+fn is_settings_frame(data: &[u8]) -> bool {
+    let [l0, l1, l2, kind, flags, s0, s1, s2, s3, ..] = *data else {
+        return false;
+    };
+    let len = u32::from_be_bytes([0, l0, l1, l2]);
+    kind == 4
+        && flags & !1 == 0
+        && [s0, s1, s2, s3] == [0; 4]
+        && len.is_multiple_of(6)
+        && len <= 16_384
+}
+
+impl Direction<'_, '_> {
+    /// Starts HTTP/2 decoding when the client's bytes at a message boundary are the preface, or
+    /// the server's first bytes are a SETTINGS frame (inside TLS 1.3 a server may send its
+    /// SETTINGS before the client's preface has arrived).
+    pub(crate) fn begins_h2(&mut self, data: &[u8], meta: ChunkMeta) -> bool {
+        let at_boundary = self.half.buf.is_empty() && self.half.msg.is_none();
+        let opens = match self.role() {
+            Some(Role::Client) => data.starts_with(CLIENT_PREFACE),
+            Some(Role::Server) => self.conn.tls.is_some() && is_settings_frame(data),
+            None => false,
+        };
+        if !(at_boundary && opens) {
+            return false;
+        }
+        let limits = H2Limits {
+            max_message_bytes: self.ctx.message_limit,
+            ..H2Limits::default()
+        };
+        self.conn.h2 = Some(Box::new(H2Conn {
+            decoder: H2Connection::new(limits),
+            id_base: meta.ack,
+            request_start: HashMap::new(),
+        }));
+        self.half.phase = Phase::Idle;
+        true
+    }
+
+    fn h2_side(&self) -> Side {
+        match self.role() {
+            Some(Role::Server) => Side::Server,
+            _ => Side::Client,
+        }
+    }
+
+    /// Decodes in-order bytes of this direction of an HTTP/2 connection.
+    pub(crate) fn feed_h2(&mut self, data: &[u8], meta: ChunkMeta) {
+        let side = self.h2_side();
+        self.with_h2(|decoder, out| decoder.feed(side, data, meta, out));
+    }
+
+    /// `len` bytes of this direction are lost (`None`: how many is unknown).
+    pub(crate) fn h2_gap(&mut self, len: Option<u32>) {
+        let side = self.h2_side();
+        let len = len.map_or(u64::MAX, u64::from);
+        self.with_h2(|decoder, out| decoder.gap(side, len, out));
+    }
+
+    /// The connection ended: streams still open are emitted incomplete.
+    pub(crate) fn finish_h2(&mut self) {
+        self.with_h2(|decoder, out| decoder.finish(out));
+    }
+
+    fn with_h2(
+        &mut self,
+        step: impl FnOnce(&mut H2Connection<ChunkMeta>, &mut dyn FnMut(H2Event<ChunkMeta>)),
+    ) {
+        let Some(h2) = self.conn.h2.as_mut() else {
+            return;
+        };
+        let mut events = Vec::new();
+        step(&mut h2.decoder, &mut |event| events.push(event));
+        for event in events {
+            match event {
+                H2Event::Message(message) => self.emit_h2(message),
+                H2Event::Problem { failure, .. } => self.ctx.drop_one(DropReason::Http2(failure)),
+            }
+        }
+    }
+
+    fn emit_h2(&mut self, message: H2Message<ChunkMeta>) {
+        let kind = match message.side {
+            Side::Client => MessageKind::Request,
+            Side::Server => MessageKind::Response,
+        };
+        if kind == MessageKind::Response && !self.ctx.cfg.track_responses {
+            return;
+        }
+        if message.incomplete && !self.ctx.cfg.allow_incomplete {
+            self.ctx.drop_one(DropReason::Incomplete);
+            return;
+        }
+        let client = self.conn.client.unwrap_or(0);
+        let (src, dst) = match kind {
+            MessageKind::Request => (client, 1 - client),
+            MessageKind::Response => (1 - client, client),
+        };
+        let Some(h2) = self.conn.h2.as_mut() else {
+            return;
+        };
+        let start_ns = message.first.ts_ns;
+        let end_ns = message.last.ts_ns;
+        let latency_ns = match kind {
+            MessageKind::Request => {
+                if h2.request_start.len() < MAX_OPEN_REQUESTS {
+                    h2.request_start.insert(message.stream_id, start_ns);
+                }
+                end_ns - start_ns
+            }
+            MessageKind::Response => h2
+                .request_start
+                .remove(&message.stream_id)
+                .map_or(end_ns - start_ns, |request| start_ns - request),
+        };
+        let number = h2.id_base.wrapping_add(message.stream_id);
+        let id = id_bytes(
+            self.conn.addrs[client],
+            self.conn.addrs[1 - client].port(),
+            number,
+        );
+        (self.ctx.out)(Event::Message(HttpMessage {
+            kind,
+            id: MessageId::of(&id),
+            start_ns,
+            end_ns,
+            latency_ns,
+            src: self.conn.addrs[src],
+            dst: self.conn.addrs[dst],
+            payload: Bytes::from(message.payload),
+            truncated: message.truncated,
+            incomplete: message.incomplete,
+            missing_bytes: 0,
+            tls: self.conn.tls.as_ref().and_then(|t| t.facts.clone()),
+        }));
+    }
+}

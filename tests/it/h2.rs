@@ -1,0 +1,190 @@
+//! HTTP/2 captures (h2c with prior knowledge, h2 inside TLS, gRPC, a GOAWAY) decoded into
+//! messages, against tshark's per-stream reference in `tests/fixtures/h2/expected` (see that
+//! folder's README): every stream's request and response exactly once, start lines, bodies and
+//! trailers equal.
+
+use crate::common::*;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+fn fixtures() -> PathBuf {
+    repo().join("tests/fixtures/h2")
+}
+
+/// One message in the comparable form: its start line, body bytes and trailer block.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
+struct Exchange {
+    request: String,
+    request_body: Vec<u8>,
+    response: String,
+    response_body: Vec<u8>,
+}
+
+fn text(value: &Value) -> Vec<u8> {
+    value
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| c as u32 as u8)
+        .collect()
+}
+
+fn header(fields: &Value, name: &str) -> String {
+    fields
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f[0] == name)
+        .map(|f| String::from_utf8_lossy(&text(&f[1])).into_owned())
+        .unwrap_or_default()
+}
+
+fn hex(value: &Value) -> Vec<u8> {
+    let digits = value.as_str().unwrap_or_default().as_bytes();
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .collect()
+}
+
+/// The body as shadowtap writes it: DATA bytes, then the trailers as a field block.
+fn body_with_trailers(side: &Value) -> Vec<u8> {
+    let mut body = hex(&side["body"]);
+    if let Some(trailers) = side["trailers"].as_array() {
+        for field in trailers {
+            body.extend(text(&field[0]));
+            body.extend(b": ");
+            body.extend(text(&field[1]));
+            body.extend(b"\r\n");
+        }
+        body.extend(b"\r\n");
+    }
+    body
+}
+
+/// tshark's exchanges of a capture: streams with a request and a final response.
+fn reference(name: &str) -> Vec<Exchange> {
+    let path = fixtures().join("expected").join(format!("{name}.json"));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut exchanges = Vec::new();
+    for conn in json["connections"].as_array().unwrap() {
+        for stream in conn["streams"].as_array().unwrap() {
+            let (request, response) = (&stream["request"], &stream["response"]);
+            if request["headers"].is_null() || response["headers"].is_null() {
+                continue;
+            }
+            let fields = &request["headers"];
+            exchanges.push(Exchange {
+                request: format!(
+                    "{} {} HTTP/2",
+                    header(fields, ":method"),
+                    header(fields, ":path")
+                ),
+                request_body: body_with_trailers(request),
+                response: format!("HTTP/2 {}", header(&response["headers"], ":status")),
+                response_body: body_with_trailers(response),
+            });
+        }
+    }
+    exchanges.sort();
+    exchanges
+}
+
+fn split(payload: &[u8]) -> (String, Vec<u8>) {
+    let line_end = payload
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(payload.len());
+    let head_end = payload
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(payload.len(), |at| at + 4);
+    (
+        String::from_utf8_lossy(&payload[..line_end]).into_owned(),
+        payload[head_end..].to_vec(),
+    )
+}
+
+/// shadowtap's exchanges of a capture, paired by id.
+fn captured(name: &str, flags: &[&str]) -> (Vec<Exchange>, String) {
+    let dir = tempdir();
+    let out = dir.path().join("out.gor");
+    let pcap = fixtures().join(format!("{name}.pcap"));
+    let mut args = vec![
+        "--input-pcap",
+        path_str(&pcap),
+        "--input-raw-track-response",
+        "--output-file",
+        path_str(&out),
+        "--output-file-append",
+    ];
+    args.extend(flags);
+    let output = run(&args);
+    assert_success(&output);
+    let mut requests: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+    let mut responses: HashMap<String, Vec<(String, Vec<u8>)>> = HashMap::new();
+    for record in read_gor(&out) {
+        let parts = split(&record.payload);
+        if record.kind() == b'1' {
+            assert!(
+                requests.insert(record.id(), parts).is_none(),
+                "two requests share an id"
+            );
+        } else {
+            responses.entry(record.id()).or_default().push(parts);
+        }
+    }
+    let mut exchanges = Vec::new();
+    for (id, (request, request_body)) in requests {
+        let Some(answers) = responses.remove(&id) else {
+            continue;
+        };
+        let (response, response_body) = answers.into_iter().last().expect("one response");
+        exchanges.push(Exchange {
+            request,
+            request_body,
+            response,
+            response_body,
+        });
+    }
+    exchanges.sort();
+    (exchanges, stderr(&output))
+}
+
+fn decodes_as_tshark_does(name: &str, flags: &[&str]) {
+    let expected = reference(name);
+    assert!(!expected.is_empty(), "{name}: tshark saw no exchange");
+    let (got, stderr) = captured(name, flags);
+    assert_eq!(got.len(), expected.len(), "{name}: exchanges; {stderr}");
+    for (got, want) in got.iter().zip(&expected) {
+        assert_eq!(got, want, "{name}; {stderr}");
+    }
+}
+
+#[test]
+fn h2c_with_prior_knowledge_from_curl_nghttp_and_h2load_decodes_as_tshark_does() {
+    decodes_as_tshark_does("h2c", &[]);
+}
+
+#[test]
+fn grpc_calls_of_every_kind_decode_as_tshark_does() {
+    decodes_as_tshark_does("grpc", &[]);
+}
+
+#[test]
+fn h2_inside_tls_13_and_12_decodes_as_tshark_does() {
+    let keys = fixtures().join("h2-tls.keys");
+    decodes_as_tshark_does("h2-tls", &["--input-raw-tls-keylog", path_str(&keys)]);
+}
+
+#[test]
+fn a_goaway_before_the_last_streams_is_counted_and_the_rest_decodes() {
+    decodes_as_tshark_does("h2c-goaway", &[]);
+    let (_, stderr) = captured("h2c-goaway", &[]);
+    assert_eq!(
+        summary_counter(&stderr, "input-pcap", "h2: goaway"),
+        1,
+        "{stderr}"
+    );
+}
