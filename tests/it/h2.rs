@@ -63,25 +63,33 @@ fn body_with_trailers(side: &Value) -> Vec<u8> {
     body
 }
 
-/// tshark's exchanges of a capture: streams with a request and a final response.
+/// tshark's exchanges of a capture: streams with a request and a final response (stream 1 of
+/// an `Upgrade: h2c` connection: the HTTP/1.1 request and the HTTP/2 response).
 fn reference(name: &str) -> Vec<Exchange> {
     let path = fixtures().join("expected").join(format!("{name}.json"));
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut exchanges = Vec::new();
     for conn in json["connections"].as_array().unwrap() {
+        let upgrade = &conn["http1_upgrade"]["request"];
         for stream in conn["streams"].as_array().unwrap() {
             let (request, response) = (&stream["request"], &stream["response"]);
-            if request["headers"].is_null() || response["headers"].is_null() {
+            if response["headers"].is_null() {
                 continue;
             }
-            let fields = &request["headers"];
+            let (request_line, request_body) = if !request["headers"].is_null() {
+                let fields = &request["headers"];
+                let method = header(fields, ":method");
+                let line = format!("{method} {} HTTP/2", header(fields, ":path"));
+                (line, body_with_trailers(request))
+            } else if stream["id"] == 1 && !upgrade.is_null() {
+                let line = upgrade["request_line"].as_str().unwrap_or_default();
+                (line.to_string(), hex(&upgrade["body"]))
+            } else {
+                continue;
+            };
             exchanges.push(Exchange {
-                request: format!(
-                    "{} {} HTTP/2",
-                    header(fields, ":method"),
-                    header(fields, ":path")
-                ),
-                request_body: body_with_trailers(request),
+                request: request_line,
+                request_body,
                 response: format!("HTTP/2 {}", header(&response["headers"], ":status")),
                 response_body: body_with_trailers(response),
             });
@@ -186,5 +194,15 @@ fn a_goaway_before_the_last_streams_is_counted_and_the_rest_decodes() {
         summary_counter(&stderr, "input-pcap", "h2: goaway"),
         1,
         "{stderr}"
+    );
+}
+
+#[test]
+fn an_upgrade_to_h2c_goes_on_as_http2_with_stream_1_answering_the_upgraded_request() {
+    decodes_as_tshark_does("h2c-upgrade", &[]);
+    let (_, stderr) = captured("h2c-upgrade", &[]);
+    assert!(
+        !stderr.contains("tunnel"),
+        "nothing is left to a tunnel: {stderr}"
     );
 }

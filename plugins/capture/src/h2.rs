@@ -1,5 +1,6 @@
 //! The HTTP/2 part of the protocol layer: a connection whose client sends the HTTP/2 preface
-//! at a message boundary (h2c with prior knowledge, or h2 inside decrypted TLS) is decoded by
+//! at a message boundary (h2c with prior knowledge, or h2 inside decrypted TLS), or whose
+//! server answers `Upgrade: h2c` with `101`, is decoded by
 //! [`shadowtap_h2`], and each stream's request and response become messages in HTTP/1.1 form.
 //!
 //! Decisions worth knowing:
@@ -91,6 +92,20 @@ impl Direction<'_, '_> {
         }));
         self.half.phase = Phase::Idle;
         true
+    }
+
+    /// The server answered `Upgrade: h2c` with `101`: the connection goes on as HTTP/2, stream 1
+    /// being the upgraded request (whose id word is `request_word`).
+    pub(crate) fn begin_upgraded_h2(&mut self, request_word: u32) {
+        let limits = H2Limits {
+            max_message_bytes: self.ctx.message_limit,
+            ..H2Limits::default()
+        };
+        self.conn.h2 = Some(Box::new(H2Conn {
+            decoder: H2Connection::upgraded(limits),
+            id_base: request_word.wrapping_sub(1),
+            request_start: HashMap::new(),
+        }));
     }
 
     fn h2_side(&self) -> Side {

@@ -48,6 +48,9 @@ pub(crate) struct MessageState {
     pub id: Option<[u8; 12]>,
     pub request_start_ns: Option<i64>,
     pub tunnel_after: bool,
+    /// A `101` to `Upgrade: h2c`: the connection goes on as HTTP/2; the id word of the request
+    /// it answers (stream 1's response shares its id).
+    pub upgrade_h2: Option<u32>,
     /// Bytes of holes the message was delivered across.
     pub missing_bytes: u64,
 }
@@ -67,7 +70,7 @@ pub(crate) struct ChunkMeta {
 impl Direction<'_, '_> {
     /// Walks the buffer as far as it frames.
     pub(crate) fn frame(&mut self, meta: ChunkMeta) {
-        while !self.conn.tunnel {
+        while !self.conn.tunnel && self.conn.h2.is_none() {
             if let Some(msg) = &mut self.half.msg {
                 msg.end_ns = msg.end_ns.max(meta.ts_ns);
             }
@@ -162,6 +165,7 @@ impl Direction<'_, '_> {
             id: None,
             request_start_ns: None,
             tunnel_after: false,
+            upgrade_h2: None,
             missing_bytes: 0,
         };
         match self.role() {
@@ -360,6 +364,10 @@ impl Direction<'_, '_> {
         msg.request_start_ns = request.map(|r| r.start_ns);
         let connect_ok = method == Method::Connect && (200..300).contains(&head.status);
         msg.tunnel_after = head.status == 101 || connect_ok;
+        if head.status == 101 && upgrades_to_h2c(&self.half.buf[..self.half.pos]) {
+            msg.tunnel_after = false;
+            msg.upgrade_h2 = Some(u32::from_be_bytes([id[8], id[9], id[10], id[11]]));
+        }
         match http::response_body(head, method) {
             BodyKind::Length(_) if head.leniency.conflicting_length => BodyKind::UntilClose,
             body => body,
@@ -472,6 +480,9 @@ impl Direction<'_, '_> {
         if msg.tunnel_after {
             self.conn.tunnel = true;
         }
+        if let Some(word) = msg.upgrade_h2 {
+            self.begin_upgraded_h2(word);
+        }
         if msg.missing_bytes > 0 {
             if !self.ctx.cfg.allow_incomplete {
                 self.ctx.drop_one(DropReason::Incomplete);
@@ -506,6 +517,12 @@ impl Direction<'_, '_> {
             tls: self.conn.tls.as_ref().and_then(|t| t.facts.clone()),
         }));
     }
+}
+
+/// Whether a `101` response's head switches to HTTP/2 (`Upgrade: h2c`).
+fn upgrades_to_h2c(head: &[u8]) -> bool {
+    shadowtap_http1::headers::value(head, b"upgrade")
+        .is_some_and(|protocol| protocol.trim_ascii().eq_ignore_ascii_case(b"h2c"))
 }
 
 /// The start-line verdict for a sender of `role` (status lines read leniently).

@@ -715,6 +715,12 @@ impl Direction<'_, '_> {
         }
         self.half.append(data);
         self.frame(meta);
+        if self.conn.h2.is_some() && !self.half.buf.is_empty() {
+            // The framer stopped at a switch to HTTP/2 (`101` to `Upgrade: h2c`).
+            let rest = std::mem::take(&mut self.half.buf);
+            self.half.pos = 0;
+            self.feed_h2(&rest, meta);
+        }
     }
 
     /// A buffer budget (`why`) is exhausted: the message in progress is lost, resync later.
