@@ -68,9 +68,17 @@ fn is_settings_frame(data: &[u8]) -> bool {
 }
 
 impl Direction<'_, '_> {
+    /// A cheap first look for [`Direction::begins_h2`] on every plaintext chunk: HTTP/2 can
+    /// begin only at a message boundary, with the preface's `P` or inside TLS.
+    #[inline]
+    pub(crate) fn may_open_h2(&self, data: &[u8]) -> bool {
+        self.half.msg.is_none() && (data.first() == Some(&b'P') || self.conn.tls.is_some())
+    }
+
     /// Starts HTTP/2 decoding when the client's bytes at a message boundary are the preface, or
     /// the server's first bytes are a SETTINGS frame (inside TLS 1.3 a server may send its
     /// SETTINGS before the client's preface has arrived).
+    #[cold]
     pub(crate) fn begins_h2(&mut self, data: &[u8], meta: ChunkMeta) -> bool {
         let at_boundary = self.half.buf.is_empty() && self.half.msg.is_none();
         let opens = match self.role() {

@@ -697,7 +697,7 @@ impl Direction<'_, '_> {
     /// Appends in-order plain bytes and frames them.
     #[inline]
     fn deliver_plain(&mut self, data: &[u8], meta: ChunkMeta) {
-        if self.conn.h2.is_some() || self.begins_h2(data, meta) {
+        if self.conn.h2.is_some() || (self.may_open_h2(data) && self.begins_h2(data, meta)) {
             self.feed_h2(data, meta);
             return;
         }
