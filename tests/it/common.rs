@@ -323,6 +323,21 @@ pub fn run_with_address_space_limit(bytes: u64, args: &[&str]) -> std::process::
     wait_output(child, std::time::Duration::from_secs(120))
 }
 
+/// Whether `tool --version` runs; otherwise the prerequisite is missing (see
+/// [`prerequisite_missing`]: fails under `CI=true`, prints `SKIPPED` elsewhere).
+pub fn have_tool(tool: &str, install: &str) -> bool {
+    let ok = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        prerequisite_missing(tool, install);
+    }
+    ok
+}
+
 /// A test's prerequisite is missing: under `CI=true` the test fails; elsewhere it prints
 /// `SKIPPED` with what installs it, and the caller returns.
 pub fn prerequisite_missing(what: &str, install: &str) {

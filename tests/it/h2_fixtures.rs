@@ -58,19 +58,6 @@ fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
     })
 }
 
-fn have_tool(tool: &str, install: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        prerequisite_missing(tool, install);
-    }
-    ok
-}
-
 // ---------------------------------------------------------------------------------------------
 // The reference is tshark's, today
 

@@ -772,16 +772,7 @@ fn a_capture_started_mid_connection_is_counted_no_handshake() {
 
 /// True when tshark runs; otherwise fails under CI=true or prints SKIPPED.
 fn have_tshark() -> bool {
-    let ok = Command::new("tshark")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        prerequisite_missing("tshark", "apt-get install -y tshark");
-    }
-    ok
+    have_tool("tshark", "apt-get install -y tshark")
 }
 
 fn tshark(args: &[&str]) -> String {
