@@ -466,6 +466,17 @@ fn planned_frames(plan: &Value, key: &str) -> Vec<u64> {
 
 /// Applies damage plan `name` from the manifest to its capture; returns the damaged copy's
 /// path, the capture's name and the damaged connection's name.
+/// Runs the damaged copy `plan` (made in `dir`) with its capture's key log: the run, the
+/// capture's connections and the damaged connection's name.
+fn run_damaged(plan: &str, dir: &Path) -> (Run, Vec<Connection>, String) {
+    let (pcap, capture, victim) = damaged_copy(plan, dir);
+    let conns = connections(&capture);
+    let keys = keys_of(&capture).unwrap();
+    let flags = ["--input-raw-tls-keylog", path_str(&keys)];
+    let run = run_pcap(&pcap, &server_ports(&conns), &flags);
+    (run, conns, victim)
+}
+
 fn damaged_copy(name: &str, dir: &Path) -> (PathBuf, String, String) {
     let manifest = manifest();
     let plan = &manifest["damage"][name];
@@ -701,11 +712,7 @@ fn a_corrupted_record_is_counted_decrypt_failed_and_spares_the_other_connections
     let tmp = tempdir();
     let mut victims = Vec::new();
     for plan in ["corrupt-tls13", "corrupt-tls12-cbc"] {
-        let (pcap, capture, victim) = damaged_copy(plan, tmp.path());
-        let conns = connections(&capture);
-        let keys = keys_of(&capture).unwrap();
-        let ports = server_ports(&conns);
-        let run = run_pcap(&pcap, &ports, &["--input-raw-tls-keylog", path_str(&keys)]);
+        let (run, conns, victim) = run_damaged(plan, tmp.path());
         assert!(
             run.count("tls: decrypt failed") >= 1,
             "{plan}: {}",
@@ -721,14 +728,7 @@ fn a_corrupted_record_is_counted_decrypt_failed_and_spares_the_other_connections
 #[test]
 fn a_lost_segment_is_survived_or_counted_and_spares_the_other_connections() {
     let tmp = tempdir();
-    let (pcap, capture, victim) = damaged_copy("lost-segment", tmp.path());
-    let conns = connections(&capture);
-    let keys = keys_of(&capture).unwrap();
-    let run = run_pcap(
-        &pcap,
-        &server_ports(&conns),
-        &["--input-raw-tls-keylog", path_str(&keys)],
-    );
+    let (run, conns, victim) = run_damaged("lost-segment", tmp.path());
     let conn = named(&conns, &victim);
     assert_no_garbage(&run, conn);
     assert_eq!(
@@ -754,14 +754,7 @@ fn a_lost_segment_is_survived_or_counted_and_spares_the_other_connections() {
 #[test]
 fn a_capture_started_mid_connection_is_counted_no_handshake() {
     let tmp = tempdir();
-    let (pcap, capture, victim) = damaged_copy("mid-connection", tmp.path());
-    let conns = connections(&capture);
-    let keys = keys_of(&capture).unwrap();
-    let run = run_pcap(
-        &pcap,
-        &server_ports(&conns),
-        &["--input-raw-tls-keylog", path_str(&keys)],
-    );
+    let (run, conns, victim) = run_damaged("mid-connection", tmp.path());
     assert_nothing_from(&run, named(&conns, &victim));
     assert!(run.count("tls: no handshake") >= 1, "{}", run.stderr);
     assert_exact(&run, &conns, &[victim.as_str()]);
