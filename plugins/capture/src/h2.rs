@@ -47,6 +47,14 @@ impl std::fmt::Debug for H2Conn {
 }
 
 impl H2Conn {
+    fn boxed(decoder: H2Connection<ChunkMeta>, id_base: u32) -> Box<H2Conn> {
+        Box::new(H2Conn {
+            decoder,
+            id_base,
+            request_start: HashMap::new(),
+        })
+    }
+
     /// Bytes the decoder holds (partial frames, message bodies in progress).
     pub fn buffered(&self) -> usize {
         self.decoder.buffered_bytes()
@@ -89,15 +97,8 @@ impl Direction<'_, '_> {
         if !(at_boundary && opens) {
             return false;
         }
-        let limits = H2Limits {
-            max_message_bytes: self.ctx.message_limit,
-            ..H2Limits::default()
-        };
-        self.conn.h2 = Some(Box::new(H2Conn {
-            decoder: H2Connection::new(limits),
-            id_base: meta.ack,
-            request_start: HashMap::new(),
-        }));
+        let decoder = H2Connection::new(self.h2_limits());
+        self.conn.h2 = Some(H2Conn::boxed(decoder, meta.ack));
         self.half.phase = Phase::Idle;
         true
     }
@@ -105,15 +106,16 @@ impl Direction<'_, '_> {
     /// The server answered `Upgrade: h2c` with `101`: the connection goes on as HTTP/2, stream 1
     /// being the upgraded request (whose id word is `request_word`).
     pub(crate) fn begin_upgraded_h2(&mut self, request_word: u32) {
-        let limits = H2Limits {
+        let decoder = H2Connection::upgraded(self.h2_limits());
+        self.conn.h2 = Some(H2Conn::boxed(decoder, request_word.wrapping_sub(1)));
+    }
+
+    /// The decoder's limits: bodies kept as far as the tracker keeps a message.
+    fn h2_limits(&self) -> H2Limits {
+        H2Limits {
             max_message_bytes: self.ctx.message_limit,
             ..H2Limits::default()
-        };
-        self.conn.h2 = Some(Box::new(H2Conn {
-            decoder: H2Connection::upgraded(limits),
-            id_base: request_word.wrapping_sub(1),
-            request_start: HashMap::new(),
-        }));
+        }
     }
 
     fn h2_side(&self) -> Side {
