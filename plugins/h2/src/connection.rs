@@ -414,7 +414,7 @@ impl<M: Clone> H2Connection<M> {
             return self.stop(frame.side, H2Failure::ContinuationExpected, out);
         }
         if !h.well_formed() {
-            return self.stop(frame.side, H2Failure::MalformedFrame, out);
+            return self.malformed(frame.side, h, out);
         }
         match h.kind {
             frame::DATA => self.on_data(frame, out),
@@ -435,6 +435,18 @@ impl<M: Clone> H2Connection<M> {
                 }
             }
             _ => {} // PRIORITY, PING, unknown types
+        }
+    }
+
+    /// A frame breaking RFC 9113 §6's rules for its type. Its length still delimits it, so
+    /// only a header block (whose loss puts HPACK out of step) stops the direction; any other
+    /// frame is skipped, the streams around it unharmed.
+    fn malformed(&mut self, side: Side, h: FrameHeader, out: &mut Sink<'_, M>) {
+        match h.kind {
+            frame::HEADERS | frame::PUSH_PROMISE | frame::CONTINUATION => {
+                self.stop(side, H2Failure::MalformedFrame, out)
+            }
+            _ => out(problem(H2Failure::MalformedFrame, stream_of(h.stream_id))),
         }
     }
 

@@ -169,7 +169,8 @@ pub enum H2Failure {
     #[error("h2: frame too large")]
     FrameTooLarge,
     /// A frame whose length, padding or stream id breaks RFC 9113 §6 (direction stopped
-    /// when it is a connection frame or a header block; the frame skipped otherwise).
+    /// when it carries a header block, whose loss puts HPACK out of step; the frame skipped
+    /// otherwise).
     #[error("h2: malformed frame")]
     MalformedFrame,
     /// A header block failed to decode, or was longer than [`H2Limits::max_header_block`]
@@ -250,6 +251,14 @@ pub fn preface_verdict(data: &[u8]) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// Whether `data`, bytes of a connection whose start was not captured, begins with an HTTP/2
+/// frame header confirmed by the next one (or by `data` ending where that frame ends): the
+/// test for handing such a connection to [`H2Connection::mid_stream`]. HTTP/1 text never
+/// passes (its first three bytes read as a length above the maximum frame size).
+pub fn begins_with_frame(data: &[u8]) -> bool {
+    frame::resync(data) == frame::Resync::Found(0)
 }
 
 /// Fuzz entry point: a list of `op len bytes…` chunks (`op` bit 0: side, bit 1: a gap of

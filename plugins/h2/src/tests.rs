@@ -882,6 +882,30 @@ fn hostile_frames_never_panic_or_allocate_by_their_claimed_length() {
 }
 
 #[test]
+fn a_malformed_frame_outside_header_blocks_spares_the_other_streams() {
+    let mut conv = Conv::new();
+    conv.get(1, "/before");
+    conv.push(Side::Client, frame(frame::PRIORITY, 0, 1, &[0, 0, 0, 1]));
+    conv.push(Side::Client, frame(frame::RST_STREAM, 0, 3, &[0; 3]));
+    conv.push(Side::Client, frame(frame::WINDOW_UPDATE, 0, 0, &[0; 3]));
+    conv.get(3, "/after");
+    let events = run_conv(&conv);
+    assert_eq!(
+        problems(&events),
+        [
+            (H2Failure::MalformedFrame, Some(1)),
+            (H2Failure::MalformedFrame, Some(3)),
+            (H2Failure::MalformedFrame, None),
+        ]
+    );
+    let paths: Vec<Vec<u8>> = messages(&events)
+        .iter()
+        .map(|m| m.payload.split(|b| *b == b' ').nth(1).unwrap().to_vec())
+        .collect();
+    assert_eq!(paths, [b"/before".to_vec(), b"/after".to_vec()]);
+}
+
+#[test]
 fn truncated_bodies_are_marked() {
     let mut conv = Conv::new();
     conv.get(1, "/big");
