@@ -85,6 +85,9 @@ pub struct TlsInfo {
     /// The selected application protocol; the first one offered until the selection is known
     /// (ServerHello for TLS 1.2, the decrypted EncryptedExtensions for TLS 1.3).
     pub alpn: Option<String>,
+    /// `alpn` is the server's selection (TLS 1.2 ServerHello, TLS 1.3 EncryptedExtensions),
+    /// not only the client's first offer.
+    pub alpn_selected: bool,
 }
 
 /// Why a session stopped decrypting. `Display` is the reason (with the suite number for

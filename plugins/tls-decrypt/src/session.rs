@@ -625,6 +625,7 @@ impl<M: Clone> TlsSession<M> {
                 self.unblock_after_record = self.block == Some(Block::EncryptedExtensions);
                 if let (Some(info), Some(alpn)) = (&mut self.info, extensions.alpn) {
                     info.alpn = Some(alpn);
+                    info.alpn_selected = true;
                 }
                 Ok(())
             }
@@ -702,6 +703,7 @@ impl<M: Clone> TlsSession<M> {
             cipher: hello.suite,
             sni: client.sni.clone(),
             alpn: hello.alpn.clone().or_else(|| client.alpn.clone()),
+            alpn_selected: hello.alpn.is_some(),
         });
         self.hellos.encrypt_then_mac = client.encrypt_then_mac && hello.encrypt_then_mac;
         self.hellos.tls13 = tls13;

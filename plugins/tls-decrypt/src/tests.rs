@@ -90,6 +90,7 @@ fn tls13_every_suite_and_variation() {
                     assert_eq!((info.version, info.cipher), (0x0304, suite));
                     assert_eq!(info.sni.as_deref(), Some("example.com"));
                     assert_eq!(info.alpn.as_deref(), Some("h2"));
+                    assert!(info.alpn_selected, "EncryptedExtensions selects it");
                 }
             }
         }
@@ -142,6 +143,7 @@ fn tls12_every_suite_with_and_without_etm_and_resumption() {
                 let info = session.info().unwrap();
                 assert_eq!((info.version, info.cipher), (0x0303, suite));
                 assert_eq!(info.alpn.as_deref(), Some("http/1.1"));
+                assert!(info.alpn_selected, "the ServerHello selects it");
             }
         }
     }
@@ -324,7 +326,12 @@ fn partial_key_log_waits_for_the_traffic_secrets() {
         });
     }
     assert!(session.waiting_for_key());
-    assert_eq!(session.info().unwrap().alpn.as_deref(), Some("h2"));
+    let offered = session.info().unwrap();
+    assert_eq!(offered.alpn.as_deref(), Some("h2"));
+    assert!(
+        !offered.alpn_selected,
+        "EncryptedExtensions is not decrypted yet"
+    );
     keys.add_text(conv.keylog.as_bytes());
     session.retry(&keys, &mut |s, p, t, _| got.push((s, p.to_vec(), *t)));
     assert_eq!(plaintext(&got), conv.expected);
