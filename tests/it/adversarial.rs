@@ -5,7 +5,7 @@
 
 use crate::common::{
     assert_success, command, decode, path_str, stderr, summary, summary_counter, tempdir,
-    wait_output,
+    wait_output, write_pcap,
 };
 use std::path::Path;
 use std::process::Stdio;
@@ -54,21 +54,6 @@ fn write_hostile_pcap(path: &Path, request: &[u8]) {
     }
     frames.push(frame(true, data, PSH_ACK, &request[..1]));
     write_pcap(path, &frames);
-}
-
-/// A classic pcap (Ethernet, microseconds) of `frames`, a microsecond apart.
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut file = Vec::new();
-    for word in [0xA1B2_C3D4u32, 0x0004_0002, 0, 0, 65535, 1] {
-        file.extend_from_slice(&word.to_le_bytes());
-    }
-    for (i, f) in frames.iter().enumerate() {
-        for word in [0, i as u32, f.len() as u32, f.len() as u32] {
-            file.extend_from_slice(&word.to_le_bytes());
-        }
-        file.extend_from_slice(f);
-    }
-    std::fs::write(path, file).unwrap();
 }
 
 fn post(body_len: usize) -> Vec<u8> {

@@ -346,3 +346,18 @@ pub fn prerequisite_missing(what: &str, install: &str) {
     }
     println!("SKIPPED: {what} ({install})");
 }
+
+/// A classic pcap (Ethernet, microseconds) of `frames`, a microsecond apart.
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut file = Vec::new();
+    for word in [0xA1B2_C3D4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&word.to_le_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        for word in [0, i as u32, f.len() as u32, f.len() as u32] {
+            file.extend_from_slice(&word.to_le_bytes());
+        }
+        file.extend_from_slice(f);
+    }
+    std::fs::write(path, file).unwrap();
+}

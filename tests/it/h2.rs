@@ -206,3 +206,159 @@ fn an_upgrade_to_h2c_goes_on_as_http2_with_stream_1_answering_the_upgraded_reque
         "nothing is left to a tunnel: {stderr}"
     );
 }
+
+/// An HTTP/2 frame (RFC 9113 §4.1).
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags];
+    frame.extend(stream.to_be_bytes());
+    frame.extend(payload);
+    frame
+}
+
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const PRIORITY: u8 = 2;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const WINDOW_UPDATE: u8 = 8;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+
+/// A request header block: `:method` from the static table (0x82 GET, 0x83 POST), `:scheme
+/// http`, and `:path` as a literal without indexing.
+fn request_block(method: u8, path: &str) -> Vec<u8> {
+    let mut block = vec![method, 0x86, 0x04, u8::try_from(path.len()).unwrap()];
+    block.extend(path.as_bytes());
+    block
+}
+
+/// One h2c connection mixing good streams with hostile frames: a reset stream, a PRIORITY of
+/// the wrong length, a DATA frame whose padding is longer than itself, a zero WINDOW_UPDATE,
+/// and at the end a frame claiming 16 MiB that never comes (nothing is reserved for it).
+fn write_hostile_h2c(path: &std::path::Path) {
+    use shadowtap_capture::testutil::Conversation;
+    let mut conv = Conversation::new("10.0.0.1:40000", "10.0.0.2:80");
+    let mut segments = conv.handshake();
+    let mut client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    client.extend(frame(SETTINGS, 0, 0, b""));
+    client.extend(frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &request_block(0x82, "/one"),
+    ));
+    client.extend(frame(
+        HEADERS,
+        END_HEADERS,
+        3,
+        &request_block(0x83, "/reset"),
+    ));
+    client.extend(frame(DATA, 0, 3, b"partial"));
+    client.extend(frame(RST_STREAM, 0, 3, &8u32.to_be_bytes()));
+    client.extend(frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        5,
+        &request_block(0x82, "/padded"),
+    ));
+    client.extend(frame(PRIORITY, 0, 5, &[0, 0, 0, 1]));
+    client.extend(frame(WINDOW_UPDATE, 0, 0, &0u32.to_be_bytes()));
+    client.extend(frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        7,
+        &request_block(0x82, "/last"),
+    ));
+    segments.push(conv.client(&client));
+    let mut server = frame(SETTINGS, 0, 0, b"");
+    for (stream, body) in [(1, &b"one"[..]), (5, b"five"), (7, b"seven")] {
+        server.extend(frame(HEADERS, END_HEADERS, stream, b"\x88"));
+        if stream == 5 {
+            server.extend(frame(DATA, PADDED, 5, b"\xc8abc"));
+        }
+        server.extend(frame(DATA, END_STREAM, stream, body));
+    }
+    segments.push(conv.server(&server));
+    let mut huge = vec![0xff, 0xff, 0xff, DATA, 0, 0, 0, 0, 9];
+    huge.extend([0u8; 1000]);
+    segments.push(conv.client(&huge));
+    segments.push(conv.client_fin());
+    segments.push(conv.server_fin());
+    let frames: Vec<Vec<u8>> = segments.iter().map(|s| s.ethernet()).collect();
+    write_pcap(path, &frames);
+}
+
+#[test]
+fn hostile_frames_are_counted_per_reason_and_spare_the_other_streams() {
+    let dir = tempdir();
+    let pcap = dir.path().join("hostile-h2c.pcap");
+    write_hostile_h2c(&pcap);
+    let input = format!("{}:80", path_str(&pcap));
+    let output = run(&[
+        "--input-pcap",
+        &input,
+        "--input-raw-track-response",
+        "--output-stdout",
+    ]);
+    assert_success(&output);
+    let stderr = stderr(&output);
+    let records = decode(&output.stdout);
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            r.payload_text()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let requests: Vec<&String> = lines.iter().filter(|l| !l.starts_with("HTTP/")).collect();
+    assert_eq!(
+        requests,
+        ["GET /one HTTP/2", "GET /padded HTTP/2", "GET /last HTTP/2"],
+        "{stderr}"
+    );
+    let bodies: Vec<String> = records
+        .iter()
+        .filter(|r| r.kind() == b'2')
+        .map(|r| r.payload_text().rsplit("\r\n").next().unwrap().to_string())
+        .collect();
+    assert_eq!(bodies, ["one", "five", "seven"], "{stderr}");
+    for (reason, count) in [
+        ("h2: stream reset", 1),
+        ("h2: malformed frame", 2),
+        ("h2: flow control", 1),
+    ] {
+        assert_eq!(
+            summary_counter(&stderr, "input-pcap", reason),
+            count,
+            "{reason}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_capture_started_mid_connection_decodes_the_streams_tshark_decodes() {
+    let known: Vec<Exchange> = reference("h2c-midstream")
+        .into_iter()
+        .filter(|e| {
+            let unknown = e.request.starts_with(' ') || e.request.contains("  ");
+            !unknown && !e.response.ends_with(' ')
+        })
+        .collect();
+    let (got, stderr) = captured("h2c-midstream", &[]);
+    let missing: Vec<&Exchange> = known.iter().filter(|e| !got.contains(e)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} missing: {missing:?}; {stderr}",
+        missing.len(),
+        known.len()
+    );
+    assert!(
+        summary_counter(&stderr, "input-pcap", "h2: hpack state unknown") > 0,
+        "{stderr}"
+    );
+}

@@ -95,6 +95,9 @@ pub(crate) struct Conn {
     pub tls: Option<Box<TlsConn>>,
     /// The HTTP/2 decoder of a connection that began with the HTTP/2 preface.
     pub h2: Option<Box<H2Conn>>,
+    /// An HTTP/1 message began on this connection (it is no longer looked at as HTTP/2
+    /// frames after a hole).
+    pub http1: bool,
 }
 
 impl Conn {
@@ -175,6 +178,7 @@ impl Flow {
                 reset: false,
                 tls: None,
                 h2: None,
+                http1: false,
             },
             halves: [Half::new(), Half::new()],
             last_ns: 0,

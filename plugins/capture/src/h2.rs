@@ -14,12 +14,15 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use shadowtap_h2::{H2Connection, H2Event, H2Limits, H2Message, Side, CLIENT_PREFACE};
+use shadowtap_h2::{
+    begins_with_frame, H2Connection, H2Event, H2Limits, H2Message, Side, CLIENT_PREFACE,
+};
 
 use crate::connection::Direction;
 use crate::event::{DropReason, Event, HttpMessage, MessageKind};
 use crate::http1::{ChunkMeta, Phase};
 use crate::ids::{id_bytes, MessageId};
+use crate::tls::TlsConn;
 use shadowtap_http1::Role;
 
 pub use shadowtap_h2::H2Failure;
@@ -75,23 +78,36 @@ fn is_settings_frame(data: &[u8]) -> bool {
         && len <= 16_384
 }
 
+/// The application protocol a TLS connection's server selected by ALPN, once known.
+fn selected_alpn(tls: &TlsConn) -> Option<&str> {
+    let info = tls.facts.as_deref()?;
+    info.alpn_selected.then_some(info.alpn.as_deref()).flatten()
+}
+
 impl Direction<'_, '_> {
     /// A cheap first look for [`Direction::begins_h2`] on every plaintext chunk: HTTP/2 can
-    /// begin only at a message boundary, with the preface's `P` or inside TLS.
+    /// begin only at a message boundary, with the preface's `P`, or inside TLS unless the
+    /// server selected another protocol by ALPN.
     #[inline]
     pub(crate) fn may_open_h2(&self, data: &[u8]) -> bool {
-        self.half.msg.is_none() && (data.first() == Some(&b'P') || self.conn.tls.is_some())
+        self.half.msg.is_none()
+            && match self.conn.tls.as_deref() {
+                None => data.first() == Some(&b'P'),
+                Some(tls) => selected_alpn(tls).is_none_or(|alpn| alpn == "h2"),
+            }
     }
 
-    /// Starts HTTP/2 decoding when the client's bytes at a message boundary are the preface, or
-    /// the server's first bytes are a SETTINGS frame (inside TLS 1.3 a server may send its
-    /// SETTINGS before the client's preface has arrived).
+    /// Starts HTTP/2 decoding at a message boundary when the client's bytes are the preface,
+    /// or the server's first bytes are a SETTINGS frame (inside TLS 1.3 a server may send its
+    /// SETTINGS before the client's preface has arrived), or at once inside TLS whose server
+    /// selected `h2` by ALPN (the decoder then reports a missing preface itself).
     #[cold]
     pub(crate) fn begins_h2(&mut self, data: &[u8], meta: ChunkMeta) -> bool {
         let at_boundary = self.half.buf.is_empty() && self.half.msg.is_none();
+        let alpn_h2 = self.conn.tls.as_deref().and_then(selected_alpn) == Some("h2");
         let opens = match self.role() {
-            Some(Role::Client) => data.starts_with(CLIENT_PREFACE),
-            Some(Role::Server) => self.conn.tls.is_some() && is_settings_frame(data),
+            Some(Role::Client) => alpn_h2 || data.starts_with(CLIENT_PREFACE),
+            Some(Role::Server) => alpn_h2 || (self.conn.tls.is_some() && is_settings_frame(data)),
             None => false,
         };
         if !(at_boundary && opens) {
@@ -100,6 +116,29 @@ impl Direction<'_, '_> {
         let decoder = H2Connection::new(self.h2_limits());
         self.conn.h2 = Some(H2Conn::boxed(decoder, meta.ack));
         self.half.phase = Phase::Idle;
+        true
+    }
+
+    /// Bytes of a connection never seen as HTTP/1 (its start not captured, or lost in a hole)
+    /// that begin with HTTP/2 frames: decoding starts mid-connection, both HPACK tables unknown
+    /// until literals with indexing rebuild them. Frames do not tell client from server: with
+    /// no SYN and no server port configured, the side with the higher (ephemeral) port is
+    /// taken for the client.
+    #[cold]
+    pub(crate) fn begins_h2_mid_stream(&mut self, data: &[u8], ack: u32) -> bool {
+        let plain = self.conn.tls.is_none();
+        if self.conn.http1 || !plain || !begins_with_frame(data) {
+            return false;
+        }
+        if self.conn.client.is_none() {
+            let [a, b] = self.conn.addrs.map(|addr| addr.port());
+            if a == b {
+                return false;
+            }
+            self.conn.client = Some(usize::from(b > a));
+        }
+        let decoder = H2Connection::mid_stream(self.h2_limits());
+        self.conn.h2 = Some(H2Conn::boxed(decoder, ack));
         true
     }
 

@@ -181,6 +181,7 @@ impl Direction<'_, '_> {
             }
         }
         self.half.msg = Some(msg);
+        self.conn.http1 = true;
     }
 
     /// Parses the header block once complete; `false` while waiting for more bytes.

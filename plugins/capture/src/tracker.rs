@@ -464,7 +464,7 @@ fn on_data(
         return;
     }
     let payload = pkt.payload;
-    if dir.conn.client.is_none() && !dir.recognise(payload) {
+    if dir.conn.client.is_none() && !dir.recognise(payload, pkt.ack) {
         dir.skipped();
         return;
     }
@@ -473,7 +473,7 @@ fn on_data(
         return;
     }
     if dir.half.reasm.next_seq.is_none() {
-        if !dir.recognise(payload) {
+        if !dir.recognise(payload, pkt.ack) {
             dir.skipped();
             return;
         }
@@ -538,13 +538,13 @@ impl Direction<'_, '_> {
         }
     }
 
-    /// Does a segment begin a message (or a TLS connection)? Infers the connection's
-    /// direction when still unknown.
-    fn recognise(&mut self, data: &[u8]) -> bool {
+    /// Does a segment (acknowledging `ack`) begin a message, a TLS connection or HTTP/2
+    /// frames? Infers the connection's direction when still unknown.
+    fn recognise(&mut self, data: &[u8], ack: u32) -> bool {
         if self.conn.tls.is_some() || self.conn.h2.is_some() || self.begins_tls(data) {
             return true;
         }
-        self.recognise_plain(data)
+        self.recognise_plain(data) || self.begins_h2_mid_stream(data, ack)
     }
 
     /// Does plaintext begin a message? Infers the connection's direction when still unknown.
@@ -703,7 +703,11 @@ impl Direction<'_, '_> {
         }
         if self.half.phase == Phase::Skipping {
             if !self.recognise_plain(data) {
-                self.skipped();
+                if self.begins_h2_mid_stream(data, meta.ack) {
+                    self.feed_h2(data, meta);
+                } else {
+                    self.skipped();
+                }
                 return;
             }
             self.half.phase = Phase::Idle;
@@ -1205,6 +1209,78 @@ mod tests {
         assert_eq!(run.drops(), vec![("garbage", 1), ("garbage", 1)]);
         let ids: Vec<_> = run.messages().iter().map(|m| m.id).collect();
         assert_eq!(ids[0], ids[1]);
+    }
+
+    /// An HTTP/2 frame (RFC 9113 §4.1).
+    fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, flags];
+        frame.extend(stream.to_be_bytes());
+        frame.extend(payload);
+        frame
+    }
+
+    /// Stream 5's request (`GET /` to example.com, static table and a literal) and its
+    /// response (`:status 200`, body `hello`), as frames of a connection already under way.
+    fn h2_exchange() -> (Vec<u8>, Vec<u8>) {
+        let mut request = h2_frame(1, 0x5, 5, b"\x82\x84\x86\x01\x0bexample.com");
+        request.extend(h2_frame(8, 0, 0, &[0, 0, 0x10, 0]));
+        let mut response = h2_frame(1, 0x4, 5, b"\x88");
+        response.extend(h2_frame(0, 0x1, 5, b"hello"));
+        (request, response)
+    }
+
+    #[test]
+    fn mid_stream_http2_frames_are_decoded() {
+        let mut run = Run::new(config());
+        let mut conv = conversation();
+        let (request, response) = h2_exchange();
+        run.push(&conv.client(&request));
+        run.push(&conv.server(&response));
+        run.finish();
+        assert_eq!(
+            run.payloads(MessageKind::Request),
+            vec![&b"GET / HTTP/2\r\nhost: example.com\r\n\r\n"[..]]
+        );
+        assert_eq!(
+            run.payloads(MessageKind::Response),
+            vec![&b"HTTP/2 200\r\ncontent-length: 5\r\n\r\nhello"[..]]
+        );
+        let ids: Vec<_> = run.messages().iter().map(|m| m.id).collect();
+        assert_eq!(ids[0], ids[1]);
+        assert!(!run.drops().iter().any(|(why, _)| *why == "garbage"));
+    }
+
+    #[test]
+    fn frames_after_a_hole_in_http1_stay_garbage() {
+        let mut run = Run::new(config());
+        let mut conv = conversation();
+        run.push_all(&conv.handshake());
+        run.push(&conv.client(GET));
+        run.push(&conv.server(OK));
+        let _lost = conv.client(b"GET /lost HTTP/1.1\r\n\r\n");
+        let (request, _) = h2_exchange();
+        run.push(&conv.client(&request));
+        run.finish();
+        assert_eq!(run.payloads(MessageKind::Request), vec![GET]);
+        assert!(run.drops().contains(&("garbage", 1)), "{:?}", run.drops());
+    }
+
+    #[test]
+    fn text_and_noise_mid_stream_are_not_taken_for_http2() {
+        for noise in [
+            &b"tail of an earlier body"[..],
+            &[0u8; 9][..],
+            &[0xff; 40][..],
+        ] {
+            let mut run = Run::new(config());
+            let mut conv = conversation();
+            run.push(&conv.client(noise));
+            run.push(&conv.client(GET));
+            run.push(&conv.server(OK));
+            assert_eq!(run.payloads(MessageKind::Request), vec![GET], "{noise:?}");
+            assert_eq!(run.drops(), vec![("garbage", 1)], "{noise:?}");
+        }
     }
 
     #[test]
