@@ -3,11 +3,13 @@
 
 use crate::middleware::MiddlewareConfig;
 use crate::modifier::{Modifier, ModifierArgs};
+use crate::prettify::Prettifier;
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use shadowtap_api::registry::{self, Factory};
 use shadowtap_api::values::{bool_value, duration_value, size_value};
 use shadowtap_api::{CoreSettings, InputSpec, OutputSpec, PluginError};
+use shadowtap_record::Recorder;
 use std::time::Duration;
 
 const ABOUT: &str =
@@ -91,6 +93,8 @@ pub struct Config {
     pub modifier: Option<Modifier>,
     /// The settings the plugins were built with (and that they see while running).
     pub settings: CoreSettings,
+    /// `--prettify-http`, with the run's gRPC descriptor set.
+    pub prettify: Option<Prettifier>,
 }
 
 /// The whole command: core flags, then each plugin's flags under a heading of its own.
@@ -121,6 +125,10 @@ pub fn configure(matches: &clap::ArgMatches) -> Result<Config, PluginError> {
     let core = CoreArgs::from_arg_matches(matches)
         .map_err(|e| PluginError::usage("shadowtap", e.to_string()))?;
     let settings = core_settings(&core, matches);
+    let descriptors = shadowtap_record::descriptors_of(&settings)?;
+    let prettify = core
+        .prettify_http
+        .then(|| Prettifier::new(Recorder::new(descriptors, settings.copy_buffer_size)));
     let mut inputs = Vec::new();
     let mut outputs = Vec::new();
     for plugin in registry::registered() {
@@ -135,7 +143,7 @@ pub fn configure(matches: &clap::ArgMatches) -> Result<Config, PluginError> {
         .map(|command| {
             MiddlewareConfig::parse(command, core.middleware_restart, settings.copy_buffer_size)
                 .map(|config| MiddlewareConfig {
-                    prettify: core.prettify_http,
+                    prettify: prettify.clone(),
                     ..config
                 })
         })
@@ -149,6 +157,7 @@ pub fn configure(matches: &clap::ArgMatches) -> Result<Config, PluginError> {
         middleware,
         modifier,
         settings,
+        prettify,
     })
 }
 

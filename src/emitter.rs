@@ -56,8 +56,8 @@ pub struct Pipeline {
     pub settings: CoreSettings,
     /// The `--http-*` filters and rewrites.
     pub modifier: Option<Modifier>,
-    /// `--prettify-http`.
-    pub prettify: bool,
+    /// `--prettify-http`, with the run's gRPC descriptor set.
+    pub prettify: Option<crate::prettify::Prettifier>,
 }
 
 /// How a run ended.
@@ -695,7 +695,7 @@ mod tests {
             self.feedback_tx = None;
             let transforms = Transforms::new(TransformSettings {
                 copy_buffer_size: 1 << 20,
-                prettify: false,
+                prettify: None,
                 modifier,
             });
             let counters = self.ledger.register("emitter", Role::Engine);

@@ -97,7 +97,7 @@ fn run(config: cli::Config) -> i32 {
         split_output: config.core.split_output,
         settings: config.settings,
         modifier: config.modifier,
-        prettify: config.core.prettify_http,
+        prettify: config.prettify,
     };
     let outcome = emitter::run(pipeline, &ledger, &trigger, &shutdown);
     if let Some((stop, handle)) = stats {

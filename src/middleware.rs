@@ -34,8 +34,9 @@ pub struct MiddlewareConfig {
     pub restart: bool,
     /// Largest payload passed on (`--copy-buffer-size`).
     pub copy_buffer_size: usize,
-    /// De-chunk and gunzip messages before they reach the child (`--prettify-http`).
-    pub prettify: bool,
+    /// De-chunk and gunzip messages (and decode gRPC ones with a descriptor set) before they
+    /// reach the child (`--prettify-http`).
+    pub prettify: Option<crate::prettify::Prettifier>,
 }
 
 /// The second input of the middleware: replayed responses from outputs.
@@ -65,7 +66,7 @@ impl MiddlewareConfig {
             argv,
             restart,
             copy_buffer_size,
-            prettify: false,
+            prettify: None,
         })
     }
 
@@ -476,8 +477,8 @@ impl Supervisor {
     }
 
     fn prepared(&self, mut msg: Message) -> Message {
-        if self.config.prettify {
-            crate::prettify::apply(&mut msg, self.config.copy_buffer_size, &self.counters);
+        if let Some(prettifier) = &self.config.prettify {
+            prettifier.apply(&mut msg, self.config.copy_buffer_size, &self.counters);
         }
         if msg.truncate_payload(self.config.copy_buffer_size) {
             self.counters.add_truncated(1);

@@ -2,13 +2,78 @@
 //! is joined (`Transfer-Encoding` removed) and a gzip body is decoded (`Content-Encoding`
 //! removed), with `Content-Length` set to the new body's length. Anything that is not an HTTP
 //! message with such a body, or whose body does not decode, passes unchanged.
+//!
+//! With `--grpc-descriptor-set`, a gRPC message's body becomes its messages as proto3 JSON, one
+//! line each (`Content-Type: application/x-ndjson`, `grpc-encoding` removed, trailers kept
+//! after the body); one that does not decode passes unchanged, counted `grpc decode: <reason>`.
 
 use bytes::Bytes;
 use shadowtap_api::{Counters, Message};
 use shadowtap_http1::headers::{self, Place};
 use shadowtap_http1::{dechunk, DechunkError};
+use shadowtap_record::grpc::split;
+use shadowtap_record::Recorder;
 use std::io::Read;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// `--prettify-http`, with the run's gRPC descriptor set (if any).
+#[derive(Clone, Debug, Default)]
+pub struct Prettifier {
+    grpc: Arc<Recorder>,
+}
+
+impl Prettifier {
+    /// Decodes gRPC bodies with `grpc` when it has a descriptor set.
+    pub fn new(grpc: Recorder) -> Self {
+        Prettifier {
+            grpc: Arc::new(grpc),
+        }
+    }
+
+    /// Prettifies `msg` in place; a message left as it was for a reason is counted on
+    /// `counters` (`prettify: undecodable`, `prettify: too large`, `grpc decode: …`).
+    pub fn apply(&self, msg: &mut Message, limit: usize, counters: &Counters) {
+        if self.grpc.decodes() {
+            if let Some(payload) = grpc_as_json_lines(&self.grpc, msg, counters) {
+                msg.payload = payload;
+                return;
+            }
+        }
+        apply(msg, limit, counters);
+    }
+}
+
+/// A gRPC message's payload with its messages as JSON lines (`None`: not gRPC, no message,
+/// or a message did not decode).
+fn grpc_as_json_lines(recorder: &Recorder, msg: &Message, counters: &Counters) -> Option<Bytes> {
+    let grpc = recorder.grpc(msg, counters)?;
+    if grpc.decode_error.is_some() {
+        return None;
+    }
+    let messages = grpc.messages.filter(|m| !m.is_empty())?;
+    let parts = split(&msg.payload)?;
+    let mut body = Vec::new();
+    for message in messages {
+        body.extend(message.to_string().into_bytes());
+        body.push(b'\n');
+    }
+    let mut out = parts.head.to_vec();
+    headers::remove(&mut out, b"content-length");
+    headers::remove(&mut out, b"grpc-encoding");
+    headers::set(
+        &mut out,
+        b"content-type",
+        b"application/x-ndjson",
+        Place::First,
+    )
+    .ok()?;
+    let length = body.len().to_string();
+    headers::add(&mut out, b"content-length", length.as_bytes(), Place::Last).ok()?;
+    out.extend_from_slice(&body);
+    out.extend_from_slice(parts.trailers);
+    Some(Bytes::from(out))
+}
 
 /// Prettifies `msg` in place; a message left as it was for a reason is counted on `counters`
 /// (`prettify: undecodable`, `prettify: too large`).
@@ -149,6 +214,45 @@ mod tests {
             prettify(&Bytes::copy_from_slice(big), 5),
             Err(Skipped::TooLarge)
         );
+    }
+
+    fn grpc_prettifier() -> Prettifier {
+        let set = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/h2/descriptor_set.pb"
+        );
+        let descriptors = shadowtap_record::GrpcDescriptors::load(std::path::Path::new(set));
+        Prettifier::new(Recorder::new(Some(Arc::new(descriptors.unwrap())), 1 << 20))
+    }
+
+    fn grpc_request(path: &str, body: &[u8]) -> Message {
+        let mut payload = format!(
+            "POST {path} HTTP/2\r\ncontent-type: application/grpc\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        payload.extend_from_slice(body);
+        let meta = shadowtap_api::Meta::new(shadowtap_api::Kind::Request, "a", 1, 0).unwrap();
+        Message::new(meta, payload)
+    }
+
+    #[test]
+    fn grpc_bodies_become_json_lines_or_stay_when_they_do_not_decode() {
+        let counters =
+            shadowtap_api::Ledger::new().register("emitter", shadowtap_api::Role::Engine);
+        let note = b"\x00\x00\x00\x00\x04\x0a\x02hi";
+        let mut good = grpc_request("/shadowtap.fixture.Echo/Unary", note);
+        grpc_prettifier().apply(&mut good, 1 << 20, &counters);
+        assert_eq!(
+            String::from_utf8_lossy(&good.payload),
+            "POST /shadowtap.fixture.Echo/Unary HTTP/2\r\ncontent-type: application/x-ndjson\r\ncontent-length: 32\r\n\r\n{\"blob\":\"\",\"seq\":0,\"text\":\"hi\"}\n"
+        );
+        let mut unknown = grpc_request("/shadowtap.fixture.Echo/Gone", note);
+        let before = unknown.payload.clone();
+        grpc_prettifier().apply(&mut unknown, 1 << 20, &counters);
+        assert_eq!(unknown.payload, before);
+        let extra = counters.snapshot().extra;
+        assert_eq!(extra, [("grpc decode: unknown method".to_string(), 1)]);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 use crate::limiter::RecentIds;
 use crate::modifier::Modifier;
+use crate::prettify::Prettifier;
 use shadowtap_api::{Counters, Message, Reason};
 
 /// What a step decided for one message.
@@ -37,8 +38,8 @@ pub trait Transform: Send {
 pub struct TransformSettings {
     /// `--copy-buffer-size`, in bytes.
     pub copy_buffer_size: usize,
-    /// `--prettify-http`.
-    pub prettify: bool,
+    /// `--prettify-http`, with the run's gRPC descriptor set.
+    pub prettify: Option<Prettifier>,
     /// The `--http-*` filters and rewrites, if any.
     pub modifier: Option<Modifier>,
 }
@@ -54,8 +55,11 @@ impl Transforms {
     pub fn new(settings: TransformSettings) -> Self {
         let mut steps: Vec<Box<dyn Transform>> =
             vec![Box::new(CopyBufferCut::new(settings.copy_buffer_size))];
-        if settings.prettify {
-            steps.push(Box::new(Prettify::new(settings.copy_buffer_size)));
+        if let Some(prettifier) = settings.prettify {
+            steps.push(Box::new(Prettify::new(
+                settings.copy_buffer_size,
+                prettifier,
+            )));
         }
         if let Some(modifier) = settings.modifier {
             steps.push(Box::new(Modify::new(modifier)));
@@ -109,12 +113,13 @@ impl Transform for CopyBufferCut {
 #[derive(Debug)]
 pub struct Prettify {
     limit: usize,
+    prettifier: Prettifier,
 }
 
 impl Prettify {
     /// Prettifies bodies up to `limit` bytes once decoded.
-    pub fn new(limit: usize) -> Self {
-        Prettify { limit }
+    pub fn new(limit: usize, prettifier: Prettifier) -> Self {
+        Prettify { limit, prettifier }
     }
 }
 
@@ -124,7 +129,7 @@ impl Transform for Prettify {
     }
 
     fn apply(&mut self, msg: &mut Message, counters: &Counters) -> Verdict {
-        crate::prettify::apply(msg, self.limit, counters);
+        self.prettifier.apply(msg, self.limit, counters);
         Verdict::Pass
     }
 }
@@ -198,7 +203,7 @@ mod tests {
     fn settings(prettify: bool, modifier: Option<Modifier>) -> TransformSettings {
         TransformSettings {
             copy_buffer_size: 64,
-            prettify,
+            prettify: prettify.then(Prettifier::default),
             modifier,
         }
     }
@@ -236,7 +241,7 @@ mod tests {
     #[test]
     fn prettify_joins_chunks_and_never_drops() {
         let counters = counters();
-        let mut step = Prettify::new(1 << 20);
+        let mut step = Prettify::new(1 << 20, Prettifier::default());
         let mut chunked = msg(
             Kind::Response,
             "a",
@@ -324,7 +329,7 @@ mod tests {
         // The cut runs first: the modifier sees (and drops) the cut payload.
         let mut steps = Transforms::new(TransformSettings {
             copy_buffer_size: 40,
-            prettify: true,
+            prettify: Some(Prettifier::default()),
             modifier: Some(modifier(&["--http-allow-method", "GET"])),
         });
         let body = "x".repeat(100);

@@ -9,6 +9,7 @@ mod es;
 mod files;
 mod h2;
 mod h2_fixtures;
+mod h2_records;
 mod kafka;
 mod listeners;
 mod live;

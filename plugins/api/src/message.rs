@@ -28,6 +28,34 @@ pub struct TlsFacts {
     pub alpn: Option<Box<str>>,
 }
 
+/// The HTTP/2 stream a captured message was decoded from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct H2Facts {
+    /// The stream id (a pushed response has the promised stream's).
+    pub stream_id: u32,
+    /// Some header fields could not be decoded: the capture lacked the HPACK state.
+    pub hpack_unknown: bool,
+    /// For gRPC (content type `application/grpc*`): what the decoder saw of the call.
+    pub grpc: Option<GrpcFacts>,
+}
+
+/// gRPC facts of one message: its call and its length-prefixed messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GrpcFacts {
+    /// `package.Service` from the path `/package.Service/Method` (empty when unknown).
+    pub service: String,
+    /// `Method` from the path (empty when unknown).
+    pub method: String,
+    /// `grpc-status` (from the trailers, or the headers of a trailers-only response).
+    pub status: Option<u32>,
+    /// Length-prefixed messages in the body (counted when their 5-byte prefix is complete).
+    pub message_count: usize,
+    /// `grpc-encoding`.
+    pub encoding: Option<String>,
+    /// Messages with the compressed flag set.
+    pub compressed_messages: usize,
+}
+
 /// One request or response: GoReplay's header line plus the raw payload.
 ///
 /// Cloning is a reference-count bump, so fanning out to many outputs copies nothing.
@@ -41,6 +69,8 @@ pub struct Message {
     pub endpoints: Option<Endpoints>,
     /// For messages decrypted from captured TLS: the session's facts (not part of `.gor`).
     pub tls: Option<Arc<TlsFacts>>,
+    /// For messages decoded from a captured HTTP/2 stream: its facts (not part of `.gor`).
+    pub h2: Option<Arc<H2Facts>>,
 }
 
 impl Message {
@@ -51,6 +81,7 @@ impl Message {
             payload: payload.into(),
             endpoints: None,
             tls: None,
+            h2: None,
         }
     }
 
@@ -66,6 +97,12 @@ impl Message {
         self
     }
 
+    /// The same message marked as decoded from the HTTP/2 stream `facts` describe.
+    pub fn with_h2(mut self, facts: Arc<H2Facts>) -> Message {
+        self.h2 = Some(facts);
+        self
+    }
+
     /// Splits `header line \n payload` as GoReplay stores messages (the line up to the first `\n`).
     pub fn from_bytes(bytes: Bytes) -> Result<Message, MetaError> {
         let end = memchr::memchr(b'\n', &bytes).ok_or(MetaError::NoHeaderLine)?;
@@ -75,6 +112,7 @@ impl Message {
             payload: bytes.slice(end + 1..),
             endpoints: None,
             tls: None,
+            h2: None,
         })
     }
 

@@ -111,13 +111,19 @@ pub fn valid_id(id: &[u8]) -> Result<(), MetaError> {
 pub struct Meta {
     text: Text,
     kind: Kind,
-    /// The id's length: it always starts at byte 2, after the one-digit kind.
-    id_len: usize,
+    /// The id's length (at most [`MAX_ID_LEN`]): it always starts at byte 2, after the
+    /// one-digit kind. A `u16` keeps a message within two cache-friendly moves.
+    id_len: u16,
     timestamp: i64,
     /// The fourth field, meaningful when `has_latency` (kept apart from an `Option` so that
     /// a message stays small enough to move cheaply).
     latency: i64,
     has_latency: bool,
+}
+
+/// The length of an id that passed [`valid_id`].
+fn id_len(id: &[u8]) -> u16 {
+    u16::try_from(id.len()).unwrap_or(u16::MAX)
 }
 
 /// Where a header line's bytes come from.
@@ -174,6 +180,10 @@ impl PartialEq for Meta {
 impl Eq for Meta {}
 
 impl Meta {
+    fn id_len(&self) -> usize {
+        usize::from(self.id_len)
+    }
+
     /// Parses a header line; `line` must end with `\n` (a missing one is added).
     pub fn parse(line: Bytes) -> Result<Meta, MetaError> {
         let line = if line.last() == Some(&b'\n') {
@@ -206,7 +216,7 @@ impl Meta {
         };
         Ok(Meta {
             kind: Kind::from_byte(fields[0][0]),
-            id_len: fields[1].len(),
+            id_len: id_len(fields[1]),
             timestamp,
             latency: latency.unwrap_or(0),
             has_latency: latency.is_some(),
@@ -229,7 +239,7 @@ impl Meta {
         Ok(Meta {
             text,
             kind: Kind::from_byte(kind.as_byte()),
-            id_len: id.len(),
+            id_len: id_len(id.as_bytes()),
             timestamp,
             latency,
             has_latency: true,
@@ -252,7 +262,7 @@ impl Meta {
             Text::Verbatim(bytes) => bytes,
             Text::Built { head } => head,
         };
-        &line[ID_START..ID_START + self.id_len]
+        &line[ID_START..ID_START + self.id_len()]
     }
 
     /// Timestamp in nanoseconds since the Unix epoch (third field).
@@ -272,7 +282,7 @@ impl Meta {
             Text::Built { head } => head,
         };
         let mut bytes = [b' '; BUILT_LINE];
-        let mut at = ID_START + self.id_len;
+        let mut at = ID_START + self.id_len();
         bytes[..at].copy_from_slice(&head[..at]);
         let (mut timestamp, mut latency) = (itoa::Buffer::new(), itoa::Buffer::new());
         for number in [
@@ -296,7 +306,11 @@ impl Meta {
             Text::Verbatim(bytes) => bytes.len(),
             Text::Built { .. } => {
                 // Three separators: two spaces and the newline.
-                ID_START + self.id_len + decimal_len(self.timestamp) + decimal_len(self.latency) + 3
+                ID_START
+                    + self.id_len()
+                    + decimal_len(self.timestamp)
+                    + decimal_len(self.latency)
+                    + 3
             }
         }
     }
@@ -337,7 +351,7 @@ impl Meta {
         let mut text = Vec::with_capacity(line.len() + id.len());
         text.extend_from_slice(&line[..ID_START]);
         text.extend_from_slice(id.as_bytes());
-        text.extend_from_slice(&line[ID_START + self.id_len..]);
+        text.extend_from_slice(&line[ID_START + self.id_len()..]);
         Meta::parse(Bytes::from(text))
     }
 }

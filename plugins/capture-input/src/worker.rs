@@ -2,11 +2,13 @@
 //! reassembly or the header-only path), expires idle messages on the frames' clock, and hands
 //! messages to the engine, counting every packet or message it cannot pass on.
 
-use shadowtap_api::{Counters, Endpoints, InputContext, Kind, Message, Meta, Reason, TlsFacts};
+use shadowtap_api::{
+    Counters, Endpoints, GrpcFacts, H2Facts, InputContext, Kind, Message, Meta, Reason, TlsFacts,
+};
 use shadowtap_capture::tls::{cipher_name, version_name, TlsInfo};
 use shadowtap_capture::{
-    decode, DecodeError, DropReason, Event, Framing, HeaderTracker, HttpMessage, MessageKind,
-    Packet, Tracker, TrackerConfig,
+    decode, DecodeError, DropReason, Event, Framing, H2Info, HeaderTracker, HttpMessage,
+    MessageKind, Packet, Tracker, TrackerConfig,
 };
 use shadowtap_http1::headers::{self, Place};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -334,10 +336,30 @@ pub fn to_message(message: HttpMessage) -> Message {
     } else {
         meta
     };
-    Message::new(meta, message.payload).with_endpoints(Endpoints {
+    let msg = Message::new(meta, message.payload).with_endpoints(Endpoints {
         src: message.src,
         dst: message.dst,
-    })
+    });
+    match message.h2 {
+        Some(info) => msg.with_h2(Arc::new(h2_facts(*info))),
+        None => msg,
+    }
+}
+
+/// The pipeline's [`H2Facts`] of the tracker's [`H2Info`].
+fn h2_facts(info: H2Info) -> H2Facts {
+    H2Facts {
+        stream_id: info.stream_id,
+        hpack_unknown: info.hpack_unknown,
+        grpc: info.grpc.map(|grpc| GrpcFacts {
+            service: grpc.service,
+            method: grpc.method,
+            status: grpc.status,
+            message_count: grpc.message_count,
+            encoding: grpc.encoding,
+            compressed_messages: grpc.compressed_messages,
+        }),
+    }
 }
 
 /// The ledger reason for a frame that could not be decoded.

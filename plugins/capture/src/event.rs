@@ -194,6 +194,19 @@ pub struct HttpMessage {
     pub missing_bytes: u64,
     /// The TLS session the message was decrypted from.
     pub tls: Option<Arc<TlsInfo>>,
+    /// The HTTP/2 stream the message was decoded from (boxed: HTTP/1 messages pay a pointer).
+    pub h2: Option<Box<H2Info>>,
+}
+
+/// What the HTTP/2 decoder knows of a message besides its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H2Info {
+    /// The stream id (a pushed response has the promised stream's).
+    pub stream_id: u32,
+    /// Some header fields could not be decoded (unknown HPACK state).
+    pub hpack_unknown: bool,
+    /// gRPC facts, when the content type is `application/grpc*`.
+    pub grpc: Option<shadowtap_h2::GrpcInfo>,
 }
 
 /// What the tracker reports.

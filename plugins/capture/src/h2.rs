@@ -252,6 +252,11 @@ impl Direction<'_, '_> {
             incomplete: message.incomplete,
             missing_bytes: 0,
             tls: self.conn.tls.as_ref().and_then(|t| t.facts.clone()),
+            h2: Some(Box::new(crate::event::H2Info {
+                stream_id: message.stream_id,
+                hpack_unknown: message.hpack_unknown,
+                grpc: message.grpc,
+            })),
         }));
     }
 }

@@ -245,6 +245,7 @@ impl HeaderTracker {
             incomplete: false,
             missing_bytes: 0,
             tls: None,
+            h2: None,
         }
     }
 

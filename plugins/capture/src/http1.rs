@@ -516,6 +516,7 @@ impl Direction<'_, '_> {
             incomplete: incomplete || msg.missing_bytes > 0,
             missing_bytes: msg.missing_bytes,
             tls: self.conn.tls.as_ref().and_then(|t| t.facts.clone()),
+            h2: None,
         }));
     }
 }

@@ -57,8 +57,8 @@ pub use decode::{decode, linktype, DecodeError, Packet, TcpFlags};
 pub use headers::HeaderTracker;
 pub use stream::DEFAULT_MAX_HELD_SEGMENTS;
 pub use tracker::{
-    reason, request_id, DropReason, Event, Framing, HttpMessage, MessageId, MessageKind, Recovery,
-    Tracker, TrackerConfig, TrackerStats,
+    reason, request_id, DropReason, Event, Framing, H2Info, HttpMessage, MessageId, MessageKind,
+    Recovery, Tracker, TrackerConfig, TrackerStats,
 };
 
 #[cfg(test)]

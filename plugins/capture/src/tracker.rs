@@ -54,7 +54,7 @@ use shadowtap_http1::Role;
 
 pub use crate::config::TrackerConfig;
 pub use crate::event::{
-    reason, DropReason, Event, HttpMessage, MessageKind, Recovery, TrackerStats,
+    reason, DropReason, Event, H2Info, HttpMessage, MessageKind, Recovery, TrackerStats,
 };
 pub use crate::ids::{request_id, MessageId};
 pub use crate::protocol::Framing;

@@ -4,16 +4,75 @@
 use crate::GrpcInfo;
 
 /// Whether a `content-type` value is gRPC's (`application/grpc`, `application/grpc+proto`…).
-pub(crate) fn is_grpc_content_type(value: &[u8]) -> bool {
+pub fn is_grpc_content_type(value: &[u8]) -> bool {
     value.len() >= 16 && value[..16].eq_ignore_ascii_case(b"application/grpc")
 }
 
 /// `/pkg.Service/Method` → (`pkg.Service`, `Method`); anything else gives empty strings.
-pub(crate) fn service_method(path: &str) -> (String, String) {
+pub fn service_method(path: &str) -> (String, String) {
     let path = path.split('?').next().unwrap_or_default();
     match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
         Some((service, method)) if !method.contains('/') => (service.into(), method.into()),
         _ => (String::new(), String::new()),
+    }
+}
+
+/// Adds the length-prefixed messages of a whole body (or its start) to `info`'s counts, as
+/// the decoder counts a stream's DATA frames.
+pub fn count_grpc_messages(body: &[u8], info: &mut GrpcInfo) {
+    GrpcFramer::default().push(body, info);
+}
+
+/// One length-prefixed message of a gRPC body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrpcFrame<'a> {
+    /// The compressed flag (bit 0 of the prefix's first byte).
+    pub compressed: bool,
+    /// The length the prefix declares.
+    pub declared_len: u32,
+    /// The message's bytes: fewer than declared when the body ends first.
+    pub data: &'a [u8],
+}
+
+impl GrpcFrame<'_> {
+    /// The body ended before the declared length.
+    pub fn is_cut(&self) -> bool {
+        (self.data.len() as u64) < u64::from(self.declared_len)
+    }
+}
+
+/// The messages of a body, in order: one per complete 5-byte prefix (as
+/// [`count_grpc_messages`] counts them), the last one possibly cut short.
+pub fn grpc_frames(body: &[u8]) -> GrpcFrames<'_> {
+    GrpcFrames { rest: body }
+}
+
+/// The iterator of [`grpc_frames`].
+#[derive(Clone, Debug)]
+pub struct GrpcFrames<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for GrpcFrames<'a> {
+    type Item = GrpcFrame<'a>;
+
+    fn next(&mut self) -> Option<GrpcFrame<'a>> {
+        let [flags, l0, l1, l2, l3, ..] = *self.rest else {
+            self.rest = &[];
+            return None;
+        };
+        let declared_len = u32::from_be_bytes([l0, l1, l2, l3]);
+        let after = &self.rest[5..];
+        let take = after
+            .len()
+            .min(usize::try_from(declared_len).unwrap_or(usize::MAX));
+        let (data, rest) = after.split_at(take);
+        self.rest = rest;
+        Some(GrpcFrame {
+            compressed: flags & 1 != 0,
+            declared_len,
+            data,
+        })
     }
 }
 
@@ -56,5 +115,29 @@ impl GrpcFramer {
                 self.prefix_len = 0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_counts_agree_on_cut_bodies() {
+        let body = [
+            &[0u8, 0, 0, 0, 2, b'h', b'i'][..],
+            &[1, 0, 0, 0, 0],
+            &[0, 0xff, 0xff, 0xff, 0xff, b'x'],
+            &[0, 0],
+        ]
+        .concat();
+        let frames: Vec<_> = grpc_frames(&body).collect();
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[0].data, b"hi");
+        assert!(frames[1].compressed && frames[1].data.is_empty() && !frames[1].is_cut());
+        assert!(frames[2].is_cut() && frames[2].declared_len == u32::MAX);
+        let mut info = GrpcInfo::default();
+        count_grpc_messages(&body, &mut info);
+        assert_eq!((info.message_count, info.compressed_messages), (3, 1));
     }
 }

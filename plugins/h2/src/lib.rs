@@ -60,6 +60,9 @@ mod testenc;
 mod tests;
 
 pub use connection::H2Connection;
+pub use grpc::{
+    count_grpc_messages, grpc_frames, is_grpc_content_type, service_method, GrpcFrame, GrpcFrames,
+};
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const CLIENT_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -38,7 +38,7 @@ use shadowtap_kafka_common::{
     client_config, collect_targets, goreplay_json, log_client_error, parse_properties, usage,
     Security, Target,
 };
-use shadowtap_record::Record;
+use shadowtap_record::Recorder;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -209,6 +209,7 @@ struct KafkaOutput {
     producer: BaseProducer<Delivery>,
     topic: String,
     format: Format,
+    recorder: Recorder,
     flush_timeout: Duration,
     sent: u64,
 }
@@ -220,11 +221,11 @@ impl Output for KafkaOutput {
         loop {
             match inbox.recv_timeout(Duration::from_millis(100)) {
                 Next::Message(msg) => {
-                    self.produce(&msg, &mut value);
+                    self.produce(&msg, &mut value, cx.counters());
                     // Drain what is already queued before serving delivery reports.
                     for _ in 0..BATCH_MAX {
                         let Some(msg) = inbox.try_recv() else { break };
-                        self.produce(&msg, &mut value);
+                        self.produce(&msg, &mut value, cx.counters());
                     }
                 }
                 Next::Timeout => {}
@@ -238,7 +239,7 @@ impl Output for KafkaOutput {
 }
 
 impl KafkaOutput {
-    fn produce(&mut self, msg: &Message, value: &mut Vec<u8>) {
+    fn produce(&mut self, msg: &Message, value: &mut Vec<u8>, counters: &Counters) {
         value.clear();
         match self.format {
             Format::Raw => {
@@ -247,7 +248,7 @@ impl KafkaOutput {
             }
             Format::Json => goreplay_json::encode(msg, value),
             Format::Record => {
-                value.extend_from_slice(Record::from_message(msg).to_json().as_bytes())
+                value.extend_from_slice(self.recorder.record(msg, counters).to_json().as_bytes())
             }
         }
         let mut record = BaseRecord::to(&self.topic)
@@ -396,10 +397,15 @@ fn build(args: OutputKafkaArgs, settings: &CoreSettings) -> Result<Vec<OutputSpe
                 producer_config(&args, &target, &security, &properties)
                     .create_with_context(delivery)
                     .map_err(|e| PluginError::usage("--output-kafka-config", e.to_string()))?;
+            let recorder = match format {
+                Format::Record => Recorder::from_settings(settings)?,
+                _ => Recorder::default(),
+            };
             let output = KafkaOutput {
                 producer,
                 topic: target.topic.clone(),
                 format,
+                recorder,
                 flush_timeout: args.output_kafka_flush_timeout,
                 sent: 0,
             };

@@ -2,16 +2,17 @@
 //! payload, `\n🐵🙈🙉\n`), byte-identical to what `output-file` writes.
 //!
 //! Flags: `--output-stdout`, `--output-stdout-format gor|json` (json: one structured record per
-//! line, see `shadowtap-record`). Example: `shadowtap --input-pcap web.pcap:80 --output-stdout`.
+//! line, see `shadowtap-record`; with `--grpc-descriptor-set` gRPC messages are decoded in
+//! them). Example: `shadowtap --input-pcap web.pcap:80 --output-stdout`.
 //! When the reader of stdout goes away (`| head`), the run ends quietly with status 0.
 #![deny(missing_docs)]
 
 use shadowtap_api::Message;
 use shadowtap_api::{
-    register_output, wire, CoreSettings, Inbox, Next, Output, OutputContext, OutputSpec,
+    register_output, wire, CoreSettings, Counters, Inbox, Next, Output, OutputContext, OutputSpec,
     PluginError, Reason,
 };
-use shadowtap_record::Record;
+use shadowtap_record::Recorder;
 use std::io::{self, BufWriter, Write};
 use std::time::Duration;
 
@@ -27,18 +28,18 @@ pub struct OutputStdoutArgs {
 }
 
 /// How each message is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Format {
     Gor,
-    Json,
+    Json(Recorder),
 }
 
 impl Format {
-    fn write(self, out: &mut impl Write, msg: &Message) -> io::Result<()> {
+    fn write(&self, out: &mut impl Write, msg: &Message, counters: &Counters) -> io::Result<()> {
         match self {
             Format::Gor => wire::write_record(out, msg),
-            Format::Json => {
-                out.write_all(Record::from_message(msg).to_json().as_bytes())?;
+            Format::Json(recorder) => {
+                out.write_all(recorder.record(msg, counters).to_json().as_bytes())?;
                 out.write_all(b"\n")
             }
         }
@@ -56,7 +57,7 @@ impl Output for StdoutOutput {
         let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
         loop {
             let (written, count) = match inbox.recv_timeout(IDLE_FLUSH) {
-                Next::Message(msg) => (self.format.write(&mut out, &msg), 1),
+                Next::Message(msg) => (self.format.write(&mut out, &msg, cx.counters()), 1),
                 Next::Timeout => (out.flush(), 0),
                 Next::Closed => break,
             };
@@ -87,20 +88,19 @@ fn discard_after_broken_pipe(inbox: Inbox, cx: &OutputContext) -> Result<(), Plu
     Ok(())
 }
 
-fn build(args: OutputStdoutArgs, _: &CoreSettings) -> Result<Vec<OutputSpec>, PluginError> {
+fn build(args: OutputStdoutArgs, settings: &CoreSettings) -> Result<Vec<OutputSpec>, PluginError> {
+    if !args.output_stdout {
+        return Ok(Vec::new());
+    }
     let format = if args.output_stdout_format == "json" {
-        Format::Json
+        Format::Json(Recorder::from_settings(settings)?)
     } else {
         Format::Gor
     };
-    Ok(if args.output_stdout {
-        vec![OutputSpec::new(
-            "output-stdout",
-            Box::new(StdoutOutput { format }),
-        )]
-    } else {
-        Vec::new()
-    })
+    Ok(vec![OutputSpec::new(
+        "output-stdout",
+        Box::new(StdoutOutput { format }),
+    )])
 }
 
 register_output! {

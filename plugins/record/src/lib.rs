@@ -4,16 +4,47 @@
 //!
 //! Fields: `ip_version`, `src_ip`, `dst_ip`, `src_port`, `dst_port` (for captured traffic),
 //! `time` (RFC 3339 with nanoseconds, UTC), `kind` (`request`, `response`,
-//! `replayed_response`), `id`; for requests `method`, `host`, `uri`, `user_agent`, `referer`
-//! and the parsed user agent (`os_name`, `os_version`, `device_type`, `browser_name`,
-//! `browser_version`); for responses `status_code`, `server`, `content_encoding`,
-//! `cache_control`, `latency_ns`; for both `pragma`, `connection`, `content_type`,
-//! `content_length`, and `headers` with every other header (lower-case names, repeated
-//! headers joined with `, `); for messages decrypted from captured TLS, `tls` with `version`,
-//! `cipher`, `sni` and `alpn`. Absent values are left out.
+//! `replayed_response`), `id`, `http_version` (`1.0`, `1.1`, `2`: from the start line, so
+//! messages read back from `.gor` files have it too); for messages decoded from a captured
+//! HTTP/2 stream `stream_id` (and `hpack_unknown: true` when some header fields could not be
+//! decoded); for requests `method`, `host`, `uri`, `user_agent`, `referer` and the parsed user
+//! agent (`os_name`, `os_version`, `device_type`, `browser_name`, `browser_version`); for
+//! responses `status_code`, `server`, `content_encoding`, `cache_control`, `latency_ns`; for
+//! both `pragma`, `connection`, `content_type`, `content_length`, and `headers` with every
+//! other header (lower-case names, repeated headers joined with `, `); for gRPC (content type
+//! `application/grpc*`) `grpc` with `service`, `method`, `status` (`grpc-status`),
+//! `message_count`, `encoding` (`grpc-encoding`) and `compressed_messages`; for messages
+//! decrypted from captured TLS, `tls` with `version`, `cipher`, `sni` and `alpn`. Absent values
+//! are left out.
+//!
+//! gRPC facts come from the capture (HTTP/2 decoder) when the message has them, and are
+//! otherwise derived from the payload in its HTTP/1.1 form ([`grpc::grpc_facts_of`]): a
+//! request's call from its path, a response's status from its trailer block or headers.
+//!
+//! With `--grpc-descriptor-set FILE` (a FileDescriptorSet from `protoc --include_imports
+//! --descriptor_set_out=FILE`), a [`Recorder`] adds `grpc.messages`: each length-prefixed
+//! message as proto3 JSON (default values shown, `bytes` in base64), decoded with the method's
+//! input type (requests) or output type (responses), gzip and deflate messages inflated first,
+//! within `--copy-buffer-size` decoded bytes per body. A failure (unknown service or method, a
+//! response whose request was not seen, a claimed length beyond the limit, a cut message, bad
+//! compression, bytes that are not the type) leaves `null` for that message and sets
+//! `grpc.decode_error` to the first one, e.g. `message 1: cut short, 3 of 9 bytes`; it is
+//! counted on the output under `grpc decode: <reason>`. Example:
+//!
+//! ```text
+//! shadowtap --input-pcap grpc.pcap:50051 --input-raw-track-response \
+//!     --grpc-descriptor-set api.pb --output-stdout --output-stdout-format json
+//! ```
 #![deny(missing_docs)]
 
+pub mod descriptors;
 pub mod goreplay_json;
+pub mod grpc;
+mod recorder;
+
+pub use descriptors::{DescriptorSetError, GrpcDecodeError, GrpcDescriptors};
+pub use grpc::GrpcRecord;
+pub use recorder::{descriptors_of, GrpcRecordArgs, Recorder, RECENT_CALLS};
 
 use serde::Serialize;
 use shadowtap_api::{Kind, Message, TlsFacts};
@@ -45,6 +76,15 @@ pub struct Record {
     pub kind: &'static str,
     /// The message id (a response shares its request's id).
     pub id: String,
+    /// `1.0`, `1.1` or `2`, from the start line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<String>,
+    /// The HTTP/2 stream of a message decoded from a captured HTTP/2 connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
+    /// True when some header fields of an HTTP/2 message could not be decoded.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hpack_unknown: bool,
     /// Request method.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
@@ -104,6 +144,9 @@ pub struct Record {
     pub content_length: Option<u64>,
     /// Every other header, lower-case name → value.
     pub headers: BTreeMap<String, String>,
+    /// gRPC facts (and, with a descriptor set, the messages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcRecord>,
     /// The TLS session of a decrypted message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsRecord>,
@@ -146,6 +189,10 @@ impl Record {
             kind: kind_name(msg.kind()),
             id: msg.id().to_string(),
             tls: msg.tls.as_deref().map(TlsRecord::of),
+            http_version: grpc::http_version(&msg.payload),
+            stream_id: msg.h2.as_ref().map(|h2| h2.stream_id),
+            hpack_unknown: msg.h2.as_ref().is_some_and(|h2| h2.hpack_unknown),
+            grpc: grpc_record_of(msg),
             ..Record::default()
         };
         if let Some(ends) = msg.endpoints {
@@ -233,6 +280,17 @@ impl Record {
     }
 }
 
+/// The `grpc` object of a message: its capture facts, or for a message without them the facts
+/// derived from its payload.
+fn grpc_record_of(msg: &Message) -> Option<GrpcRecord> {
+    match &msg.h2 {
+        Some(h2) => h2.grpc.as_ref().map(GrpcRecord::of),
+        None => grpc::grpc_facts_of(msg.kind(), &msg.payload)
+            .as_ref()
+            .map(GrpcRecord::of),
+    }
+}
+
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Request => "request",
@@ -254,7 +312,7 @@ pub fn rfc3339(ns: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shadowtap_api::{Endpoints, Meta};
+    use shadowtap_api::{Endpoints, GrpcFacts, H2Facts, Meta};
 
     const FIREFOX: &str =
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:126.0) Gecko/20100101 Firefox/126.0";
@@ -279,6 +337,43 @@ mod tests {
             ),
             "{json}"
         );
+    }
+
+    #[test]
+    fn http2_messages_carry_their_stream_and_grpc_facts() {
+        let facts = H2Facts {
+            stream_id: 9,
+            hpack_unknown: false,
+            grpc: Some(GrpcFacts {
+                service: "pkg.Echo".into(),
+                method: "Unary".into(),
+                status: Some(5),
+                message_count: 0,
+                encoding: None,
+                compressed_messages: 0,
+            }),
+        };
+        let msg = Message::new(
+            Meta::new(Kind::Response, "abc", 1, 0).unwrap(),
+            "HTTP/2 200\r\ncontent-type: application/grpc\r\ngrpc-status: 5\r\n\r\n",
+        )
+        .with_h2(std::sync::Arc::new(facts));
+        let json = Record::from_message(&msg).to_json();
+        assert!(
+            json.contains(r#""id":"abc","http_version":"2","stream_id":9,"status_code":200"#),
+            "{json}"
+        );
+        assert!(
+            json.ends_with(r#""grpc":{"service":"pkg.Echo","method":"Unary","status":5,"message_count":0,"compressed_messages":0}}"#),
+            "{json}"
+        );
+        let http1 = Message::new(
+            Meta::new(Kind::Request, "abc", 1, 0).unwrap(),
+            "GET / HTTP/1.1\r\n\r\n",
+        );
+        let record = Record::from_message(&http1);
+        assert_eq!(record.http_version.as_deref(), Some("1.1"));
+        assert!(record.stream_id.is_none() && record.grpc.is_none());
     }
 
     #[test]
