@@ -326,11 +326,11 @@ fn partial_key_log_waits_for_the_traffic_secrets() {
         });
     }
     assert!(session.waiting_for_key());
-    let offered = session.info().unwrap();
-    assert_eq!(offered.alpn.as_deref(), Some("h2"));
+    let selected = session.info().unwrap();
+    assert_eq!(selected.alpn.as_deref(), Some("h2"));
     assert!(
-        !offered.alpn_selected,
-        "EncryptedExtensions is not decrypted yet"
+        selected.alpn_selected,
+        "the handshake secrets decrypt EncryptedExtensions"
     );
     keys.add_text(conv.keylog.as_bytes());
     session.retry(&keys, &mut |s, p, t, _| got.push((s, p.to_vec(), *t)));
