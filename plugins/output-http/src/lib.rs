@@ -1,8 +1,9 @@
-//! `output-http`: replays captured requests to an HTTP or HTTPS target, byte for byte.
+//! `output-http`: replays captured requests to an HTTP or HTTPS target, byte for byte over
+//! HTTP/1.1, and over HTTP/2 (gRPC included) with many streams per connection.
 //!
 //! Unlike GoReplay, which re-serialises every request through Go's HTTP client (canonical
-//! header case, added `User-Agent`/`Accept-Encoding`, transparent gzip), the request is sent
-//! **as captured** — method, target, header order and case, body bytes — over pooled
+//! header case, added `User-Agent`/`Accept-Encoding`, transparent gzip), an HTTP/1 request is
+//! sent **as captured** — method, target, header order and case, body bytes — over pooled
 //! keep-alive connections. Only these change (see `request.rs`): the `Host` value (the
 //! target's `host[:port]`, unless `--http-original-host`), the request-target gets the output
 //! URL's base path as a prefix (`http://staging/api` + `/users?x=1` → `/api/users?x=1`;
@@ -12,32 +13,85 @@
 //! requests are not replayed (counted as malformed with `error: connect request`).
 //!
 //! Flags: `--output-http URL` (repeatable, each with its own workers and connections;
-//! `http://`, `https://` or scheme-less `host:port` = http; `URL|N` limits to N requests/s and
-//! `URL|N%` samples N % — above 100 % every request is sent N/100 times, rounded, the copies
-//! under the ids `<id>-1`, `<id>-2`…), `--output-http-workers N` (max, default 16),
-//! `--output-http-workers-min N` (default 1; the pool grows when all workers are busy and
-//! shrinks after 2 s idle), `--output-http-queue-len N` (default 1000),
-//! `--output-http-timeout D` (whole exchange incl. connect and one retry, default 5s),
-//! `--output-http-redirects N` (follow up to N same-origin redirects, default 0),
-//! `--output-http-skip-verify`, `--http-original-host`, `--output-http-track-response`
-//! (replayed responses re-enter the pipeline as kind 3 messages with the request's id, start
-//! time and round-trip time), `--output-http-stats` (a line on stderr every 5 s),
-//! `--output-http-rate N` (pace to N requests/s without dropping; the queue absorbs bursts),
-//! `--output-http-elasticsearch URL` (rejected: that is `--output-es`).
+//! `http://`, `https://`, `h2c://` or scheme-less `host:port` = http; `URL|N` limits to N
+//! requests/s and `URL|N%` samples N % — above 100 % every request is sent N/100 times,
+//! rounded, the copies under the ids `<id>-1`, `<id>-2`…), `--output-http-workers N` (max,
+//! default 16; one connection each), `--output-http-workers-min N` (default 1; the pool grows
+//! when all workers are busy and shrinks after 2 s idle), `--output-http-queue-len N`
+//! (default 1000), `--output-http-timeout D` (whole exchange incl. connect and one retry,
+//! default 5s; per stream over HTTP/2), `--output-http-redirects N` (follow up to N
+//! same-origin redirects, default 0; HTTP/1.1 only), `--output-http-skip-verify`,
+//! `--http-original-host`, `--output-http-track-response` (replayed responses re-enter the
+//! pipeline as kind 3 messages with the request's id, start time and round-trip time),
+//! `--output-http-stats` (a line on stderr every 5 s), `--output-http-rate N` (pace to N
+//! requests/s without dropping; the queue absorbs bursts), `--output-http-protocol
+//! h1|h2|auto` (default auto, below), `--output-http-h2-streams N` (concurrent streams per
+//! HTTP/2 connection, default 100, and never more than the server's
+//! SETTINGS_MAX_CONCURRENT_STREAMS), `--output-http-elasticsearch URL` (rejected: that is
+//! `--output-es`).
+//!
+//! HTTP/2. A captured HTTP/2 message is in HTTP/1.1 form (`GET /p HTTP/2`, see the
+//! `shadowtap-h2` crate). Which protocol carries a message (`protocol.rs`): with `auto`,
+//! `h2c://host:port[/base]` is HTTP/2 with prior knowledge for every message; `https://`
+//! sends HTTP/2-form messages over HTTP/2 when the server picks `h2` by ALPN (asked once, on
+//! a first connection that offers `h2` and `http/1.1`) and over HTTP/1.1 otherwise, and
+//! HTTP/1 messages over HTTP/1.1 as always; `http://` is HTTP/1.1 for everything, so an
+//! HTTP/2-form message is converted to HTTP/1.1 there: its trailers are **lost** (so gRPC,
+//! which needs trailers and HTTP/2, does not work over it) and `te: trailers` is sent as
+//! captured. `h2` sends everything over HTTP/2 (prior knowledge on `http://`, ALPN offering
+//! only `h2` on `https://`), converting HTTP/1 messages: connection-specific fields dropped,
+//! `chunked` bodies decoded (their trailers sent as HTTP/2 trailers). `h1` sends everything
+//! over HTTP/1.1 (an error with `h2c://`).
+//!
+//! What goes on the wire for HTTP/2 (`h2_request.rs`): `:method` and `:path` (with the base
+//! path prefix) from the start line, `:scheme` of the target, `:authority` = the target's
+//! `host[:port]` (or the captured `host` with `--http-original-host`), the regular fields
+//! in captured order with lowercase names, without the connection-specific ones
+//! (`Connection` and what it names, `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`,
+//! `Upgrade`, `HTTP2-Settings`, `Host`, `Expect: 100-continue`; `TE` only as `te: trailers`),
+//! gRPC `-bin` metadata in true-binary form sent base64-encoded, no `content-length` on gRPC
+//! calls (the form adds one, gRPC clients send none); the body (as many bytes as
+//! `content-length` says) in DATA frames, then the trailers block after the body in a
+//! HEADERS frame. gRPC calls therefore keep their length-prefixed messages, `grpc-timeout`
+//! and trailers. A message that is not a valid HTTP/1.1 form is not sent and is counted as
+//! malformed under `error: form <what>` (`start line`, `version`, `fields`, `content-length`,
+//! `transfer-encoding`, `body shorter than content-length`, `chunked body`, `trailers`,
+//! `field name`, `field value`, `target`). Each worker owns one HTTP/2 connection (a "lane":
+//! a thread with a current-thread tokio runtime and the `h2` crate) carrying up to
+//! `--output-http-h2-streams` streams; the worker waits while its lane is full, so the pool
+//! and the bounded queue push back as for HTTP/1.1. A replayed HTTP/2 response (kind 3) is in
+//! the capture's form: `HTTP/2 STATUS`, the fields lowercase in received order (repeated
+//! names together), a `content-length` when there is a body and none was sent, the body, the
+//! trailers block.
 //!
 //! Connections: one keep-alive connection per worker (so the pool is sized by the worker
 //! count). A request that fails before any byte of its response arrived (a stale pooled
 //! connection closed by the server) is retried once on a fresh connection — this may repeat a
-//! non-idempotent request that the server received but never answered. Failures are counted
-//! per reason as `error: refused|timeout|reset|closed|tls|bad response|dns|connect` plus an
-//! `output error` drop, and logged at most once a second. Responses and kind 2/3 messages
-//! are not sent (counted as `ignored responses`).
+//! non-idempotent request that the server received but never answered. Over HTTP/2 a stream
+//! is retried only when it was certainly not processed: one that could not be opened (the
+//! connection had closed or sent GOAWAY) moves to a new connection, one above a graceful
+//! GOAWAY's last stream id is retried once on a new connection, one refused with
+//! REFUSED_STREAM is retried once; so after a GOAWAY nothing is lost as long as a connection
+//! takes as many streams as are in flight. A reset stream fails alone: the connection's other
+//! streams go on. Failures are counted per reason as `error:
+//! refused|timeout|reset|closed|tls|bad response|dns|connect`, and over HTTP/2 also `error: h2
+//! refused stream|h2 reset|h2 goaway|h2 protocol`, plus an `output error` drop, and logged at
+//! most once a second. Responses and kind 2/3 messages are not sent (counted as `ignored
+//! responses`).
 //!
-//! Example: `shadowtap --input-file 'requests.gor|200%' --output-http 'https://staging:8443/api'
-//! --output-http-workers 32 --output-http-track-response --output-file replies.gor`.
+//! Examples: `shadowtap --input-file 'requests.gor|200%' --output-http 'https://staging:8443/api'
+//! --output-http-workers 32 --output-http-track-response --output-file replies.gor`;
+//! `shadowtap --input-file grpc.gor --output-http h2c://127.0.0.1:50051 --output-http-workers 4
+//! --output-http-h2-streams 50 --output-http-track-response --output-file replies.gor`.
 #![deny(missing_docs)]
 
 mod conn;
+mod form;
+mod h2_conn;
+mod h2_request;
+mod h2_response;
+mod lane;
+mod protocol;
 mod request;
 mod response;
 mod target;
@@ -45,14 +99,18 @@ mod target;
 #[doc(hidden)]
 pub mod fuzzing;
 
-use conn::{Client, SendError, Session};
+use conn::{Client, H2Settings, SendError, Session};
 use crossbeam_channel::{bounded, RecvTimeoutError};
+use h2_request::{to_h2, H2Edits};
+use lane::{Job, Lane};
+use protocol::{Protocol, Wire};
+use response::Response;
 
 use request::RequestError;
 use shadowtap_api::values::{duration_value, split_limit};
 use shadowtap_api::{
-    catch_panic, instance_label, now_ns, register_output, CoreSettings, Counters, Inbox, Kind,
-    Limit, Message, Meta, Next, Output, OutputContext, OutputSpec, PluginError, RatePacer, Reason,
+    catch_panic, instance_label, now_ns, register_output, CoreSettings, Inbox, Kind, Limit,
+    Message, Meta, Next, Output, OutputContext, OutputSpec, PluginError, RatePacer, Reason,
     Throttle,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -62,6 +120,10 @@ use target::{Scheme, Target};
 
 /// Default maximum workers (GoReplay's default is unlimited).
 const DEFAULT_WORKERS: i64 = 16;
+/// Default concurrent streams per HTTP/2 connection.
+const DEFAULT_H2_STREAMS: usize = 100;
+/// Hard cap on `--output-http-h2-streams`.
+const MAX_H2_STREAMS: usize = 1 << 16;
 /// Hard cap on workers per output.
 const MAX_WORKERS: i64 = 4096;
 /// Idle time after which surplus workers (above the minimum) exit.
@@ -136,6 +198,23 @@ pub struct OutputHttpArgs {
         value_name = "N"
     )]
     pub output_http_rate: f64,
+    /// HTTP/1.1 or HTTP/2: auto = HTTP/2 messages over HTTP/2 where the target allows it (h2c://, https:// with ALPN h2)
+    #[arg(
+        id = "output-http-protocol",
+        long = "output-http-protocol",
+        value_enum,
+        default_value = "auto",
+        value_name = "h1|h2|auto"
+    )]
+    pub output_http_protocol: Protocol,
+    /// Concurrent HTTP/2 streams per connection (capped by the server's SETTINGS_MAX_CONCURRENT_STREAMS)
+    #[arg(
+        id = "output-http-h2-streams",
+        long = "output-http-h2-streams",
+        default_value_t = DEFAULT_H2_STREAMS,
+        value_name = "N"
+    )]
+    pub output_http_h2_streams: usize,
     /// GoReplay's Elasticsearch export; not part of output-http: use --output-es
     #[arg(
         id = "output-http-elasticsearch",
@@ -202,6 +281,14 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
             "must be at least 1",
         ));
     }
+    let streams = args.output_http_h2_streams;
+    if streams == 0 || streams > MAX_H2_STREAMS {
+        return Err(PluginError::usage(
+            "--output-http-h2-streams",
+            format!("must be 1 to {MAX_H2_STREAMS}"),
+        ));
+    }
+    let protocol = args.output_http_protocol;
     let rate = args.output_http_rate;
     if !rate.is_finite() || rate < 0.0 {
         return Err(PluginError::usage(
@@ -222,14 +309,17 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
         rate: (rate > 0.0).then_some(rate),
     };
     let mut tls_config = None;
+    let mut h2_tls_config = None;
     args.output_http
         .iter()
         .map(|value| {
             let (url, limit) =
                 split_limit(value).map_err(|e| PluginError::usage("--output-http", e))?;
             let target = Target::parse(&url).map_err(|e| PluginError::usage("--output-http", e))?;
+            protocol::check(protocol, target.scheme)
+                .map_err(|e| PluginError::usage("--output-http-protocol", e))?;
             let tls = match target.scheme {
-                Scheme::Http => None,
+                Scheme::Http | Scheme::H2c => None,
                 Scheme::Https => {
                     if tls_config.is_none() {
                         tls_config = Some(
@@ -250,6 +340,21 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
                 Some(Limit::Percent(p)) if p > 100.0 => (None, (p / 100.0).round() as u32),
                 other => (other, 1),
             };
+            let h2_tls = if tls.is_some() && protocol != Protocol::H1 {
+                if h2_tls_config.is_none() {
+                    h2_tls_config = Some(
+                        shadowtap_tls::client_config(
+                            args.output_http_skip_verify,
+                            protocol::h2_alpn(protocol),
+                            "--output-http-skip-verify",
+                        )
+                        .map_err(PluginError::Runtime)?,
+                    );
+                }
+                h2_tls_config.clone()
+            } else {
+                None
+            };
             let client = Client::new(
                 target,
                 tls,
@@ -257,7 +362,12 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
                 args.output_http_redirects,
                 // `--http-set-header "Host: …"` implies it (the engine says so in `core`).
                 args.http_original_host || core.original_host,
-            );
+            )
+            .with_h2(H2Settings {
+                protocol,
+                streams,
+                tls: h2_tls,
+            });
             let label = instance_label("output-http", &url);
             let output = HttpOutput {
                 client: Arc::new(client),
@@ -370,73 +480,85 @@ impl Output for HttpOutput {
 }
 
 fn worker(shared: &Shared, inbox: &Inbox) {
-    let mut session = Session::new(shared.client.clone());
-    let counters = shared.cx.counters();
-    let mut status_counters: [Option<Arc<AtomicU64>>; 6] = Default::default();
-    loop {
-        let msg = match inbox.recv_timeout(WORKER_IDLE) {
-            Next::Message(msg) => msg,
-            Next::Timeout => {
-                let min = shared.settings.workers_min;
-                let retire = shared
-                    .active
-                    .fetch_update(Relaxed, Relaxed, |n| (n > min).then(|| n - 1))
-                    .is_ok();
-                if retire {
+    std::thread::scope(|scope| {
+        let mut session = Session::new(shared.client.clone());
+        let mut lane = None;
+        let mut status_counters = StatusCounters::default();
+        let counters = shared.cx.counters();
+        loop {
+            let msg = match inbox.recv_timeout(WORKER_IDLE) {
+                Next::Message(msg) => msg,
+                Next::Timeout => {
+                    let min = shared.settings.workers_min;
+                    let retire = shared
+                        .active
+                        .fetch_update(Relaxed, Relaxed, |n| (n > min).then(|| n - 1))
+                        .is_ok();
+                    if retire {
+                        shared.idle.fetch_sub(1, Relaxed);
+                        break;
+                    }
+                    continue;
+                }
+                Next::Closed => {
+                    shared.closed.store(true, Relaxed);
+                    shared.active.fetch_sub(1, Relaxed);
                     shared.idle.fetch_sub(1, Relaxed);
                     break;
                 }
+            };
+            if msg.kind() != Kind::Request {
+                shared.ignored.fetch_add(1, Relaxed);
+                counters.add_drop(Reason::NotForOutput, 1);
                 continue;
             }
-            Next::Closed => {
-                shared.closed.store(true, Relaxed);
-                shared.active.fetch_sub(1, Relaxed);
-                shared.idle.fetch_sub(1, Relaxed);
-                break;
-            }
-        };
-        if msg.kind() != Kind::Request {
-            shared.ignored.fetch_add(1, Relaxed);
-            counters.add_drop(Reason::NotForOutput, 1);
-            continue;
-        }
-        shared.idle.fetch_sub(1, Relaxed);
-        let in_hand = InHand(shared);
-        for copy in 0..shared.copies {
-            let copied;
-            let job = if copy == 0 {
-                &msg
-            } else {
-                if let Some(counter) = &shared.amplified {
-                    counter.fetch_add(1, Relaxed);
-                }
-                let id = format!("{}-{copy}", msg.id());
-                // Each copy is a message of its own: in once, then out or dropped.
-                counters.add_in(1);
-                copied = match msg.meta.with_id(&id) {
-                    Ok(meta) => Message::new(meta, msg.payload.clone()),
-                    Err(e) => {
-                        counters.add_drop(Reason::Malformed, 1);
-                        warn(shared, &msg, &format!("copy not replayed: {e}"));
-                        continue;
-                    }
-                };
-                &copied
+            shared.idle.fetch_sub(1, Relaxed);
+            let in_hand = InHand(shared);
+            let mut exchange = Exchange {
+                session: &mut session,
+                lane: &mut lane,
+                scope,
+                status_counters: &mut status_counters,
             };
-            if let Some(pacer) = &shared.pacer {
-                let wait = pacer.lock().expect("pacer lock").reserve();
-                std::thread::sleep(wait);
+            for copy in 0..shared.copies {
+                let copied;
+                let job = if copy == 0 {
+                    &msg
+                } else {
+                    if let Some(counter) = &shared.amplified {
+                        counter.fetch_add(1, Relaxed);
+                    }
+                    let id = format!("{}-{copy}", msg.id());
+                    // Each copy is a message of its own: in once, then out or dropped.
+                    counters.add_in(1);
+                    copied = match msg.meta.with_id(&id) {
+                        Ok(meta) => Message::new(meta, msg.payload.clone()),
+                        Err(e) => {
+                            counters.add_drop(Reason::Malformed, 1);
+                            warn(shared, &msg, &format!("copy not replayed: {e}"));
+                            continue;
+                        }
+                    };
+                    &copied
+                };
+                if let Some(pacer) = &shared.pacer {
+                    let wait = pacer.lock().expect("pacer lock").reserve();
+                    std::thread::sleep(wait);
+                }
+                replay(shared, &mut exchange, job);
             }
-            replay(shared, &mut session, job, counters, &mut status_counters);
+            std::mem::forget(in_hand);
+            shared.idle.fetch_add(1, Relaxed);
         }
-        std::mem::forget(in_hand);
-        shared.idle.fetch_add(1, Relaxed);
-    }
-    if session.foreign_redirects > 0 {
-        counters
-            .extra("redirects to other hosts not followed")
-            .fetch_add(session.foreign_redirects, Relaxed);
-    }
+        if session.foreign_redirects > 0 {
+            counters
+                .extra("redirects to other hosts not followed")
+                .fetch_add(session.foreign_redirects, Relaxed);
+        }
+        // Dropping the lane closes its channel: it finishes its streams, and the scope
+        // waits for it.
+        drop(lane);
+    });
 }
 
 /// A request a worker is replaying. Dropped only when the worker panics (it is forgotten
@@ -451,19 +573,100 @@ impl Drop for InHand<'_, '_> {
     }
 }
 
-fn replay(
-    shared: &Shared,
-    session: &mut Session,
+/// Per status class (1xx…5xx) counters, looked up once per worker or lane.
+type StatusCounters = [Option<Arc<AtomicU64>>; 6];
+
+/// What a worker replays with: its HTTP/1.1 session, its HTTP/2 lane (started on the first
+/// HTTP/2 message).
+struct Exchange<'w, 'scope, 'env> {
+    session: &'w mut Session,
+    lane: &'w mut Option<Lane<'scope>>,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    status_counters: &'w mut StatusCounters,
+}
+
+fn replay<'scope, 'env>(
+    shared: &'env Shared<'env>,
+    exchange: &mut Exchange<'_, 'scope, 'env>,
     msg: &Message,
-    counters: &Arc<Counters>,
-    status_counters: &mut [Option<Arc<AtomicU64>>; 6],
 ) {
     shadowtap_api::test_panic_point(&format!("{}-worker", shared.label));
     let started = Instant::now();
     let start_ns = now_ns();
-    match session.send(&msg.payload, shared.settings.keep) {
+    let wire = shared.client.wire_for(&msg.payload);
+    let result = match wire {
+        Ok(Wire::Http1) => exchange.session.send(&msg.payload, shared.settings.keep),
+        Ok(Wire::Http2) => match h2_job(shared, msg) {
+            Ok(job) => return submit(shared, exchange, job),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(SendError::Exchange(e)),
+    };
+    record(
+        shared,
+        msg,
+        start_ns,
+        started.elapsed(),
+        result,
+        exchange.status_counters,
+    );
+}
+
+/// The HTTP/2 request of `msg`.
+fn h2_job(shared: &Shared, msg: &Message) -> Result<Box<Job>, SendError> {
+    let client = &shared.client;
+    let edits = H2Edits {
+        scheme: client.target.scheme.h2_scheme(),
+        authority: &client.target.authority,
+        original_host: client.original_host,
+        base_path: &client.target.base_path,
+    };
+    let parts = form::parse(&msg.payload).map_err(|e| SendError::Request(RequestError::Form(e)))?;
+    if parts.method.eq_ignore_ascii_case(b"CONNECT") {
+        return Err(SendError::Request(RequestError::Connect));
+    }
+    let request = to_h2(&parts, &edits).map_err(|e| SendError::Request(RequestError::Form(e)))?;
+    Ok(Box::new(Job {
+        msg: msg.clone(),
+        request,
+    }))
+}
+
+/// Hands `job` to the worker's lane (a new one if it has none or it died).
+fn submit<'scope, 'env>(
+    shared: &'env Shared<'env>,
+    exchange: &mut Exchange<'_, 'scope, 'env>,
+    job: Box<Job>,
+) {
+    let mut job = job;
+    for _ in 0..2 {
+        let lane = exchange
+            .lane
+            .get_or_insert_with(|| Lane::spawn(exchange.scope, shared));
+        match lane.submit(job) {
+            Ok(()) => return,
+            Err(back) => {
+                job = back;
+                *exchange.lane = None;
+            }
+        }
+    }
+    shared.cx.counters().add_drop(Reason::Panicked, 1);
+    warn(shared, &job.msg, "the HTTP/2 lane stopped");
+}
+
+/// Counts the outcome of one replayed request and feeds its response back.
+fn record(
+    shared: &Shared,
+    msg: &Message,
+    start_ns: i64,
+    rtt: Duration,
+    result: Result<Response, SendError>,
+    status_counters: &mut StatusCounters,
+) {
+    let counters = shared.cx.counters();
+    match result {
         Ok(response) => {
-            let rtt = started.elapsed();
             counters.add_out(1);
             shared.sent.fetch_add(1, Relaxed);
             let class = (response.status / 100).min(5) as usize;
@@ -482,9 +685,10 @@ fn replay(
         }
         Err(SendError::Request(error)) => {
             counters.add_drop(Reason::Malformed, 1);
-            let name = match error {
+            let name = match &error {
                 RequestError::Connect => "error: connect request",
                 RequestError::Unparsable(_) => "error: unparsable request",
+                RequestError::Form(e) => e.counter(),
             };
             counters.extra(name).fetch_add(1, Relaxed);
             warn(shared, msg, &error.to_string());
