@@ -90,7 +90,7 @@ mod form;
 mod h2_conn;
 mod h2_request;
 mod h2_response;
-mod lane;
+mod h2_worker;
 mod protocol;
 mod request;
 mod response;
@@ -101,9 +101,7 @@ pub mod fuzzing;
 
 use conn::{Client, H2Settings, SendError, Session};
 use crossbeam_channel::{bounded, RecvTimeoutError};
-use h2_request::{to_h2, H2Edits};
-use lane::{Job, Lane};
-use protocol::{Protocol, Wire};
+use protocol::Protocol;
 use response::Response;
 
 use request::RequestError;
@@ -448,7 +446,14 @@ impl Output for HttpOutput {
                     .spawn_scoped(scope, move || {
                         // A dead worker gives its slot back (the request it held is counted
                         // by its `InHand` guard), so the supervisor replaces it.
-                        if catch_panic(shared.cx.counters(), || worker(shared, inbox)).is_none() {
+                        let body = || {
+                            if shared.client.may_use_h2() {
+                                h2_worker::run(shared, inbox);
+                            } else {
+                                worker(shared, inbox);
+                            }
+                        };
+                        if catch_panic(shared.cx.counters(), body).is_none() {
                             shared.idle.fetch_sub(1, Relaxed);
                             shared.active.fetch_sub(1, Relaxed);
                         }
@@ -479,86 +484,118 @@ impl Output for HttpOutput {
     }
 }
 
+/// A worker of an HTTP/1.1-only target: one blocking exchange at a time.
 fn worker(shared: &Shared, inbox: &Inbox) {
-    std::thread::scope(|scope| {
-        let mut session = Session::new(shared.client.clone());
-        let mut lane = None;
-        let mut status_counters = StatusCounters::default();
-        let counters = shared.cx.counters();
-        loop {
-            let msg = match inbox.recv_timeout(WORKER_IDLE) {
-                Next::Message(msg) => msg,
-                Next::Timeout => {
-                    let min = shared.settings.workers_min;
-                    let retire = shared
-                        .active
-                        .fetch_update(Relaxed, Relaxed, |n| (n > min).then(|| n - 1))
-                        .is_ok();
-                    if retire {
-                        shared.idle.fetch_sub(1, Relaxed);
-                        break;
-                    }
-                    continue;
-                }
-                Next::Closed => {
-                    shared.closed.store(true, Relaxed);
-                    shared.active.fetch_sub(1, Relaxed);
-                    shared.idle.fetch_sub(1, Relaxed);
-                    break;
-                }
-            };
-            if msg.kind() != Kind::Request {
-                shared.ignored.fetch_add(1, Relaxed);
-                counters.add_drop(Reason::NotForOutput, 1);
+    let mut session = Session::new(shared.client.clone());
+    let mut status_counters = StatusCounters::default();
+    loop {
+        let msg = match take(shared, inbox, WORKER_IDLE) {
+            Taken::Message(msg) => msg,
+            Taken::Nothing => continue,
+            Taken::Stop => break,
+        };
+        if !is_request(shared, &msg) {
+            continue;
+        }
+        shared.idle.fetch_sub(1, Relaxed);
+        let in_hand = InHand(shared);
+        for n in 0..shared.copies {
+            let Some(job) = copy(shared, &msg, n) else {
                 continue;
-            }
-            shared.idle.fetch_sub(1, Relaxed);
-            let in_hand = InHand(shared);
-            let mut exchange = Exchange {
-                session: &mut session,
-                lane: &mut lane,
-                scope,
-                status_counters: &mut status_counters,
             };
-            for copy in 0..shared.copies {
-                let copied;
-                let job = if copy == 0 {
-                    &msg
-                } else {
-                    if let Some(counter) = &shared.amplified {
-                        counter.fetch_add(1, Relaxed);
-                    }
-                    let id = format!("{}-{copy}", msg.id());
-                    // Each copy is a message of its own: in once, then out or dropped.
-                    counters.add_in(1);
-                    copied = match msg.meta.with_id(&id) {
-                        Ok(meta) => Message::new(meta, msg.payload.clone()),
-                        Err(e) => {
-                            counters.add_drop(Reason::Malformed, 1);
-                            warn(shared, &msg, &format!("copy not replayed: {e}"));
-                            continue;
-                        }
-                    };
-                    &copied
-                };
-                if let Some(pacer) = &shared.pacer {
-                    let wait = pacer.lock().expect("pacer lock").reserve();
-                    std::thread::sleep(wait);
-                }
-                replay(shared, &mut exchange, job);
+            if let Some(wait) = pace(shared) {
+                std::thread::sleep(wait);
             }
-            std::mem::forget(in_hand);
-            shared.idle.fetch_add(1, Relaxed);
+            replay_http1(shared, &mut session, &job, &mut status_counters);
         }
-        if session.foreign_redirects > 0 {
-            counters
-                .extra("redirects to other hosts not followed")
-                .fetch_add(session.foreign_redirects, Relaxed);
+        std::mem::forget(in_hand);
+        shared.idle.fetch_add(1, Relaxed);
+    }
+    count_foreign_redirects(shared, &session);
+}
+
+/// What a worker's wait on the inbox gave.
+enum Taken {
+    Message(Message),
+    /// Nothing came in time (and the worker stays).
+    Nothing,
+    /// The worker retires (idle above the minimum) or the inbox closed: it is no longer
+    /// counted as active or idle.
+    Stop,
+}
+
+/// Waits at most `wait` for a message; an idle worker is counted idle.
+fn take(shared: &Shared, inbox: &Inbox, wait: Duration) -> Taken {
+    match inbox.recv_timeout(wait) {
+        Next::Message(msg) => Taken::Message(msg),
+        Next::Timeout => {
+            let min = shared.settings.workers_min;
+            let retire = shared
+                .active
+                .fetch_update(Relaxed, Relaxed, |n| (n > min).then(|| n - 1))
+                .is_ok();
+            if retire {
+                shared.idle.fetch_sub(1, Relaxed);
+                Taken::Stop
+            } else {
+                Taken::Nothing
+            }
         }
-        // Dropping the lane closes its channel: it finishes its streams, and the scope
-        // waits for it.
-        drop(lane);
-    });
+        Next::Closed => {
+            shared.closed.store(true, Relaxed);
+            shared.active.fetch_sub(1, Relaxed);
+            shared.idle.fetch_sub(1, Relaxed);
+            Taken::Stop
+        }
+    }
+}
+
+/// True for a request; anything else is counted as not for this output.
+fn is_request(shared: &Shared, msg: &Message) -> bool {
+    if msg.kind() == Kind::Request {
+        return true;
+    }
+    shared.ignored.fetch_add(1, Relaxed);
+    shared.cx.counters().add_drop(Reason::NotForOutput, 1);
+    false
+}
+
+/// Copy `n` of `msg` (0 is `msg` itself; the others, for `|N%` above 100 %, are messages of
+/// their own under the ids `<id>-n`: counted in once, then out or dropped).
+fn copy(shared: &Shared, msg: &Message, n: u32) -> Option<Message> {
+    if n == 0 {
+        return Some(msg.clone());
+    }
+    let counters = shared.cx.counters();
+    if let Some(counter) = &shared.amplified {
+        counter.fetch_add(1, Relaxed);
+    }
+    counters.add_in(1);
+    match msg.meta.with_id(&format!("{}-{n}", msg.id())) {
+        Ok(meta) => Some(Message::new(meta, msg.payload.clone())),
+        Err(e) => {
+            counters.add_drop(Reason::Malformed, 1);
+            warn(shared, msg, &format!("copy not replayed: {e}"));
+            None
+        }
+    }
+}
+
+/// How long to wait before the next request under `--output-http-rate`.
+fn pace(shared: &Shared) -> Option<Duration> {
+    let pacer = shared.pacer.as_ref()?;
+    let wait = pacer.lock().expect("pacer lock").reserve();
+    (!wait.is_zero()).then_some(wait)
+}
+
+fn count_foreign_redirects(shared: &Shared, session: &Session) {
+    if session.foreign_redirects > 0 {
+        shared
+            .cx
+            .counters()
+            .extra("redirects to other hosts not followed")
+            .fetch_add(session.foreign_redirects, Relaxed);
+    }
 }
 
 /// A request a worker is replaying. Dropped only when the worker panics (it is forgotten
@@ -573,86 +610,28 @@ impl Drop for InHand<'_, '_> {
     }
 }
 
-/// Per status class (1xx…5xx) counters, looked up once per worker or lane.
+/// Per status class (1xx…5xx) counters, looked up once per worker.
 type StatusCounters = [Option<Arc<AtomicU64>>; 6];
 
-/// What a worker replays with: its HTTP/1.1 session, its HTTP/2 lane (started on the first
-/// HTTP/2 message).
-struct Exchange<'w, 'scope, 'env> {
-    session: &'w mut Session,
-    lane: &'w mut Option<Lane<'scope>>,
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    status_counters: &'w mut StatusCounters,
-}
-
-fn replay<'scope, 'env>(
-    shared: &'env Shared<'env>,
-    exchange: &mut Exchange<'_, 'scope, 'env>,
+/// Replays `msg` over HTTP/1.1 (an HTTP/2-form message converted) and counts the outcome.
+fn replay_http1(
+    shared: &Shared,
+    session: &mut Session,
     msg: &Message,
+    status_counters: &mut StatusCounters,
 ) {
     shadowtap_api::test_panic_point(&format!("{}-worker", shared.label));
     let started = Instant::now();
     let start_ns = now_ns();
-    let wire = shared.client.wire_for(&msg.payload);
-    let result = match wire {
-        Ok(Wire::Http1) => exchange.session.send(&msg.payload, shared.settings.keep),
-        Ok(Wire::Http2) => match h2_job(shared, msg) {
-            Ok(job) => return submit(shared, exchange, job),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(SendError::Exchange(e)),
-    };
+    let result = session.send(&msg.payload, shared.settings.keep);
     record(
         shared,
         msg,
         start_ns,
         started.elapsed(),
         result,
-        exchange.status_counters,
+        status_counters,
     );
-}
-
-/// The HTTP/2 request of `msg`.
-fn h2_job(shared: &Shared, msg: &Message) -> Result<Box<Job>, SendError> {
-    let client = &shared.client;
-    let edits = H2Edits {
-        scheme: client.target.scheme.h2_scheme(),
-        authority: &client.target.authority,
-        original_host: client.original_host,
-        base_path: &client.target.base_path,
-    };
-    let parts = form::parse(&msg.payload).map_err(|e| SendError::Request(RequestError::Form(e)))?;
-    if parts.method.eq_ignore_ascii_case(b"CONNECT") {
-        return Err(SendError::Request(RequestError::Connect));
-    }
-    let request = to_h2(&parts, &edits).map_err(|e| SendError::Request(RequestError::Form(e)))?;
-    Ok(Box::new(Job {
-        msg: msg.clone(),
-        request,
-    }))
-}
-
-/// Hands `job` to the worker's lane (a new one if it has none or it died).
-fn submit<'scope, 'env>(
-    shared: &'env Shared<'env>,
-    exchange: &mut Exchange<'_, 'scope, 'env>,
-    job: Box<Job>,
-) {
-    let mut job = job;
-    for _ in 0..2 {
-        let lane = exchange
-            .lane
-            .get_or_insert_with(|| Lane::spawn(exchange.scope, shared));
-        match lane.submit(job) {
-            Ok(()) => return,
-            Err(back) => {
-                job = back;
-                *exchange.lane = None;
-            }
-        }
-    }
-    shared.cx.counters().add_drop(Reason::Panicked, 1);
-    warn(shared, &job.msg, "the HTTP/2 lane stopped");
 }
 
 /// Counts the outcome of one replayed request and feeds its response back.

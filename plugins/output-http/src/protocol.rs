@@ -49,6 +49,14 @@ pub fn wire(protocol: Protocol, scheme: Scheme, h2_form: bool) -> Choice {
     }
 }
 
+/// Whether any message may go over HTTP/2 (then workers run an HTTP/2 connection).
+pub fn may_use_h2(protocol: Protocol, scheme: Scheme) -> bool {
+    !matches!(
+        (protocol, scheme),
+        (Protocol::H1, _) | (Protocol::Auto, Scheme::Http)
+    )
+}
+
 /// The ALPN protocols to offer on HTTP/2 connections to an https target.
 pub fn h2_alpn(protocol: Protocol) -> &'static [&'static [u8]] {
     match protocol {
@@ -81,6 +89,8 @@ mod tests {
         assert_eq!(wire(Protocol::H2, Scheme::Http, false), Decided(Http2));
         assert_eq!(wire(Protocol::H1, Scheme::Https, true), Decided(Http1));
         assert!(check(Protocol::H1, Scheme::H2c).is_err());
+        assert!(!may_use_h2(Protocol::Auto, Scheme::Http));
+        assert!(may_use_h2(Protocol::Auto, Scheme::Https));
         assert!(check(Protocol::H2, Scheme::Http).is_ok());
     }
 }
