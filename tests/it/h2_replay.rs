@@ -51,6 +51,8 @@ enum Listen {
     Tls,
     /// h2c with `keepalive_requests 3`: GOAWAY after the third stream of a connection.
     GoAway,
+    /// `listen PORT`: HTTP/1.1 only.
+    Plain,
 }
 
 /// One access-log line.
@@ -85,6 +87,7 @@ impl H2Nginx {
         let server = match listen {
             Listen::H2c => format!("listen 127.0.0.1:{port} http2;"),
             Listen::GoAway => format!("listen 127.0.0.1:{port} http2; keepalive_requests 3;"),
+            Listen::Plain => format!("listen 127.0.0.1:{port};"),
             Listen::Tls => {
                 make_certificate(dir.path());
                 format!(
@@ -357,6 +360,59 @@ fn https_negotiates_h2_by_alpn_and_protocol_h1_forces_http1() {
 }
 
 #[test]
+fn an_http_target_gets_the_http2_messages_as_http1() {
+    if !have_prerequisites() {
+        return;
+    }
+    let url = |p| format!("http://127.0.0.1:{p}");
+    assert_h2c_capture_replays(Listen::Plain, url, &[], "HTTP/1.1");
+}
+
+#[test]
+fn protocol_h2_sends_http1_messages_over_http2_with_chunked_bodies_decoded() {
+    if !have_prerequisites() {
+        return;
+    }
+    let nginx = H2Nginx::start(Listen::H2c);
+    let dir = tempdir();
+    let payloads = vec![
+        "GET /echo?h1=1 HTTP/1.1\r\nHost: shop\r\nConnection: keep-alive\r\nX-Env: one\r\n\r\n"
+            .to_string(),
+        "PUT /upload/chunked HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\nX-Env: two\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            .to_string(),
+    ];
+    let input = h2_requests(dir.path(), &payloads);
+    let url = format!("http://127.0.0.1:{}", nginx.port);
+    let out = dir.path().join("out.gor");
+    let output = replay_to(&input, &url, &out, &["--output-http-protocol", "h2"]);
+    let err = stderr(&output);
+    let mut log = nginx.log();
+    log.sort();
+    assert_eq!(log.len(), 2, "{err}");
+    assert!(log.iter().all(|l| l.protocol == "HTTP/2.0"), "{log:#?}");
+    assert_eq!(
+        (log[0].method.as_str(), log[0].x_env.as_str()),
+        ("GET", "one")
+    );
+    assert_eq!(
+        (log[1].method.as_str(), log[1].x_env.as_str()),
+        ("PUT", "two")
+    );
+    let replies: Vec<String> = replies(&out)
+        .values()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    assert!(
+        replies
+            .iter()
+            .any(|r| r.starts_with("HTTP/2 200\r\n")
+                && r.ends_with("stored /upload/chunked len=11\n")),
+        "the backend got the de-chunked body: {replies:#?}"
+    );
+}
+
+#[test]
 fn an_invalid_protocol_is_a_startup_error() {
     let dir = tempdir();
     let input = h2_requests(dir.path(), &[get("/")]);
@@ -522,7 +578,8 @@ fn get(path: &str) -> String {
 }
 
 /// A Python `h2` server that logs `CONNECTION PATH` per request, resets `/reset` streams
-/// (INTERNAL_ERROR) and `/refuse` ones (REFUSED_STREAM), and answers the rest `200 ok`.
+/// (INTERNAL_ERROR) and `/refuse` ones (REFUSED_STREAM), never answers `/hang`, and answers
+/// the rest `200 ok`.
 const RESETTING_SERVER: &str = r#"
 import socket, sys, threading
 import h2.config, h2.connection, h2.errors, h2.events
@@ -535,6 +592,8 @@ def answer(conn, number, stream, path):
         conn.reset_stream(stream, error_code=h2.errors.ErrorCodes.INTERNAL_ERROR)
     elif path == "/refuse":
         conn.reset_stream(stream, error_code=h2.errors.ErrorCodes.REFUSED_STREAM)
+    elif path == "/hang":
+        pass
     else:
         conn.send_headers(stream, [(":status", "200"), ("content-length", "2")])
         conn.send_data(stream, b"ok", end_stream=True)
@@ -571,7 +630,7 @@ while True:
 "#;
 
 #[test]
-fn a_reset_stream_fails_alone_and_a_refused_one_is_retried_once() {
+fn a_reset_stream_fails_alone_a_refused_one_is_retried_once_and_a_silent_one_times_out() {
     if !have_prerequisites() {
         return;
     }
@@ -586,15 +645,17 @@ fn a_reset_stream_fails_alone_and_a_refused_one_is_retried_once() {
             .arg(port.to_string())
             .arg(&log),
     );
-    let paths = ["/a", "/reset", "/b", "/refuse", "/c"];
+    let paths = ["/a", "/reset", "/hang", "/b", "/refuse", "/c"];
     let payloads: Vec<String> = paths.iter().map(|p| get(p)).collect();
     let input = h2_requests(dir.path(), &payloads);
     let url = format!("h2c://127.0.0.1:{port}");
     let out = dir.path().join("out.gor");
-    let output = replay_to(&input, &url, &out, &["--output-http-workers", "1"]);
+    let flags = ["--output-http-workers", "1", "--output-http-timeout", "2s"];
+    let output = replay_to(&input, &url, &out, &flags);
     let err = stderr(&output);
     let label = label(&url);
     assert_eq!(summary_counter(&err, &label, "out"), 3, "{err}");
+    assert_eq!(summary_counter(&err, &label, "error: timeout"), 1, "{err}");
     assert_eq!(summary_counter(&err, &label, "error: h2 reset"), 1, "{err}");
     assert_eq!(
         summary_counter(&err, &label, "error: h2 refused stream"),
@@ -609,7 +670,15 @@ fn a_reset_stream_fails_alone_and_a_refused_one_is_retried_once() {
     seen.sort();
     assert_eq!(
         seen,
-        ["1 /a", "1 /b", "1 /c", "1 /refuse", "1 /refuse", "1 /reset"],
+        [
+            "1 /a",
+            "1 /b",
+            "1 /c",
+            "1 /hang",
+            "1 /refuse",
+            "1 /refuse",
+            "1 /reset"
+        ],
         "one connection; the refused stream twice"
     );
     assert_eq!(replies(&out).len(), 3);
@@ -704,4 +773,27 @@ fn malformed_http2_forms_are_counted_and_the_others_are_sent() {
         .collect();
     uris.sort();
     assert_eq!(uris, ["/echo?ok=1 - 200", "/upload/ok 4 200"]);
+}
+
+#[test]
+fn a_panicking_http2_worker_counts_its_request_and_ends_the_run_with_status_1() {
+    let dir = tempdir();
+    let input = h2_requests(dir.path(), &vec![get("/"); 20]);
+    let url = format!("h2c://127.0.0.1:{}", free_port());
+    let child = command()
+        .args(["--input-file", path_str(&input), "--output-http", &url])
+        .env("SHADOWTAP_TEST_PANIC", format!("{}-worker", label(&url)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_output(child, Duration::from_secs(20));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(
+        summary_counter(&err, &label(&url), "plugin panicked"),
+        20,
+        "{err}"
+    );
 }
