@@ -318,6 +318,12 @@ fn assert_h2c_capture_replays(
     let log = nginx.log();
     assert_eq!(arrived(&log), expected, "{err}");
     assert!(log.iter().all(|l| l.protocol == protocol), "{log:#?}");
+    let connections: std::collections::BTreeSet<&str> =
+        log.iter().map(|l| l.connection.as_str()).collect();
+    assert!(
+        connections.len() <= 16,
+        "at most --output-http-workers: {connections:?}"
+    );
     assert_eq!(summary_counter(&err, &label(&url), "out"), 207, "{err}");
     let replies = replies(&out);
     assert_eq!(replies.len(), 207, "one reply per request");

@@ -166,6 +166,10 @@ pub struct H2Settings {
     pub streams: usize,
     /// For https: the TLS setup offering `h2` by ALPN.
     pub tls: Option<Arc<ClientConfig>>,
+    /// `--output-http-workers`: HTTP/2 connections of all workers together.
+    pub connections: usize,
+    /// Connections one worker thread runs.
+    pub connections_per_worker: usize,
 }
 
 impl Client {
@@ -187,6 +191,8 @@ impl Client {
                 protocol: Protocol::Auto,
                 streams: 100,
                 tls: None,
+                connections: 1,
+                connections_per_worker: 1,
             },
             alpn_h2: OnceLock::new(),
         }

@@ -1,6 +1,8 @@
 //! A worker of a target that may speak HTTP/2 (`h2c://`, `https://` with `auto`, any target
-//! with `--output-http-protocol h2`): one thread with a current-thread tokio runtime, one
-//! HTTP/2 connection ([`ConnSlot`]) and up to `--output-http-h2-streams` streams in flight.
+//! with `--output-http-protocol h2`): one thread with a current-thread tokio runtime, its
+//! share of the `--output-http-workers` HTTP/2 connections ([`ConnSlot`]s, see
+//! `share_threads`) and up to `--output-http-h2-streams` streams in flight on each; a new
+//! stream goes to the connection with the fewest.
 //!
 //! It takes messages from the shared inbox itself, as long as it has a free stream: with
 //! streams in flight it looks at the inbox without blocking (again after
@@ -42,16 +44,20 @@ pub fn run(shared: &Shared, inbox: &Inbox) {
         .enable_all()
         .build()
         .expect("a tokio runtime for an output-http worker");
-    let slot = ConnSlot::default();
+    let claim = Claim::new(shared);
+    let slots: Vec<ConnSlot> = (0..claim.count).map(|_| ConnSlot::default()).collect();
     let mut worker = H2Worker {
         shared,
         inbox,
-        slot: &slot,
+        slots: &slots,
+        loads: vec![0; slots.len()],
         session: Session::new(shared.client.clone()),
         running: FuturesUnordered::new(),
         status_counters: StatusCounters::default(),
         idle: true,
         stopped: false,
+        panic_label: std::env::var_os("SHADOWTAP_TEST_PANIC")
+            .map(|_| format!("{}-worker", shared.label)),
     };
     runtime.block_on(worker.run());
     count_foreign_redirects(shared, &worker.session);
@@ -59,10 +65,42 @@ pub fn run(shared: &Shared, inbox: &Inbox) {
 
 type Stream<'a> = Pin<Box<dyn Future<Output = Done<'a>> + 'a>>;
 
+/// The connections a worker runs, taken from the output's `--output-http-workers` and given
+/// back when it stops (or dies).
+struct Claim<'a> {
+    shared: &'a Shared<'a>,
+    count: usize,
+}
+
+impl<'a> Claim<'a> {
+    fn new(shared: &'a Shared<'a>) -> Self {
+        let h2 = &shared.client.h2;
+        let mut count = 0;
+        let _ = shared
+            .h2_connections
+            .fetch_update(Relaxed, Relaxed, |claimed| {
+                count = h2
+                    .connections_per_worker
+                    .min(h2.connections.saturating_sub(claimed))
+                    .max(1);
+                Some(claimed + count)
+            });
+        Claim { shared, count }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.shared.h2_connections.fetch_sub(self.count, Relaxed);
+    }
+}
+
 struct H2Worker<'a> {
     shared: &'a Shared<'a>,
     inbox: &'a Inbox,
-    slot: &'a ConnSlot,
+    /// Its connections, and how many streams each carries now.
+    slots: &'a [ConnSlot],
+    loads: Vec<usize>,
     session: Session,
     running: FuturesUnordered<Stream<'a>>,
     status_counters: StatusCounters,
@@ -70,6 +108,9 @@ struct H2Worker<'a> {
     idle: bool,
     /// The worker stopped normally (it is no longer counted as idle or active).
     stopped: bool,
+    /// The thread's label, when the test-only panic point is armed (looked up once: the
+    /// environment is not read per message).
+    panic_label: Option<String>,
 }
 
 impl Drop for H2Worker<'_> {
@@ -84,7 +125,7 @@ impl Drop for H2Worker<'_> {
 
 impl<'a> H2Worker<'a> {
     async fn run(&mut self) {
-        let streams = self.shared.client.h2.streams;
+        let streams = self.shared.client.h2.streams * self.slots.len();
         loop {
             while let Some(Some(done)) = self.running.next().now_or_never() {
                 self.finish(done);
@@ -162,12 +203,16 @@ impl<'a> H2Worker<'a> {
 
     fn dispatch(&mut self, pending: Pending<'a>) {
         let shared = self.shared;
-        shadowtap_api::test_panic_point(&format!("{}-worker", shared.label));
+        if let Some(label) = &self.panic_label {
+            shadowtap_api::test_panic_point(label);
+        }
         let msg = pending.message();
         let result = match shared.client.wire_for(&msg.payload) {
             Ok(Wire::Http2) => match h2_request(shared, msg) {
                 Ok(request) => {
-                    let stream = stream(shared, self.slot, pending, request);
+                    let index = self.least_loaded();
+                    self.loads[index] += 1;
+                    let stream = stream(shared, &self.slots[index], index, pending, request);
                     return self.running.push(Box::pin(stream));
                 }
                 Err(e) => Err(e),
@@ -178,6 +223,7 @@ impl<'a> H2Worker<'a> {
                 let result = self.session.send(&msg.payload, shared.settings.keep);
                 return self.finish(Done {
                     pending,
+                    slot: None,
                     start_ns,
                     rtt: started.elapsed(),
                     result,
@@ -187,19 +233,31 @@ impl<'a> H2Worker<'a> {
         };
         self.finish(Done {
             pending,
+            slot: None,
             start_ns: now_ns(),
             rtt: Duration::ZERO,
             result,
         });
     }
 
+    /// The connection with the fewest streams.
+    fn least_loaded(&self) -> usize {
+        (0..self.loads.len())
+            .min_by_key(|&i| self.loads[i])
+            .unwrap_or(0)
+    }
+
     fn finish(&mut self, done: Done<'a>) {
         let Done {
             pending,
+            slot,
             start_ns,
             rtt,
             result,
         } = done;
+        if let Some(index) = slot {
+            self.loads[index] -= 1;
+        }
         let msg = pending.done();
         record(
             self.shared,
@@ -248,6 +306,8 @@ impl Drop for Pending<'_> {
 /// A finished exchange.
 struct Done<'a> {
     pending: Pending<'a>,
+    /// The connection it went over (HTTP/2 streams).
+    slot: Option<usize>,
     start_ns: i64,
     rtt: Duration,
     result: Result<Response, SendError>,
@@ -275,6 +335,7 @@ fn h2_request(shared: &Shared, msg: &Message) -> Result<H2Request, SendError> {
 async fn stream<'a>(
     shared: &'a Shared<'a>,
     slot: &'a ConnSlot,
+    index: usize,
     pending: Pending<'a>,
     request: H2Request,
 ) -> Done<'a> {
@@ -304,6 +365,7 @@ async fn stream<'a>(
     };
     Done {
         pending,
+        slot: Some(index),
         start_ns,
         rtt,
         result,

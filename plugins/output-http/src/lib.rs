@@ -56,10 +56,12 @@
 //! and trailers. A message that is not a valid HTTP/1.1 form is not sent and is counted as
 //! malformed under `error: form <what>` (`start line`, `version`, `fields`, `content-length`,
 //! `transfer-encoding`, `body shorter than content-length`, `chunked body`, `trailers`,
-//! `field name`, `field value`, `target`). Each worker owns one HTTP/2 connection (a "lane":
-//! a thread with a current-thread tokio runtime and the `h2` crate) carrying up to
-//! `--output-http-h2-streams` streams; the worker waits while its lane is full, so the pool
-//! and the bounded queue push back as for HTTP/1.1. A replayed HTTP/2 response (kind 3) is in
+//! `field name`, `field value`, `target`). For a target that may speak HTTP/2 the
+//! `--output-http-workers` connections are spread over at most one worker thread per core
+//! (each a current-thread tokio runtime with the `h2` crate, `h2_worker.rs`), each
+//! connection carrying up to `--output-http-h2-streams` streams; a worker takes messages
+//! from the queue while it has a free stream, so the pool (whose bounds and `--stats`
+//! count are then threads) and the bounded queue push back as for HTTP/1.1. A replayed HTTP/2 response (kind 3) is in
 //! the capture's form: `HTTP/2 STATUS`, the fields lowercase in received order (repeated
 //! names together), a `content-length` when there is a body and none was sent, the body, the
 //! trailers block.
@@ -365,11 +367,14 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
                 protocol,
                 streams,
                 tls: h2_tls,
+                connections: 1,
+                connections_per_worker: 1,
             });
             let label = instance_label("output-http", &url);
+            let (client, output_settings) = share_threads(client, &settings);
             let output = HttpOutput {
                 client: Arc::new(client),
-                settings: settings.clone(),
+                settings: output_settings,
                 copies,
                 label: label.clone(),
             };
@@ -382,6 +387,29 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
             Ok(spec)
         })
         .collect()
+}
+
+/// An HTTP/2-capable target's workers are threads of several connections each: the
+/// `--output-http-workers` connections are spread over at most one thread per core (ten
+/// runtimes on two cores spend their time switching; one thread per core reads many
+/// sockets per wakeup). The pool's bounds become thread counts.
+fn share_threads(client: Client, settings: &Settings) -> (Client, Settings) {
+    let mut settings = settings.clone();
+    if !client.may_use_h2() {
+        return (client, settings);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let connections = settings.workers_max;
+    let per_thread = connections.div_ceil(connections.min(cores));
+    settings.workers_max = connections.div_ceil(per_thread);
+    settings.workers_min = settings
+        .workers_min
+        .div_ceil(per_thread)
+        .min(settings.workers_max);
+    let mut h2 = client.h2.clone();
+    h2.connections = connections;
+    h2.connections_per_worker = per_thread;
+    (client.with_h2(h2), settings)
 }
 
 register_output! {
@@ -409,6 +437,8 @@ struct Shared<'a> {
     amplified: Option<Arc<AtomicU64>>,
     copies: u32,
     pacer: Option<Mutex<RatePacer>>,
+    /// HTTP/2 connections claimed by the running workers (at most `--output-http-workers`).
+    h2_connections: AtomicUsize,
 }
 
 impl Output for HttpOutput {
@@ -432,6 +462,7 @@ impl Output for HttpOutput {
                 .settings
                 .rate
                 .map(|rate| Mutex::new(RatePacer::new(rate))),
+            h2_connections: AtomicUsize::new(0),
         };
         let (stop_stats, stats_stop_rx) = bounded::<()>(0);
         // Workers take requests straight from the inbox (one channel hop less); this thread
