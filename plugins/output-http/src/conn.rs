@@ -209,6 +209,11 @@ impl Client {
         protocol::may_use_h2(self.h2.protocol, self.target.scheme)
     }
 
+    /// Whether every message goes over HTTP/2.
+    pub fn only_h2(&self) -> bool {
+        protocol::only_h2(self.h2.protocol, self.target.scheme)
+    }
+
     /// The TLS setup and server name of HTTP/2 connections (https targets only).
     pub fn h2_tls(&self) -> Option<(Arc<ClientConfig>, ServerName<'static>)> {
         let (_, name) = self.tls.as_ref()?;

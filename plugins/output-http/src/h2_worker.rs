@@ -1,8 +1,9 @@
 //! A worker of a target that may speak HTTP/2 (`h2c://`, `https://` with `auto`, any target
 //! with `--output-http-protocol h2`): one thread with a current-thread tokio runtime, its
-//! share of the `--output-http-workers` HTTP/2 connections ([`ConnSlot`]s, see
-//! `share_threads`) and up to `--output-http-h2-streams` streams in flight on each; a new
-//! stream goes to the connection with the fewest.
+//! share of the `--output-http-workers` HTTP/2 connections ([`ConnSlot`]s; several only
+//! when every message goes over HTTP/2, see `share_threads`) and up to
+//! `--output-http-h2-streams` streams in flight on each; a new stream goes to the connection
+//! with the fewest.
 //!
 //! It takes messages from the shared inbox itself, as long as it has a free stream: with
 //! streams in flight it looks at the inbox without blocking (again after
@@ -218,6 +219,8 @@ impl<'a> H2Worker<'a> {
                 Err(e) => Err(e),
             },
             Ok(Wire::Http1) => {
+                // The blocking exchange keeps this worker busy: the pool may grow meanwhile.
+                self.set_idle(false);
                 let started = Instant::now();
                 let start_ns = now_ns();
                 let result = self.session.send(&msg.payload, shared.settings.keep);

@@ -56,12 +56,15 @@
 //! and trailers. A message that is not a valid HTTP/1.1 form is not sent and is counted as
 //! malformed under `error: form <what>` (`start line`, `version`, `fields`, `content-length`,
 //! `transfer-encoding`, `body shorter than content-length`, `chunked body`, `trailers`,
-//! `field name`, `field value`, `target`). For a target that may speak HTTP/2 the
-//! `--output-http-workers` connections are spread over at most one worker thread per core
-//! (each a current-thread tokio runtime with the `h2` crate, `h2_worker.rs`), each
+//! `field name`, `field value`, `target`). A target that may get HTTP/2 has workers that are
+//! threads with a current-thread tokio runtime and the `h2` crate (`h2_worker.rs`), each
 //! connection carrying up to `--output-http-h2-streams` streams; a worker takes messages
-//! from the queue while it has a free stream, so the pool (whose bounds and `--stats`
-//! count are then threads) and the bounded queue push back as for HTTP/1.1. A replayed HTTP/2 response (kind 3) is in
+//! from the queue while it has a free stream, so the pool and the bounded queue push back as
+//! for HTTP/1.1. When every message goes over HTTP/2 (`h2c://`, `--output-http-protocol
+//! h2`) the `--output-http-workers` connections are spread over at most one worker thread
+//! per core (the pool's bounds and the `--output-http-stats` count are then threads); with
+//! `https://` and `auto` each worker has one connection, and an HTTP/1.1 exchange blocks
+//! its worker's HTTP/2 streams meanwhile. A replayed HTTP/2 response (kind 3) is in
 //! the capture's form: `HTTP/2 STATUS`, the fields lowercase in received order (repeated
 //! names together), a `content-length` when there is a body and none was sent, the body, the
 //! trailers block.
@@ -389,13 +392,15 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
         .collect()
 }
 
-/// An HTTP/2-capable target's workers are threads of several connections each: the
+/// An HTTP/2-only target's workers are threads of several connections each: the
 /// `--output-http-workers` connections are spread over at most one thread per core (ten
 /// runtimes on two cores spend their time switching; one thread per core reads many
-/// sockets per wakeup). The pool's bounds become thread counts.
+/// sockets per wakeup). The pool's bounds become thread counts. A target that may also get
+/// HTTP/1.1 exchanges (`https://` with `auto`) keeps one connection per worker thread, since
+/// each HTTP/1.1 exchange blocks its thread.
 fn share_threads(client: Client, settings: &Settings) -> (Client, Settings) {
     let mut settings = settings.clone();
-    if !client.may_use_h2() {
+    if !client.only_h2() {
         return (client, settings);
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -57,6 +57,14 @@ pub fn may_use_h2(protocol: Protocol, scheme: Scheme) -> bool {
     )
 }
 
+/// Whether every message goes over HTTP/2.
+pub fn only_h2(protocol: Protocol, scheme: Scheme) -> bool {
+    matches!(
+        (protocol, scheme),
+        (Protocol::H2, _) | (Protocol::Auto, Scheme::H2c)
+    )
+}
+
 /// The ALPN protocols to offer on HTTP/2 connections to an https target.
 pub fn h2_alpn(protocol: Protocol) -> &'static [&'static [u8]] {
     match protocol {
@@ -91,6 +99,8 @@ mod tests {
         assert!(check(Protocol::H1, Scheme::H2c).is_err());
         assert!(!may_use_h2(Protocol::Auto, Scheme::Http));
         assert!(may_use_h2(Protocol::Auto, Scheme::Https));
+        assert!(!only_h2(Protocol::Auto, Scheme::Https));
+        assert!(only_h2(Protocol::H2, Scheme::Http) && only_h2(Protocol::Auto, Scheme::H2c));
         assert!(check(Protocol::H2, Scheme::Http).is_ok());
     }
 }
