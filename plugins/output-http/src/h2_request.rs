@@ -24,6 +24,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
+use shadowtap_h2::is_grpc_content_type;
 
 /// What the target decides about a request.
 #[derive(Clone, Copy, Debug)]
@@ -149,7 +150,7 @@ fn header_map(
     };
     let grpc = parts
         .field(b"content-type")
-        .is_some_and(|v| v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc"));
+        .is_some_and(is_grpc_content_type);
     let mut map = HeaderMap::with_capacity(fields.len());
     for &(name, value) in fields {
         let length_dropped = head
