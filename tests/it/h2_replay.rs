@@ -25,10 +25,24 @@ fn fixture_port(name: &str) -> u16 {
     manifest["captures"][name]["port"].as_u64().expect("port") as u16
 }
 
+/// Debian's nginx, or the one on the PATH.
+fn nginx_binary() -> &'static str {
+    if Path::new("/usr/sbin/nginx").exists() {
+        "/usr/sbin/nginx"
+    } else {
+        "nginx"
+    }
+}
+
 /// The prerequisites of these tests: nginx, openssl, python3 with grpcio and h2.
 fn have_prerequisites() -> bool {
-    if !Path::new("/usr/sbin/nginx").exists() && !have_tool("nginx", "apt-get install nginx-light")
-    {
+    let nginx = Command::new(nginx_binary())
+        .arg("-v")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !nginx {
+        prerequisite_missing("nginx", "apt-get install nginx-light");
         return false;
     }
     let python = Command::new("python3")
@@ -113,7 +127,7 @@ impl H2Nginx {
                  location / {{ return 404 \"not here\\n\"; }}\n  }}\n}}\n"
         );
         std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
-        let child = Command::new("nginx")
+        let child = Command::new(nginx_binary())
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
