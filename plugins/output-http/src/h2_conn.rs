@@ -259,6 +259,8 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, connection) = h2::client::Builder::new()
+        // A replay has no use for pushed responses.
+        .enable_push(false)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake::<T, Bytes>(io)
