@@ -1,13 +1,14 @@
 //! HTTP/2 connections to the target (`h2` crate on a tokio runtime) and the exchange of one
 //! stream, with the retries that are safe.
 //!
-//! A [`ConnSlot`] holds a lane's connection: opened when a stream first needs it (prior
-//! knowledge over TCP for `h2c://` and `http://`, TLS with ALPN for `https://`), replaced when
-//! it is gone (closed, GOAWAY). A stream that could not be opened (the connection had closed
-//! or sent GOAWAY) goes to a fresh connection; a stream that was sent is retried once when
-//! it was certainly not processed: above a graceful GOAWAY's last stream id (on a fresh
-//! connection) or refused (REFUSED_STREAM). A reset, a protocol error or a lost connection after the stream was sent
-//! fail that stream only; the connection's other streams go on.
+//! A [`ConnSlot`] holds one of a worker's connections: opened when a stream first needs it
+//! (prior knowledge over TCP for `h2c://` and `http://`, TLS with ALPN for `https://`),
+//! replaced when it is gone (closed, GOAWAY). A stream that could not be opened (the
+//! connection had closed or sent GOAWAY) goes to a fresh connection; a stream that was sent
+//! is retried once when it was certainly not processed: above a graceful GOAWAY's last
+//! stream id (on a fresh connection) or refused (REFUSED_STREAM). A reset, a protocol error
+//! or a lost connection after the stream was sent fail that stream only; the connection's
+//! other streams go on.
 
 use crate::conn::{Client, ExchangeError, Failure};
 use crate::h2_request::H2Request;
@@ -27,7 +28,7 @@ const CONNECTION_WINDOW: u32 = 16 << 20;
 /// Fresh connections tried for a stream that could not be opened (nothing was sent).
 const REOPENS: usize = 3;
 
-/// A lane's connection, opened on demand.
+/// One connection of a worker, opened on demand.
 #[derive(Default)]
 pub struct ConnSlot {
     current: Mutex<Option<(SendRequest<Bytes>, u64)>>,
@@ -68,7 +69,7 @@ pub struct Answer {
     pub received: Received,
 }
 
-/// Sends `request` on the lane's connection and reads the whole response, keeping at most
+/// Sends `request` on the slot's connection and reads the whole response, keeping at most
 /// `keep` body bytes; retried once when that is safe (see the module documentation), and
 /// moved to a fresh connection (up to [`REOPENS`] times) when it could not be opened.
 pub async fn exchange(

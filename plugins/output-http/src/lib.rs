@@ -16,7 +16,8 @@
 //! `http://`, `https://`, `h2c://` or scheme-less `host:port` = http; `URL|N` limits to N
 //! requests/s and `URL|N%` samples N % — above 100 % every request is sent N/100 times,
 //! rounded, the copies under the ids `<id>-1`, `<id>-2`…), `--output-http-workers N` (max,
-//! default 16; one connection each), `--output-http-workers-min N` (default 1; the pool grows
+//! default 16; the number of connections, one per worker thread except to HTTP/2-only
+//! targets, below), `--output-http-workers-min N` (default 1; the pool grows
 //! when all workers are busy and shrinks after 2 s idle), `--output-http-queue-len N`
 //! (default 1000), `--output-http-timeout D` (whole exchange incl. connect and one retry,
 //! default 5s; per stream over HTTP/2), `--output-http-redirects N` (follow up to N
@@ -69,8 +70,8 @@
 //! names together), a `content-length` when there is a body and none was sent, the body, the
 //! trailers block.
 //!
-//! Connections: one keep-alive connection per worker (so the pool is sized by the worker
-//! count). A request that fails before any byte of its response arrived (a stale pooled
+//! Connections: over HTTP/1.1 one keep-alive connection per worker (so the pool is sized by
+//! the worker count). A request that fails before any byte of its response arrived (a stale pooled
 //! connection closed by the server) is retried once on a fresh connection — this may repeat a
 //! non-idempotent request that the server received but never answered. Over HTTP/2 a stream
 //! is retried only when it was certainly not processed: one that could not be opened (the
