@@ -10,6 +10,7 @@ mod files;
 mod h2;
 mod h2_fixtures;
 mod h2_records;
+mod h2_replay;
 mod kafka;
 mod listeners;
 mod live;

@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 
 mod connection;
+mod form;
 mod frame;
 mod grpc;
 mod hpack;
@@ -60,6 +61,7 @@ mod testenc;
 mod tests;
 
 pub use connection::H2Connection;
+pub use form::{write_form, FormStart};
 pub use grpc::{
     count_grpc_messages, grpc_frames, is_grpc_content_type, service_method, GrpcFrame, GrpcFrames,
 };

@@ -2,15 +2,17 @@
 //! read the response, retry once on a fresh connection when a connection failed before any
 //! byte of the response arrived, follow same-origin redirects when asked to.
 
+use crate::protocol::{self, Choice, Protocol, Wire};
 use crate::request::{self, Edits, RequestError, RequestInfo};
 use crate::response::{Response, ResponseError, ResponseReader};
 use crate::target::{Scheme, Target};
+use bytes::Bytes;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Slack allowed past the deadline before a socket timeout is re-armed (saves a syscall per
@@ -36,6 +38,14 @@ pub enum Failure {
     Tls,
     /// The response is not valid HTTP/1.x.
     BadResponse,
+    /// The server reset the HTTP/2 stream with REFUSED_STREAM (it did not process it).
+    H2Refused,
+    /// The server reset the HTTP/2 stream with another error code.
+    H2Reset,
+    /// The server sent GOAWAY before the stream was answered.
+    H2GoAway,
+    /// An HTTP/2 protocol error (detected by the client library, or an ALPN mismatch).
+    H2Protocol,
 }
 
 impl Failure {
@@ -50,10 +60,14 @@ impl Failure {
             Failure::Closed => "error: closed",
             Failure::Tls => "error: tls",
             Failure::BadResponse => "error: bad response",
+            Failure::H2Refused => "error: h2 refused stream",
+            Failure::H2Reset => "error: h2 reset",
+            Failure::H2GoAway => "error: h2 goaway",
+            Failure::H2Protocol => "error: h2 protocol",
         }
     }
 
-    fn of_io(e: &io::Error) -> Failure {
+    pub(crate) fn of_io(e: &io::Error) -> Failure {
         if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
             return Failure::Tls;
         }
@@ -86,7 +100,15 @@ impl fmt::Display for ExchangeError {
 }
 
 impl ExchangeError {
-    fn io(e: io::Error, what: &str) -> Self {
+    /// A failure of the given class.
+    pub(crate) fn new(failure: Failure, detail: impl Into<String>) -> Self {
+        ExchangeError {
+            failure,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn io(e: io::Error, what: &str) -> Self {
         ExchangeError {
             failure: Failure::of_io(&e),
             detail: format!("{what}: {e}"),
@@ -128,6 +150,26 @@ pub struct Client {
     pub redirects: u32,
     /// `--http-original-host`.
     pub original_host: bool,
+    /// How messages choose HTTP/1.1 or HTTP/2.
+    pub h2: H2Settings,
+    /// Whether the https target picked `h2` by ALPN (asked once, when an HTTP/2 message
+    /// first may go there).
+    alpn_h2: OnceLock<bool>,
+}
+
+/// The HTTP/2 side of a client.
+#[derive(Clone)]
+pub struct H2Settings {
+    /// `--output-http-protocol`.
+    pub protocol: Protocol,
+    /// `--output-http-h2-streams`: concurrent streams per connection.
+    pub streams: usize,
+    /// For https: the TLS setup offering `h2` by ALPN.
+    pub tls: Option<Arc<ClientConfig>>,
+    /// `--output-http-workers`: HTTP/2 connections of all workers together.
+    pub connections: usize,
+    /// Connections one worker thread runs.
+    pub connections_per_worker: usize,
 }
 
 impl Client {
@@ -145,10 +187,68 @@ impl Client {
             timeout,
             redirects,
             original_host,
+            h2: H2Settings {
+                protocol: Protocol::Auto,
+                streams: 100,
+                tls: None,
+                connections: 1,
+                connections_per_worker: 1,
+            },
+            alpn_h2: OnceLock::new(),
         }
     }
 
-    fn connect(&self, deadline: Instant) -> Result<Connection, ExchangeError> {
+    /// The same client with these HTTP/2 settings.
+    pub fn with_h2(mut self, h2: H2Settings) -> Self {
+        self.h2 = h2;
+        self
+    }
+
+    /// Whether any message may go over HTTP/2.
+    pub fn may_use_h2(&self) -> bool {
+        protocol::may_use_h2(self.h2.protocol, self.target.scheme)
+    }
+
+    /// Whether every message goes over HTTP/2.
+    pub fn only_h2(&self) -> bool {
+        protocol::only_h2(self.h2.protocol, self.target.scheme)
+    }
+
+    /// The TLS setup and server name of HTTP/2 connections (https targets only).
+    pub fn h2_tls(&self) -> Option<(Arc<ClientConfig>, ServerName<'static>)> {
+        let (_, name) = self.tls.as_ref()?;
+        Some((self.h2.tls.clone()?, name.clone()))
+    }
+
+    /// Which protocol carries `payload`; may ask an https target once which protocol it
+    /// picks by ALPN (a failure to ask is that message's failure, and asked again next time).
+    pub fn wire_for(&self, payload: &[u8]) -> Result<Wire, ExchangeError> {
+        let h2_form = crate::form::is_h2_form(payload);
+        match protocol::wire(self.h2.protocol, self.target.scheme, h2_form) {
+            Choice::Decided(wire) => Ok(wire),
+            Choice::AskAlpn => {
+                if let Some(&h2) = self.alpn_h2.get() {
+                    return Ok(if h2 { Wire::Http2 } else { Wire::Http1 });
+                }
+                let h2 = self.probe_alpn()?;
+                let _ = self.alpn_h2.set(h2);
+                Ok(if h2 { Wire::Http2 } else { Wire::Http1 })
+            }
+        }
+    }
+
+    /// Connects with the HTTP/2 TLS setup and tells whether the server picked `h2`.
+    fn probe_alpn(&self) -> Result<bool, ExchangeError> {
+        let deadline = Instant::now() + self.timeout;
+        let Some(tls) = self.h2_tls() else {
+            return Ok(false);
+        };
+        let tcp = self.connect_tcp(deadline)?;
+        let (session, _tcp) = handshake(tcp, &tls)?;
+        Ok(session.alpn_protocol() == Some(b"h2"))
+    }
+
+    fn connect_tcp(&self, deadline: Instant) -> Result<TcpStream, ExchangeError> {
         let address = self.target.connect_address();
         let addrs: Vec<_> = address
             .to_socket_addrs()
@@ -178,21 +278,15 @@ impl Client {
         let _ = tcp.set_nodelay(true);
         let timeout = remaining(deadline)?;
         set_timeouts(&tcp, timeout).map_err(|e| ExchangeError::io(e, "configuring socket"))?;
+        Ok(tcp)
+    }
+
+    fn connect(&self, deadline: Instant) -> Result<Connection, ExchangeError> {
+        let tcp = self.connect_tcp(deadline)?;
+        let timeout = remaining(deadline)?;
         let stream = match (&self.tls, self.target.scheme) {
-            (Some((config, name)), Scheme::Https) => {
-                let mut session =
-                    ClientConnection::new(config.clone(), name.clone()).map_err(|e| {
-                        ExchangeError {
-                            failure: Failure::Tls,
-                            detail: e.to_string(),
-                        }
-                    })?;
-                let mut tcp = tcp;
-                while session.is_handshaking() {
-                    session
-                        .complete_io(&mut tcp)
-                        .map_err(|e| tls_error(e, "TLS handshake"))?;
-                }
+            (Some(tls), Scheme::Https) => {
+                let (session, tcp) = handshake(tcp, tls)?;
                 Stream::Tls(Box::new(StreamOwned::new(session, tcp)))
             }
             _ => Stream::Plain(tcp),
@@ -203,6 +297,21 @@ impl Client {
             timeout_set: timeout,
         })
     }
+}
+
+/// A TLS handshake on `tcp`.
+fn handshake(
+    mut tcp: TcpStream,
+    (config, name): &(Arc<ClientConfig>, ServerName<'static>),
+) -> Result<(ClientConnection, TcpStream), ExchangeError> {
+    let mut session = ClientConnection::new(config.clone(), name.clone())
+        .map_err(|e| ExchangeError::new(Failure::Tls, e.to_string()))?;
+    while session.is_handshaking() {
+        session
+            .complete_io(&mut tcp)
+            .map_err(|e| tls_error(e, "TLS handshake"))?;
+    }
+    Ok((session, tcp))
 }
 
 fn tls_error(e: io::Error, what: &str) -> ExchangeError {
@@ -321,6 +430,7 @@ pub struct Session {
     client: Arc<Client>,
     connection: Option<Connection>,
     request: Vec<u8>,
+    converted: Vec<u8>,
     /// Redirects not followed because they point elsewhere.
     pub foreign_redirects: u64,
 }
@@ -332,12 +442,23 @@ impl Session {
             client,
             connection: None,
             request: Vec::new(),
+            converted: Vec::new(),
             foreign_redirects: 0,
         }
     }
 
-    /// Replays `payload`, keeping at most `keep` bytes of the response.
-    pub fn send(&mut self, payload: &[u8], keep: usize) -> Result<Response, SendError> {
+    /// Replays `payload` over HTTP/1.1 (an HTTP/2-form message converted first), keeping at
+    /// most `keep` bytes of the response.
+    pub fn send(&mut self, payload: &Bytes, keep: usize) -> Result<Response, SendError> {
+        let mut converted = std::mem::take(&mut self.converted);
+        let result = crate::form::as_http1(payload, &mut converted)
+            .map_err(|e| SendError::Request(RequestError::Form(e)))
+            .and_then(|http1| self.send_http1(http1, keep));
+        self.converted = converted;
+        result
+    }
+
+    fn send_http1(&mut self, payload: &[u8], keep: usize) -> Result<Response, SendError> {
         let client = self.client.clone();
         let host = (!client.original_host).then_some(client.target.authority.as_str());
         let edits = Edits {
@@ -457,7 +578,7 @@ fn redirect_target(response: &Response, target: &Target) -> Option<String> {
     }
     let (scheme, rest) = location.split_once("://")?;
     let same_scheme = match target.scheme {
-        Scheme::Http => scheme.eq_ignore_ascii_case("http"),
+        Scheme::Http | Scheme::H2c => scheme.eq_ignore_ascii_case("http"),
         Scheme::Https => scheme.eq_ignore_ascii_case("https"),
     };
     let (authority, path) = match rest.find(['/', '?']) {

@@ -1,8 +1,9 @@
-//! `output-http`: replays captured requests to an HTTP or HTTPS target, byte for byte.
+//! `output-http`: replays captured requests to an HTTP or HTTPS target, byte for byte over
+//! HTTP/1.1, and over HTTP/2 (gRPC included) with many streams per connection.
 //!
 //! Unlike GoReplay, which re-serialises every request through Go's HTTP client (canonical
-//! header case, added `User-Agent`/`Accept-Encoding`, transparent gzip), the request is sent
-//! **as captured** — method, target, header order and case, body bytes — over pooled
+//! header case, added `User-Agent`/`Accept-Encoding`, transparent gzip), an HTTP/1 request is
+//! sent **as captured** — method, target, header order and case, body bytes — over pooled
 //! keep-alive connections. Only these change (see `request.rs`): the `Host` value (the
 //! target's `host[:port]`, unless `--http-original-host`), the request-target gets the output
 //! URL's base path as a prefix (`http://staging/api` + `/users?x=1` → `/api/users?x=1`;
@@ -12,32 +13,91 @@
 //! requests are not replayed (counted as malformed with `error: connect request`).
 //!
 //! Flags: `--output-http URL` (repeatable, each with its own workers and connections;
-//! `http://`, `https://` or scheme-less `host:port` = http; `URL|N` limits to N requests/s and
-//! `URL|N%` samples N % — above 100 % every request is sent N/100 times, rounded, the copies
-//! under the ids `<id>-1`, `<id>-2`…), `--output-http-workers N` (max, default 16),
-//! `--output-http-workers-min N` (default 1; the pool grows when all workers are busy and
-//! shrinks after 2 s idle), `--output-http-queue-len N` (default 1000),
-//! `--output-http-timeout D` (whole exchange incl. connect and one retry, default 5s),
-//! `--output-http-redirects N` (follow up to N same-origin redirects, default 0),
-//! `--output-http-skip-verify`, `--http-original-host`, `--output-http-track-response`
-//! (replayed responses re-enter the pipeline as kind 3 messages with the request's id, start
-//! time and round-trip time), `--output-http-stats` (a line on stderr every 5 s),
-//! `--output-http-rate N` (pace to N requests/s without dropping; the queue absorbs bursts),
-//! `--output-http-elasticsearch URL` (rejected: that is `--output-es`).
+//! `http://`, `https://`, `h2c://` or scheme-less `host:port` = http; `URL|N` limits to N
+//! requests/s and `URL|N%` samples N % — above 100 % every request is sent N/100 times,
+//! rounded, the copies under the ids `<id>-1`, `<id>-2`…), `--output-http-workers N` (max,
+//! default 16; the number of connections, one per worker thread except to HTTP/2-only
+//! targets, below), `--output-http-workers-min N` (default 1; the pool grows
+//! when all workers are busy and shrinks after 2 s idle), `--output-http-queue-len N`
+//! (default 1000), `--output-http-timeout D` (whole exchange incl. connect and one retry,
+//! default 5s; per stream over HTTP/2), `--output-http-redirects N` (follow up to N
+//! same-origin redirects, default 0; HTTP/1.1 only), `--output-http-skip-verify`,
+//! `--http-original-host`, `--output-http-track-response` (replayed responses re-enter the
+//! pipeline as kind 3 messages with the request's id, start time and round-trip time),
+//! `--output-http-stats` (a line on stderr every 5 s), `--output-http-rate N` (pace to N
+//! requests/s without dropping; the queue absorbs bursts), `--output-http-protocol
+//! h1|h2|auto` (default auto, below), `--output-http-h2-streams N` (concurrent streams per
+//! HTTP/2 connection, default 100, and never more than the server's
+//! SETTINGS_MAX_CONCURRENT_STREAMS), `--output-http-elasticsearch URL` (rejected: that is
+//! `--output-es`).
 //!
-//! Connections: one keep-alive connection per worker (so the pool is sized by the worker
-//! count). A request that fails before any byte of its response arrived (a stale pooled
+//! HTTP/2. A captured HTTP/2 message is in HTTP/1.1 form (`GET /p HTTP/2`, see the
+//! `shadowtap-h2` crate). Which protocol carries a message (`protocol.rs`): with `auto`,
+//! `h2c://host:port[/base]` is HTTP/2 with prior knowledge for every message; `https://`
+//! sends HTTP/2-form messages over HTTP/2 when the server picks `h2` by ALPN (asked once, on
+//! a first connection that offers `h2` and `http/1.1`) and over HTTP/1.1 otherwise, and
+//! HTTP/1 messages over HTTP/1.1 as always; `http://` is HTTP/1.1 for everything, so an
+//! HTTP/2-form message is converted to HTTP/1.1 there: its trailers are **lost** (so gRPC,
+//! which needs trailers and HTTP/2, does not work over it) and `te: trailers` is sent as
+//! captured. `h2` sends everything over HTTP/2 (prior knowledge on `http://`, ALPN offering
+//! only `h2` on `https://`), converting HTTP/1 messages: connection-specific fields dropped,
+//! `chunked` bodies decoded (their trailers sent as HTTP/2 trailers). `h1` sends everything
+//! over HTTP/1.1 (an error with `h2c://`).
+//!
+//! What goes on the wire for HTTP/2 (`h2_request.rs`): `:method` and `:path` (with the base
+//! path prefix) from the start line, `:scheme` of the target, `:authority` = the target's
+//! `host[:port]` (or the captured `host` with `--http-original-host`), the regular fields
+//! in captured order with lowercase names, without the connection-specific ones
+//! (`Connection` and what it names, `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`,
+//! `Upgrade`, `HTTP2-Settings`, `Host`, `Expect: 100-continue`; `TE` only as `te: trailers`),
+//! gRPC `-bin` metadata in true-binary form sent base64-encoded, no `content-length` on gRPC
+//! calls (the form adds one, gRPC clients send none); the body (as many bytes as
+//! `content-length` says) in DATA frames, then the trailers block after the body in a
+//! HEADERS frame. gRPC calls therefore keep their length-prefixed messages, `grpc-timeout`
+//! and trailers. A message that is not a valid HTTP/1.1 form is not sent and is counted as
+//! malformed under `error: form <what>` (`start line`, `version`, `fields`, `content-length`,
+//! `transfer-encoding`, `body shorter than content-length`, `chunked body`, `trailers`,
+//! `field name`, `field value`, `target`). A target that may get HTTP/2 has workers that are
+//! threads with a current-thread tokio runtime and the `h2` crate (`h2_worker.rs`), each
+//! connection carrying up to `--output-http-h2-streams` streams; a worker takes messages
+//! from the queue while it has a free stream, so the pool and the bounded queue push back as
+//! for HTTP/1.1. When every message goes over HTTP/2 (`h2c://`, `--output-http-protocol
+//! h2`) the `--output-http-workers` connections are spread over at most one worker thread
+//! per core (the pool's bounds and the `--output-http-stats` count are then threads); with
+//! `https://` and `auto` each worker has one connection, and an HTTP/1.1 exchange blocks
+//! its worker's HTTP/2 streams meanwhile. A replayed HTTP/2 response (kind 3) is in
+//! the capture's form: `HTTP/2 STATUS`, the fields lowercase in received order (repeated
+//! names together), a `content-length` when there is a body and none was sent, the body, the
+//! trailers block.
+//!
+//! Connections: over HTTP/1.1 one keep-alive connection per worker (so the pool is sized by
+//! the worker count). A request that fails before any byte of its response arrived (a stale pooled
 //! connection closed by the server) is retried once on a fresh connection — this may repeat a
-//! non-idempotent request that the server received but never answered. Failures are counted
-//! per reason as `error: refused|timeout|reset|closed|tls|bad response|dns|connect` plus an
-//! `output error` drop, and logged at most once a second. Responses and kind 2/3 messages
-//! are not sent (counted as `ignored responses`).
+//! non-idempotent request that the server received but never answered. Over HTTP/2 a stream
+//! is retried only when it was certainly not processed: one that could not be opened (the
+//! connection had closed or sent GOAWAY) moves to a new connection, one above a graceful
+//! GOAWAY's last stream id is retried once on a new connection, one refused with
+//! REFUSED_STREAM is retried once; so after a GOAWAY nothing is lost as long as a connection
+//! takes as many streams as are in flight. A reset stream fails alone: the connection's other
+//! streams go on. Failures are counted per reason as `error:
+//! refused|timeout|reset|closed|tls|bad response|dns|connect`, and over HTTP/2 also `error: h2
+//! refused stream|h2 reset|h2 goaway|h2 protocol`, plus an `output error` drop, and logged at
+//! most once a second. Responses and kind 2/3 messages are not sent (counted as `ignored
+//! responses`).
 //!
-//! Example: `shadowtap --input-file 'requests.gor|200%' --output-http 'https://staging:8443/api'
-//! --output-http-workers 32 --output-http-track-response --output-file replies.gor`.
+//! Examples: `shadowtap --input-file 'requests.gor|200%' --output-http 'https://staging:8443/api'
+//! --output-http-workers 32 --output-http-track-response --output-file replies.gor`;
+//! `shadowtap --input-file grpc.gor --output-http h2c://127.0.0.1:50051 --output-http-workers 4
+//! --output-http-h2-streams 50 --output-http-track-response --output-file replies.gor`.
 #![deny(missing_docs)]
 
 mod conn;
+mod form;
+mod h2_conn;
+mod h2_request;
+mod h2_response;
+mod h2_worker;
+mod protocol;
 mod request;
 mod response;
 mod target;
@@ -45,14 +105,16 @@ mod target;
 #[doc(hidden)]
 pub mod fuzzing;
 
-use conn::{Client, SendError, Session};
+use conn::{Client, H2Settings, SendError, Session};
 use crossbeam_channel::{bounded, RecvTimeoutError};
+use protocol::Protocol;
+use response::Response;
 
 use request::RequestError;
 use shadowtap_api::values::{duration_value, split_limit};
 use shadowtap_api::{
-    catch_panic, instance_label, now_ns, register_output, CoreSettings, Counters, Inbox, Kind,
-    Limit, Message, Meta, Next, Output, OutputContext, OutputSpec, PluginError, RatePacer, Reason,
+    catch_panic, instance_label, now_ns, register_output, CoreSettings, Inbox, Kind, Limit,
+    Message, Meta, Next, Output, OutputContext, OutputSpec, PluginError, RatePacer, Reason,
     Throttle,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -62,6 +124,10 @@ use target::{Scheme, Target};
 
 /// Default maximum workers (GoReplay's default is unlimited).
 const DEFAULT_WORKERS: i64 = 16;
+/// Default concurrent streams per HTTP/2 connection.
+const DEFAULT_H2_STREAMS: usize = 100;
+/// Hard cap on `--output-http-h2-streams`.
+const MAX_H2_STREAMS: usize = 1 << 16;
 /// Hard cap on workers per output.
 const MAX_WORKERS: i64 = 4096;
 /// Idle time after which surplus workers (above the minimum) exit.
@@ -136,6 +202,23 @@ pub struct OutputHttpArgs {
         value_name = "N"
     )]
     pub output_http_rate: f64,
+    /// HTTP/1.1 or HTTP/2: auto = HTTP/2 messages over HTTP/2 where the target allows it (h2c://, https:// with ALPN h2)
+    #[arg(
+        id = "output-http-protocol",
+        long = "output-http-protocol",
+        value_enum,
+        default_value = "auto",
+        value_name = "h1|h2|auto"
+    )]
+    pub output_http_protocol: Protocol,
+    /// Concurrent HTTP/2 streams per connection (capped by the server's SETTINGS_MAX_CONCURRENT_STREAMS)
+    #[arg(
+        id = "output-http-h2-streams",
+        long = "output-http-h2-streams",
+        default_value_t = DEFAULT_H2_STREAMS,
+        value_name = "N"
+    )]
+    pub output_http_h2_streams: usize,
     /// GoReplay's Elasticsearch export; not part of output-http: use --output-es
     #[arg(
         id = "output-http-elasticsearch",
@@ -202,6 +285,14 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
             "must be at least 1",
         ));
     }
+    let streams = args.output_http_h2_streams;
+    if streams == 0 || streams > MAX_H2_STREAMS {
+        return Err(PluginError::usage(
+            "--output-http-h2-streams",
+            format!("must be 1 to {MAX_H2_STREAMS}"),
+        ));
+    }
+    let protocol = args.output_http_protocol;
     let rate = args.output_http_rate;
     if !rate.is_finite() || rate < 0.0 {
         return Err(PluginError::usage(
@@ -222,14 +313,17 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
         rate: (rate > 0.0).then_some(rate),
     };
     let mut tls_config = None;
+    let mut h2_tls_config = None;
     args.output_http
         .iter()
         .map(|value| {
             let (url, limit) =
                 split_limit(value).map_err(|e| PluginError::usage("--output-http", e))?;
             let target = Target::parse(&url).map_err(|e| PluginError::usage("--output-http", e))?;
+            protocol::check(protocol, target.scheme)
+                .map_err(|e| PluginError::usage("--output-http-protocol", e))?;
             let tls = match target.scheme {
-                Scheme::Http => None,
+                Scheme::Http | Scheme::H2c => None,
                 Scheme::Https => {
                     if tls_config.is_none() {
                         tls_config = Some(
@@ -250,6 +344,21 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
                 Some(Limit::Percent(p)) if p > 100.0 => (None, (p / 100.0).round() as u32),
                 other => (other, 1),
             };
+            let h2_tls = if tls.is_some() && protocol != Protocol::H1 {
+                if h2_tls_config.is_none() {
+                    h2_tls_config = Some(
+                        shadowtap_tls::client_config(
+                            args.output_http_skip_verify,
+                            protocol::h2_alpn(protocol),
+                            "--output-http-skip-verify",
+                        )
+                        .map_err(PluginError::Runtime)?,
+                    );
+                }
+                h2_tls_config.clone()
+            } else {
+                None
+            };
             let client = Client::new(
                 target,
                 tls,
@@ -257,11 +366,19 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
                 args.output_http_redirects,
                 // `--http-set-header "Host: …"` implies it (the engine says so in `core`).
                 args.http_original_host || core.original_host,
-            );
+            )
+            .with_h2(H2Settings {
+                protocol,
+                streams,
+                tls: h2_tls,
+                connections: 1,
+                connections_per_worker: 1,
+            });
             let label = instance_label("output-http", &url);
+            let (client, output_settings) = share_threads(client, &settings);
             let output = HttpOutput {
                 client: Arc::new(client),
-                settings: settings.clone(),
+                settings: output_settings,
                 copies,
                 label: label.clone(),
             };
@@ -274,6 +391,31 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
             Ok(spec)
         })
         .collect()
+}
+
+/// An HTTP/2-only target's workers are threads of several connections each: the
+/// `--output-http-workers` connections are spread over at most one thread per core (ten
+/// runtimes on two cores spend their time switching; one thread per core reads many
+/// sockets per wakeup). The pool's bounds become thread counts. A target that may also get
+/// HTTP/1.1 exchanges (`https://` with `auto`) keeps one connection per worker thread, since
+/// each HTTP/1.1 exchange blocks its thread.
+fn share_threads(client: Client, settings: &Settings) -> (Client, Settings) {
+    let mut settings = settings.clone();
+    if !client.only_h2() {
+        return (client, settings);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let connections = settings.workers_max;
+    let per_thread = connections.div_ceil(connections.min(cores));
+    settings.workers_max = connections.div_ceil(per_thread);
+    settings.workers_min = settings
+        .workers_min
+        .div_ceil(per_thread)
+        .min(settings.workers_max);
+    let mut h2 = client.h2.clone();
+    h2.connections = connections;
+    h2.connections_per_worker = per_thread;
+    (client.with_h2(h2), settings)
 }
 
 register_output! {
@@ -301,6 +443,8 @@ struct Shared<'a> {
     amplified: Option<Arc<AtomicU64>>,
     copies: u32,
     pacer: Option<Mutex<RatePacer>>,
+    /// HTTP/2 connections claimed by the running workers (at most `--output-http-workers`).
+    h2_connections: AtomicUsize,
 }
 
 impl Output for HttpOutput {
@@ -324,6 +468,7 @@ impl Output for HttpOutput {
                 .settings
                 .rate
                 .map(|rate| Mutex::new(RatePacer::new(rate))),
+            h2_connections: AtomicUsize::new(0),
         };
         let (stop_stats, stats_stop_rx) = bounded::<()>(0);
         // Workers take requests straight from the inbox (one channel hop less); this thread
@@ -338,7 +483,14 @@ impl Output for HttpOutput {
                     .spawn_scoped(scope, move || {
                         // A dead worker gives its slot back (the request it held is counted
                         // by its `InHand` guard), so the supervisor replaces it.
-                        if catch_panic(shared.cx.counters(), || worker(shared, inbox)).is_none() {
+                        let body = || {
+                            if shared.client.may_use_h2() {
+                                h2_worker::run(shared, inbox);
+                            } else {
+                                worker(shared, inbox);
+                            }
+                        };
+                        if catch_panic(shared.cx.counters(), body).is_none() {
                             shared.idle.fetch_sub(1, Relaxed);
                             shared.active.fetch_sub(1, Relaxed);
                         }
@@ -369,71 +521,115 @@ impl Output for HttpOutput {
     }
 }
 
+/// A worker of an HTTP/1.1-only target: one blocking exchange at a time.
 fn worker(shared: &Shared, inbox: &Inbox) {
     let mut session = Session::new(shared.client.clone());
-    let counters = shared.cx.counters();
-    let mut status_counters: [Option<Arc<AtomicU64>>; 6] = Default::default();
+    let mut status_counters = StatusCounters::default();
     loop {
-        let msg = match inbox.recv_timeout(WORKER_IDLE) {
-            Next::Message(msg) => msg,
-            Next::Timeout => {
-                let min = shared.settings.workers_min;
-                let retire = shared
-                    .active
-                    .fetch_update(Relaxed, Relaxed, |n| (n > min).then(|| n - 1))
-                    .is_ok();
-                if retire {
-                    shared.idle.fetch_sub(1, Relaxed);
-                    break;
-                }
-                continue;
-            }
-            Next::Closed => {
-                shared.closed.store(true, Relaxed);
-                shared.active.fetch_sub(1, Relaxed);
-                shared.idle.fetch_sub(1, Relaxed);
-                break;
-            }
+        let msg = match take(shared, inbox, WORKER_IDLE) {
+            Taken::Message(msg) => msg,
+            Taken::Nothing => continue,
+            Taken::Stop => break,
         };
-        if msg.kind() != Kind::Request {
-            shared.ignored.fetch_add(1, Relaxed);
-            counters.add_drop(Reason::NotForOutput, 1);
+        if !is_request(shared, &msg) {
             continue;
         }
         shared.idle.fetch_sub(1, Relaxed);
         let in_hand = InHand(shared);
-        for copy in 0..shared.copies {
-            let copied;
-            let job = if copy == 0 {
-                &msg
-            } else {
-                if let Some(counter) = &shared.amplified {
-                    counter.fetch_add(1, Relaxed);
-                }
-                let id = format!("{}-{copy}", msg.id());
-                // Each copy is a message of its own: in once, then out or dropped.
-                counters.add_in(1);
-                copied = match msg.meta.with_id(&id) {
-                    Ok(meta) => Message::new(meta, msg.payload.clone()),
-                    Err(e) => {
-                        counters.add_drop(Reason::Malformed, 1);
-                        warn(shared, &msg, &format!("copy not replayed: {e}"));
-                        continue;
-                    }
-                };
-                &copied
+        for n in 0..shared.copies {
+            let Some(job) = copy(shared, &msg, n) else {
+                continue;
             };
-            if let Some(pacer) = &shared.pacer {
-                let wait = pacer.lock().expect("pacer lock").reserve();
+            if let Some(wait) = pace(shared) {
                 std::thread::sleep(wait);
             }
-            replay(shared, &mut session, job, counters, &mut status_counters);
+            replay_http1(shared, &mut session, &job, &mut status_counters);
         }
         std::mem::forget(in_hand);
         shared.idle.fetch_add(1, Relaxed);
     }
+    count_foreign_redirects(shared, &session);
+}
+
+/// What a worker's wait on the inbox gave.
+enum Taken {
+    Message(Message),
+    /// Nothing came in time (and the worker stays).
+    Nothing,
+    /// The worker retires (idle above the minimum) or the inbox closed: it is no longer
+    /// counted as active or idle.
+    Stop,
+}
+
+/// Waits at most `wait` for a message; an idle worker is counted idle.
+fn take(shared: &Shared, inbox: &Inbox, wait: Duration) -> Taken {
+    match inbox.recv_timeout(wait) {
+        Next::Message(msg) => Taken::Message(msg),
+        Next::Timeout => {
+            let min = shared.settings.workers_min;
+            let retire = shared
+                .active
+                .fetch_update(Relaxed, Relaxed, |n| (n > min).then(|| n - 1))
+                .is_ok();
+            if retire {
+                shared.idle.fetch_sub(1, Relaxed);
+                Taken::Stop
+            } else {
+                Taken::Nothing
+            }
+        }
+        Next::Closed => {
+            shared.closed.store(true, Relaxed);
+            shared.active.fetch_sub(1, Relaxed);
+            shared.idle.fetch_sub(1, Relaxed);
+            Taken::Stop
+        }
+    }
+}
+
+/// True for a request; anything else is counted as not for this output.
+fn is_request(shared: &Shared, msg: &Message) -> bool {
+    if msg.kind() == Kind::Request {
+        return true;
+    }
+    shared.ignored.fetch_add(1, Relaxed);
+    shared.cx.counters().add_drop(Reason::NotForOutput, 1);
+    false
+}
+
+/// Copy `n` of `msg` (0 is `msg` itself; the others, for `|N%` above 100 %, are messages of
+/// their own under the ids `<id>-n`: counted in once, then out or dropped).
+fn copy(shared: &Shared, msg: &Message, n: u32) -> Option<Message> {
+    if n == 0 {
+        return Some(msg.clone());
+    }
+    let counters = shared.cx.counters();
+    if let Some(counter) = &shared.amplified {
+        counter.fetch_add(1, Relaxed);
+    }
+    counters.add_in(1);
+    match msg.meta.with_id(&format!("{}-{n}", msg.id())) {
+        Ok(meta) => Some(Message::new(meta, msg.payload.clone())),
+        Err(e) => {
+            counters.add_drop(Reason::Malformed, 1);
+            warn(shared, msg, &format!("copy not replayed: {e}"));
+            None
+        }
+    }
+}
+
+/// How long to wait before the next request under `--output-http-rate`.
+fn pace(shared: &Shared) -> Option<Duration> {
+    let pacer = shared.pacer.as_ref()?;
+    let wait = pacer.lock().expect("pacer lock").reserve();
+    (!wait.is_zero()).then_some(wait)
+}
+
+fn count_foreign_redirects(shared: &Shared, session: &Session) {
     if session.foreign_redirects > 0 {
-        counters
+        shared
+            .cx
+            .counters()
             .extra("redirects to other hosts not followed")
             .fetch_add(session.foreign_redirects, Relaxed);
     }
@@ -451,19 +647,42 @@ impl Drop for InHand<'_, '_> {
     }
 }
 
-fn replay(
+/// Per status class (1xx…5xx) counters, looked up once per worker.
+type StatusCounters = [Option<Arc<AtomicU64>>; 6];
+
+/// Replays `msg` over HTTP/1.1 (an HTTP/2-form message converted) and counts the outcome.
+fn replay_http1(
     shared: &Shared,
     session: &mut Session,
     msg: &Message,
-    counters: &Arc<Counters>,
-    status_counters: &mut [Option<Arc<AtomicU64>>; 6],
+    status_counters: &mut StatusCounters,
 ) {
     shadowtap_api::test_panic_point(&format!("{}-worker", shared.label));
     let started = Instant::now();
     let start_ns = now_ns();
-    match session.send(&msg.payload, shared.settings.keep) {
+    let result = session.send(&msg.payload, shared.settings.keep);
+    record(
+        shared,
+        msg,
+        start_ns,
+        started.elapsed(),
+        result,
+        status_counters,
+    );
+}
+
+/// Counts the outcome of one replayed request and feeds its response back.
+fn record(
+    shared: &Shared,
+    msg: &Message,
+    start_ns: i64,
+    rtt: Duration,
+    result: Result<Response, SendError>,
+    status_counters: &mut StatusCounters,
+) {
+    let counters = shared.cx.counters();
+    match result {
         Ok(response) => {
-            let rtt = started.elapsed();
             counters.add_out(1);
             shared.sent.fetch_add(1, Relaxed);
             let class = (response.status / 100).min(5) as usize;
@@ -482,9 +701,10 @@ fn replay(
         }
         Err(SendError::Request(error)) => {
             counters.add_drop(Reason::Malformed, 1);
-            let name = match error {
+            let name = match &error {
                 RequestError::Connect => "error: connect request",
                 RequestError::Unparsable(_) => "error: unparsable request",
+                RequestError::Form(e) => e.counter(),
             };
             counters.extra(name).fetch_add(1, Relaxed);
             warn(shared, msg, &error.to_string());

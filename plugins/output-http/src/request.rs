@@ -10,6 +10,7 @@
 //!   nothing else is left), and `Proxy-Connection` is removed, so pooled connections stay up;
 //! * `Expect: 100-continue` is removed: the body is always sent right after the head.
 
+use crate::form::FormError;
 use shadowtap_http1::headers;
 use std::fmt;
 
@@ -40,6 +41,8 @@ pub enum RequestError {
     Unparsable(String),
     /// `CONNECT` opens a tunnel; there is nothing to replay.
     Connect,
+    /// The message cannot be converted to the other protocol.
+    Form(FormError),
 }
 
 impl fmt::Display for RequestError {
@@ -47,6 +50,7 @@ impl fmt::Display for RequestError {
         match self {
             RequestError::Unparsable(why) => write!(f, "unparsable request: {why}"),
             RequestError::Connect => write!(f, "CONNECT requests are not replayed"),
+            RequestError::Form(e) => write!(f, "malformed message: {e}"),
         }
     }
 }
@@ -183,7 +187,7 @@ pub fn rewrite(
 }
 
 /// `http://host/p?q` → `/p?q`; `http://host` → `/`; anything else unchanged.
-fn origin_form(target: &str) -> &str {
+pub(crate) fn origin_form(target: &str) -> &str {
     let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
     let rest = if lower.starts_with("http://") {
         &target[7..]

@@ -1,20 +1,33 @@
-//! The `--output-http` URL: scheme, host, port and an optional base path.
+//! The `--output-http` URL: scheme (`http`, `https`, `h2c`), host, port and an optional base
+//! path.
 
 use shadowtap_listener::redact_url;
 
-/// `http` or `https`.
+/// `http`, `https` or `h2c`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
     /// Plain TCP.
     Http,
     /// TLS (rustls).
     Https,
+    /// HTTP/2 with prior knowledge over plain TCP.
+    H2c,
+}
+
+impl Scheme {
+    /// The `:scheme` of HTTP/2 requests.
+    pub fn h2_scheme(self) -> &'static str {
+        match self {
+            Scheme::Https => "https",
+            Scheme::Http | Scheme::H2c => "http",
+        }
+    }
 }
 
 /// Where one `--output-http` sends its requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// `http` or `https`.
+    /// `http`, `https` or `h2c`.
     pub scheme: Scheme,
     /// Host name or IP address, without IPv6 brackets.
     pub host: String,
@@ -27,8 +40,8 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses `http://host[:port][/base]`, `https://…`, or a scheme-less `host[:port][/base]`
-    /// (plain http). User info, queries and fragments are rejected.
+    /// Parses `http://host[:port][/base]`, `https://…`, `h2c://…`, or a scheme-less
+    /// `host[:port][/base]` (plain http). User info, queries and fragments are rejected.
     pub fn parse(url: &str) -> Result<Target, String> {
         let url = url.trim();
         // Errors show the URL with its password hidden.
@@ -36,9 +49,10 @@ impl Target {
         let (scheme, rest) = match url.split_once("://") {
             Some((s, rest)) if s.eq_ignore_ascii_case("http") => (Scheme::Http, rest),
             Some((s, rest)) if s.eq_ignore_ascii_case("https") => (Scheme::Https, rest),
+            Some((s, rest)) if s.eq_ignore_ascii_case("h2c") => (Scheme::H2c, rest),
             Some((s, _)) => {
                 return Err(format!(
-                    "unsupported scheme {s:?} in {shown:?} (use http:// or https://)"
+                    "unsupported scheme {s:?} in {shown:?} (use http://, https:// or h2c://)"
                 ))
             }
             None => (Scheme::Http, url),
@@ -59,7 +73,7 @@ impl Target {
             ));
         }
         let default_port = match scheme {
-            Scheme::Http => 80,
+            Scheme::Http | Scheme::H2c => 80,
             Scheme::Https => 443,
         };
         let (host, port) = split_host_port(authority, default_port)
@@ -129,6 +143,15 @@ mod tests {
         assert_eq!(target.authority, "example.com");
         assert_eq!(target.base_path, "");
         assert_eq!(t("http://h/").base_path, "");
+    }
+
+    #[test]
+    fn h2c_targets() {
+        let target = t("h2c://127.0.0.1:8080/base");
+        assert_eq!(target.scheme, Scheme::H2c);
+        assert_eq!((target.port, target.base_path.as_str()), (8080, "/base"));
+        assert_eq!(t("H2C://h").port, 80);
+        assert_eq!(target.scheme.h2_scheme(), "http");
     }
 
     #[test]
