@@ -20,6 +20,7 @@ use shadowtap_h2::{
 
 use crate::connection::Direction;
 use crate::event::{DropReason, Event, HttpMessage, MessageKind};
+use crate::fxhash::FxBuildHasher;
 use crate::http1::{ChunkMeta, Phase};
 use crate::ids::{id_bytes, MessageId};
 use crate::tls::TlsConn;
@@ -37,7 +38,9 @@ pub(crate) struct H2Conn {
     /// The Ack of the segment carrying the preface: the base of the connection's stream ids.
     id_base: u32,
     /// Capture time of each open stream's request.
-    request_start: HashMap<u32, i64>,
+    request_start: HashMap<u32, i64, FxBuildHasher>,
+    /// The decoder's events of one call, emitted after it returns (kept for its capacity).
+    events: Vec<H2Event<ChunkMeta>>,
 }
 
 impl std::fmt::Debug for H2Conn {
@@ -54,7 +57,8 @@ impl H2Conn {
         Box::new(H2Conn {
             decoder,
             id_base,
-            request_start: HashMap::new(),
+            request_start: HashMap::default(),
+            events: Vec::new(),
         })
     }
 
@@ -189,13 +193,16 @@ impl Direction<'_, '_> {
         let Some(h2) = self.conn.h2.as_mut() else {
             return;
         };
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut h2.events);
         step(&mut h2.decoder, &mut |event| events.push(event));
-        for event in events {
+        for event in events.drain(..) {
             match event {
                 H2Event::Message(message) => self.emit_h2(message),
                 H2Event::Problem { failure, .. } => self.ctx.drop_one(DropReason::Http2(failure)),
             }
+        }
+        if let Some(h2) = self.conn.h2.as_mut() {
+            h2.events = events;
         }
     }
 
