@@ -169,19 +169,25 @@ fn padding_states(tree: &[[Node; 2]]) -> [bool; 256] {
 /// than seven bits or padding that is not all ones.
 pub(crate) fn decode(raw: &[u8], out: &mut Vec<u8>) -> Result<(), HpackError> {
     let machine = &*MACHINE;
+    let start = out.len();
+    // The shortest code is five bits: at most 8 symbols per 5 bytes.
+    out.resize(start + raw.len() * 8 / 5 + 1, 0);
+    let decoded = &mut out[start..];
+    let mut n = 0;
     let mut state = 0usize;
     for &byte in raw {
         for nibble in [byte >> 4, byte & 0xf] {
             let step = machine.steps[state][usize::from(nibble)];
             if step.fails {
+                out.truncate(start);
                 return Err(HpackError);
             }
-            if step.emits {
-                out.push(step.symbol);
-            }
+            decoded[n] = step.symbol;
+            n += usize::from(step.emits);
             state = usize::from(step.next);
         }
     }
+    out.truncate(start + n);
     if machine.accepting[state] {
         Ok(())
     } else {
@@ -189,9 +195,50 @@ pub(crate) fn decode(raw: &[u8], out: &mut Vec<u8>) -> Result<(), HpackError> {
     }
 }
 
+/// Strings remembered by a [`Memo`].
+const MEMO_SLOTS: usize = 8;
+/// Longer strings are decoded each time (they are unlikely to repeat).
+const MEMO_MAX_RAW: usize = 64;
+
+/// The last few short strings decoded, with what they decoded to. An encoder that sends the
+/// same literals again (nginx sends `server`, `date`, `content-type` and `content-length` as
+/// new literals in every response) then costs a comparison instead of a decoding.
+#[derive(Default)]
+pub(crate) struct Memo {
+    slots: Vec<(Vec<u8>, Vec<u8>)>,
+    next: usize,
+}
+
+impl Memo {
+    /// [`decode`], from memory when `raw` was decoded lately.
+    pub fn decode(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), HpackError> {
+        if raw.len() > MEMO_MAX_RAW {
+            return decode(raw, out);
+        }
+        if let Some((_, decoded)) = self.slots.iter().find(|(seen, _)| seen.as_slice() == raw) {
+            out.extend_from_slice(decoded);
+            return Ok(());
+        }
+        let start = out.len();
+        decode(raw, out)?;
+        let decoded = &out[start..];
+        if self.slots.len() < MEMO_SLOTS {
+            self.slots.push((raw.to_vec(), decoded.to_vec()));
+        } else {
+            let (seen, remembered) = &mut self.slots[self.next];
+            seen.clear();
+            seen.extend_from_slice(raw);
+            remembered.clear();
+            remembered.extend_from_slice(decoded);
+            self.next = (self.next + 1) % MEMO_SLOTS;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{decode, CODES};
+    use super::{decode, Memo, CODES, MEMO_SLOTS};
     use loona_hpack::huffman::HuffmanDecoder;
 
     /// Encodes `symbols` with the code table, padded with ones.
@@ -240,6 +287,23 @@ mod tests {
         assert_eq!(decoded(&[0x1f, 0xff]), None); // 'a' (00011) then 11 bits of padding
         assert_eq!(decoded(&[0x18]), None); // 'a' then zero padding
         assert_eq!(decoded(&[0x1f]), Some(b"a".to_vec()));
+    }
+
+    /// A memo gives what decoding gives, over more strings than it holds, errors included.
+    #[test]
+    fn the_memo_decodes_as_the_decoder() {
+        let mut memo = Memo::default();
+        let strings: Vec<Vec<u8>> = (0..MEMO_SLOTS + 3)
+            .map(|i| encode(&[b'a' as usize + i, b'0' as usize + i % 10]))
+            .chain([vec![0xff, 0xff, 0xff, 0xff], vec![0x18]])
+            .collect();
+        for round in 0..4 {
+            for raw in strings.iter().cycle().skip(round).take(strings.len() * 2) {
+                let mut out = b"prefix".to_vec();
+                let verdict = memo.decode(raw, &mut out);
+                assert_eq!(verdict.ok().map(|()| out[6..].to_vec()), decoded(raw));
+            }
+        }
     }
 
     /// The same verdict and output as loona-hpack's bit-by-bit decoder on random input.
