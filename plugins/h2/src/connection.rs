@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::frame::{self, FrameHeader, Resync, HEADER_LEN};
 use crate::hpack::{Block, HeaderDecoder};
-use crate::message::{is_interim, request_facts, Building, RequestFacts};
+use crate::message::{split, Building, RequestFacts};
 use crate::{preface_verdict, H2Event, H2Failure, H2Limits, Side, CLIENT_PREFACE};
 
 type Sink<'a, M> = dyn FnMut(H2Event<M>) + 'a;
@@ -614,7 +614,7 @@ impl<M: Clone> H2Connection<M> {
             return;
         };
         stream.halves[Side::Client.index()] = Half::Done;
-        stream.request = request_facts(fields);
+        stream.request = split(fields).request_facts();
     }
 
     fn open_stream(&mut self, id: u32, out: &mut Sink<'_, M>) -> Option<&mut Stream<M>> {
@@ -635,6 +635,7 @@ impl<M: Clone> H2Connection<M> {
     ) {
         let id = block.stream_id;
         let unknown = fields.unknown;
+        let fields = split(fields);
         if !self.streams.contains_key(&id) {
             if side == Side::Server && !self.lossy {
                 return out(problem(H2Failure::ProtocolError, Some(id)));
@@ -651,11 +652,11 @@ impl<M: Clone> H2Connection<M> {
         };
         let half = &mut stream.halves[side.index()];
         match half {
-            Half::Idle if side == Side::Server && is_interim(fields) => {
+            Half::Idle if side == Side::Server && fields.is_interim() => {
                 let message = Building::start(
                     side,
                     id,
-                    fields,
+                    &fields,
                     unknown,
                     &stream.request,
                     block.first.clone(),
@@ -666,12 +667,12 @@ impl<M: Clone> H2Connection<M> {
             }
             Half::Idle => {
                 if side == Side::Client {
-                    stream.request = request_facts(fields);
+                    stream.request = fields.request_facts();
                 }
                 let mut message = Building::start(
                     side,
                     id,
-                    fields,
+                    &fields,
                     unknown,
                     &stream.request,
                     block.first.clone(),
@@ -682,7 +683,7 @@ impl<M: Clone> H2Connection<M> {
             }
             Half::Open(message) => {
                 let before = message.held_bytes();
-                message.push_trailers(fields, unknown, last);
+                message.push_trailers(&fields, unknown, last);
                 self.message_bytes = self.message_bytes - before + message.held_bytes();
             }
             Half::Done => return out(problem(H2Failure::ProtocolError, Some(id))),

@@ -32,7 +32,7 @@ pub(crate) struct Building<M> {
 
 /// The pseudo-header fields of a header block, the regular fields the decoder looks at, and
 /// the block for writing the regular ones.
-struct Split<'f> {
+pub(crate) struct Split<'f> {
     method: Option<&'f [u8]>,
     path: Option<&'f [u8]>,
     authority: Option<&'f [u8]>,
@@ -43,13 +43,11 @@ struct Split<'f> {
     grpc_encoding: Option<&'f [u8]>,
     grpc_status: Option<&'f [u8]>,
     block: &'f Block,
-    /// `:authority` became the `host:` line; a `host` field too would duplicate it.
-    without_host: bool,
 }
 
 /// One pass over the block: the last of each pseudo-header, the first of each regular
 /// field looked at (names compared without case).
-fn split(block: &Block) -> Split<'_> {
+pub(crate) fn split(block: &Block) -> Split<'_> {
     let mut s = Split {
         method: None,
         path: None,
@@ -61,7 +59,6 @@ fn split(block: &Block) -> Split<'_> {
         grpc_encoding: None,
         grpc_status: None,
         block,
-        without_host: false,
     };
     for (name, value) in block.iter() {
         let slot = match name {
@@ -95,9 +92,12 @@ fn regular_slot<'s, 'f>(s: &'s mut Split<'f>, name: &[u8]) -> Option<&'s mut Opt
 }
 
 impl<'f> Split<'f> {
-    /// The regular fields (pseudo-headers are not in the payload), in wire order.
-    fn regular(&self) -> impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone + 'f {
-        let without_host = self.without_host;
+    /// The regular fields (pseudo-headers are not in the payload), in wire order, `host`
+    /// fields left out when `without_host`.
+    fn regular(
+        &self,
+        without_host: bool,
+    ) -> impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone + 'f {
         self.block.iter().filter(move |(name, _)| {
             let dropped =
                 name.starts_with(b":") || (without_host && name.eq_ignore_ascii_case(b"host"));
@@ -107,23 +107,25 @@ impl<'f> Split<'f> {
 }
 
 fn text(value: Option<&[u8]>) -> Option<String> {
-    value.map(|v| String::from_utf8_lossy(v).into_owned())
+    value.map(|v| match std::str::from_utf8(v) {
+        Ok(valid) => valid.to_owned(),
+        Err(_) => String::from_utf8_lossy(v).into_owned(),
+    })
 }
 
-/// The `:status` of a response header block, when it is interim (1xx).
-pub(crate) fn is_interim(fields: &Block) -> bool {
-    split(fields)
-        .status
-        .is_some_and(|s| s.len() == 3 && s[0] == b'1')
-}
+impl Split<'_> {
+    /// Whether the `:status` of a response header block is interim (1xx).
+    pub fn is_interim(&self) -> bool {
+        self.status.is_some_and(|s| s.len() == 3 && s[0] == b'1')
+    }
 
-/// The request facts of a request header block.
-pub(crate) fn request_facts(fields: &Block) -> RequestFacts {
-    let s = split(fields);
-    RequestFacts {
-        path: text(s.path),
-        scheme: text(s.scheme),
-        grpc: s.content_type.is_some_and(is_grpc_content_type),
+    /// The request facts of a request header block.
+    pub fn request_facts(&self) -> RequestFacts {
+        RequestFacts {
+            path: text(self.path),
+            scheme: text(self.scheme),
+            grpc: self.content_type.is_some_and(is_grpc_content_type),
+        }
     }
 }
 
@@ -160,12 +162,11 @@ impl<M: Clone> Building<M> {
     pub fn start(
         side: Side,
         stream_id: u32,
-        fields: &Block,
+        s: &Split<'_>,
         hpack_unknown: bool,
         request: &RequestFacts,
         tag: M,
     ) -> Building<M> {
-        let mut s = split(fields);
         let mut head = Vec::with_capacity(256);
         match side {
             Side::Client => {
@@ -185,8 +186,8 @@ impl<M: Clone> Building<M> {
                 head.extend_from_slice(b"\r\n");
             }
         }
-        s.without_host = s.authority.is_some();
-        write_fields(&mut head, s.regular());
+        // `:authority` became the `host:` line; a `host` field too would duplicate it.
+        write_fields(&mut head, s.regular(s.authority.is_some()));
         let content_type = s.content_type;
         let grpc = (content_type.is_some_and(is_grpc_content_type) || request.grpc).then(|| {
             let path = text(s.path)
@@ -199,7 +200,7 @@ impl<M: Clone> Building<M> {
                 encoding: text(s.grpc_encoding),
                 ..GrpcInfo::default()
             };
-            info.status = grpc_status(&s);
+            info.status = grpc_status(s);
             (info, GrpcFramer::default())
         });
         let had_content_length = s.content_length.is_some();
@@ -231,15 +232,14 @@ impl<M: Clone> Building<M> {
         self.body.extend_from_slice(&data[..data.len().min(room)]);
     }
 
-    pub fn push_trailers(&mut self, fields: &Block, hpack_unknown: bool, tag: M) {
+    pub fn push_trailers(&mut self, s: &Split<'_>, hpack_unknown: bool, tag: M) {
         self.last = tag;
         self.hpack_unknown |= hpack_unknown;
-        let s = split(fields);
         if let Some((info, _)) = &mut self.grpc {
-            info.status = grpc_status(&s).or(info.status);
+            info.status = grpc_status(s).or(info.status);
         }
         let mut lines = Vec::new();
-        write_fields(&mut lines, s.regular());
+        write_fields(&mut lines, s.regular(false));
         self.trailers = Some(lines);
     }
 
@@ -247,16 +247,28 @@ impl<M: Clone> Building<M> {
         self.head.len() + self.body.len() + self.trailers.as_ref().map_or(0, Vec::len)
     }
 
+    /// The message in its HTTP/1.1 form, in a buffer of exactly its size (which `Bytes`
+    /// takes over without another allocation).
     pub fn finish(self, incomplete: bool) -> H2Message<M> {
-        let mut payload = self.head;
-        if !self.had_content_length && !self.body.is_empty() {
-            // Writing to a Vec cannot fail.
-            let _ = write!(payload, "content-length: {}\r\n", self.body.len());
-        }
+        let mut length_line = [0u8; 40];
+        let length_line = if !self.had_content_length && !self.body.is_empty() {
+            let mut rest = &mut length_line[..];
+            // 40 bytes hold any usize in decimal with the name.
+            let _ = write!(rest, "content-length: {}\r\n", self.body.len());
+            let unused = rest.len();
+            &length_line[..40 - unused]
+        } else {
+            &[]
+        };
+        let trailers = self.trailers.as_ref().map_or(0, |t| t.len() + 2);
+        let total = self.head.len() + length_line.len() + 2 + self.body.len() + trailers;
+        let mut payload = Vec::with_capacity(total);
+        payload.extend_from_slice(&self.head);
+        payload.extend_from_slice(length_line);
         payload.extend_from_slice(b"\r\n");
         payload.extend_from_slice(&self.body);
-        if let Some(trailers) = self.trailers {
-            payload.extend_from_slice(&trailers);
+        if let Some(trailers) = &self.trailers {
+            payload.extend_from_slice(trailers);
             payload.extend_from_slice(b"\r\n");
         }
         H2Message {
