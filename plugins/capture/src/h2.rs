@@ -53,7 +53,14 @@ impl std::fmt::Debug for H2Conn {
 }
 
 impl H2Conn {
-    fn boxed(decoder: H2Connection<ChunkMeta>, id_base: u32) -> Box<H2Conn> {
+    /// The state of a connection decoded by `decoder`; without response tracking the
+    /// tracker never feeds the server's bytes, so the decoder is told not to wait for them.
+    fn boxed(decoder: H2Connection<ChunkMeta>, id_base: u32, responses: bool) -> Box<H2Conn> {
+        let decoder = if responses {
+            decoder
+        } else {
+            decoder.requests_only()
+        };
         Box::new(H2Conn {
             decoder,
             id_base,
@@ -118,7 +125,11 @@ impl Direction<'_, '_> {
             return false;
         }
         let decoder = H2Connection::new(self.h2_limits());
-        self.conn.h2 = Some(H2Conn::boxed(decoder, meta.ack));
+        self.conn.h2 = Some(H2Conn::boxed(
+            decoder,
+            meta.ack,
+            self.ctx.cfg.track_responses,
+        ));
         self.half.phase = Phase::Idle;
         true
     }
@@ -142,7 +153,7 @@ impl Direction<'_, '_> {
             self.conn.client = Some(usize::from(b > a));
         }
         let decoder = H2Connection::mid_stream(self.h2_limits());
-        self.conn.h2 = Some(H2Conn::boxed(decoder, ack));
+        self.conn.h2 = Some(H2Conn::boxed(decoder, ack, self.ctx.cfg.track_responses));
         true
     }
 
@@ -150,7 +161,12 @@ impl Direction<'_, '_> {
     /// being the upgraded request (whose id word is `request_word`).
     pub(crate) fn begin_upgraded_h2(&mut self, request_word: u32) {
         let decoder = H2Connection::upgraded(self.h2_limits());
-        self.conn.h2 = Some(H2Conn::boxed(decoder, request_word.wrapping_sub(1)));
+        let responses = self.ctx.cfg.track_responses;
+        self.conn.h2 = Some(H2Conn::boxed(
+            decoder,
+            request_word.wrapping_sub(1),
+            responses,
+        ));
     }
 
     /// The decoder's limits: bodies kept as far as the tracker keeps a message.
@@ -230,7 +246,7 @@ impl Direction<'_, '_> {
         let end_ns = message.last.ts_ns;
         let latency_ns = match kind {
             MessageKind::Request => {
-                if h2.request_start.len() < MAX_OPEN_REQUESTS {
+                if self.ctx.cfg.track_responses && h2.request_start.len() < MAX_OPEN_REQUESTS {
                     h2.request_start.insert(message.stream_id, start_ns);
                 }
                 end_ns - start_ns

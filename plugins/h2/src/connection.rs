@@ -20,6 +20,8 @@ pub struct H2Connection<M> {
     /// Bytes were missed (mid-connection start or a gap): frames on unknown streams are
     /// expected and ignored quietly, and a response may open a stream.
     lossy: bool,
+    /// Only the client side is decoded ([`H2Connection::requests_only`]).
+    requests_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +169,7 @@ impl<M: Clone> H2Connection<M> {
             streams: HashMap::default(),
             message_bytes: 0,
             lossy: false,
+            requests_only: false,
         }
     }
 
@@ -195,7 +198,20 @@ impl<M: Clone> H2Connection<M> {
             streams: HashMap::default(),
             message_bytes: 0,
             lossy: true,
+            requests_only: false,
         }
+    }
+
+    /// Decodes the client's side only, for a caller that does not want responses and may not
+    /// see the server's bytes at all: server bytes and gaps are ignored, and a stream ends
+    /// with its request (otherwise streams would wait for responses that never come, and
+    /// after [`H2Limits::max_streams`] of them every new one would be refused).
+    pub fn requests_only(mut self) -> Self {
+        self.requests_only = true;
+        // An upgraded connection's stream 1 has only its response to come.
+        self.streams
+            .retain(|_, s| !matches!(s.halves[Side::Client.index()], Half::Done));
+        self
     }
 
     /// Bytes held: unparsed frames, header blocks, messages being assembled.
@@ -222,6 +238,9 @@ impl<M: Clone> H2Connection<M> {
 
     /// The next in-order bytes of `side`, from a segment tagged `tag`.
     pub fn feed(&mut self, side: Side, data: &[u8], tag: M, out: &mut dyn FnMut(H2Event<M>)) {
+        if self.requests_only && side == Side::Server {
+            return;
+        }
         let dir = &mut self.dirs[side.index()];
         let skipped = data
             .len()
@@ -249,7 +268,7 @@ impl<M: Clone> H2Connection<M> {
     /// every open message of `side` ends incomplete, its HPACK state becomes unknown and
     /// decoding resumes at the next plausible frame header.
     pub fn gap(&mut self, side: Side, len: u64, out: &mut dyn FnMut(H2Event<M>)) {
-        if len == 0 {
+        if len == 0 || (self.requests_only && side == Side::Server) {
             return;
         }
         self.lossy = true;
@@ -622,7 +641,14 @@ impl<M: Clone> H2Connection<M> {
             out(problem(H2Failure::TooManyStreams, Some(id)));
             return None;
         }
-        Some(self.streams.entry(id).or_insert_with(Stream::new))
+        let requests_only = self.requests_only;
+        Some(self.streams.entry(id).or_insert_with(|| {
+            let mut stream = Stream::new();
+            if requests_only {
+                stream.halves[Side::Server.index()] = Half::Done;
+            }
+            stream
+        }))
     }
 
     fn on_header_fields(

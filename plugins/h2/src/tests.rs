@@ -324,6 +324,46 @@ fn ten_interleaved_streams() {
     assert!(text(&m[19]).ends_with("\r\n\r\nr9"));
 }
 
+/// Without responses (the capture's default: the server's bytes are not even read), streams
+/// end with their requests: more of them than `max_streams` all come out, and server bytes
+/// fed anyway are ignored.
+#[test]
+fn requests_only_streams_end_with_their_requests() {
+    let mut conv = Conv::new();
+    for i in 0..40u32 {
+        conv.headers(
+            Side::Client,
+            1 + 2 * i,
+            &[(":method", "GET"), (":path", "/r")],
+            true,
+        );
+        conv.ok(1 + 2 * i, b"x");
+    }
+    let limits = H2Limits {
+        max_streams: 8,
+        ..H2Limits::default()
+    };
+    let client_only = run(
+        H2Connection::new(limits).requests_only(),
+        &[(Side::Client, &conv.client)],
+    );
+    let both = run(
+        H2Connection::new(limits).requests_only(),
+        &[(Side::Client, &conv.client), (Side::Server, &conv.server)],
+    );
+    for events in [client_only, both] {
+        assert_eq!(problems(&events), []);
+        let m = messages(&events);
+        assert_eq!(m.len(), 40);
+        assert!(m.iter().all(|m| m.side == Side::Client && !m.incomplete));
+    }
+    let upgraded = run(
+        H2Connection::upgraded(H2Limits::default()).requests_only(),
+        &[(Side::Server, &conv.server)],
+    );
+    assert_eq!(messages(&upgraded), []);
+}
+
 #[test]
 fn continuation_padding_and_priority() {
     let mut conv = Conv::new();
