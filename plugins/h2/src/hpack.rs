@@ -280,6 +280,7 @@ impl PartialTable {
                 Lookup::Found((name, value)) => out.push(&name, &value),
                 Lookup::Unknown => out.unknown = true,
             }
+            out.check_size()?;
             block = rest;
         }
         Ok(())
@@ -417,6 +418,20 @@ mod tests {
                 .map(|()| out.owned());
             assert_eq!(decoded, expected, "{block:02x?}");
         }
+    }
+
+    /// One-byte references to a large entry do not expand a block past MAX_DECODED_BLOCK.
+    #[test]
+    fn a_block_decoding_to_more_than_the_bound_is_an_error() {
+        let mut block = vec![0x40, 1, b'n', 0x7f, 0x81, 0x1e]; // value of 127 + 3841 bytes
+        block.extend(std::iter::repeat_n(b'v', 3968));
+        let refs = super::MAX_DECODED_BLOCK / 3969 + 1;
+        let mut out = Block::default();
+        let mut fits = block.clone();
+        fits.extend(std::iter::repeat_n(0xbe, refs - 2));
+        assert!(HeaderDecoder::new().decode(&fits, &mut out).is_ok());
+        block.extend(std::iter::repeat_n(0xbe, refs));
+        assert!(HeaderDecoder::new().decode(&block, &mut out).is_err());
     }
 
     /// One decoder pair fed a stream of blocks made of valid representations (literals with
