@@ -20,6 +20,7 @@ use shadowtap_h2::{
 
 use crate::connection::Direction;
 use crate::event::{DropReason, Event, HttpMessage, MessageKind};
+use crate::fxhash::FxBuildHasher;
 use crate::http1::{ChunkMeta, Phase};
 use crate::ids::{id_bytes, MessageId};
 use crate::tls::TlsConn;
@@ -37,7 +38,9 @@ pub(crate) struct H2Conn {
     /// The Ack of the segment carrying the preface: the base of the connection's stream ids.
     id_base: u32,
     /// Capture time of each open stream's request.
-    request_start: HashMap<u32, i64>,
+    request_start: HashMap<u32, i64, FxBuildHasher>,
+    /// The decoder's events of one call, emitted after it returns (kept for its capacity).
+    events: Vec<H2Event<ChunkMeta>>,
 }
 
 impl std::fmt::Debug for H2Conn {
@@ -50,11 +53,19 @@ impl std::fmt::Debug for H2Conn {
 }
 
 impl H2Conn {
-    fn boxed(decoder: H2Connection<ChunkMeta>, id_base: u32) -> Box<H2Conn> {
+    /// The state of a connection decoded by `decoder`; without response tracking the
+    /// tracker never feeds the server's bytes, so the decoder is told not to wait for them.
+    fn boxed(decoder: H2Connection<ChunkMeta>, id_base: u32, responses: bool) -> Box<H2Conn> {
+        let decoder = if responses {
+            decoder
+        } else {
+            decoder.requests_only()
+        };
         Box::new(H2Conn {
             decoder,
             id_base,
-            request_start: HashMap::new(),
+            request_start: HashMap::default(),
+            events: Vec::new(),
         })
     }
 
@@ -114,7 +125,11 @@ impl Direction<'_, '_> {
             return false;
         }
         let decoder = H2Connection::new(self.h2_limits());
-        self.conn.h2 = Some(H2Conn::boxed(decoder, meta.ack));
+        self.conn.h2 = Some(H2Conn::boxed(
+            decoder,
+            meta.ack,
+            self.ctx.cfg.track_responses,
+        ));
         self.half.phase = Phase::Idle;
         true
     }
@@ -138,7 +153,7 @@ impl Direction<'_, '_> {
             self.conn.client = Some(usize::from(b > a));
         }
         let decoder = H2Connection::mid_stream(self.h2_limits());
-        self.conn.h2 = Some(H2Conn::boxed(decoder, ack));
+        self.conn.h2 = Some(H2Conn::boxed(decoder, ack, self.ctx.cfg.track_responses));
         true
     }
 
@@ -146,7 +161,12 @@ impl Direction<'_, '_> {
     /// being the upgraded request (whose id word is `request_word`).
     pub(crate) fn begin_upgraded_h2(&mut self, request_word: u32) {
         let decoder = H2Connection::upgraded(self.h2_limits());
-        self.conn.h2 = Some(H2Conn::boxed(decoder, request_word.wrapping_sub(1)));
+        let responses = self.ctx.cfg.track_responses;
+        self.conn.h2 = Some(H2Conn::boxed(
+            decoder,
+            request_word.wrapping_sub(1),
+            responses,
+        ));
     }
 
     /// The decoder's limits: bodies kept as far as the tracker keeps a message.
@@ -189,13 +209,16 @@ impl Direction<'_, '_> {
         let Some(h2) = self.conn.h2.as_mut() else {
             return;
         };
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut h2.events);
         step(&mut h2.decoder, &mut |event| events.push(event));
-        for event in events {
+        for event in events.drain(..) {
             match event {
                 H2Event::Message(message) => self.emit_h2(message),
                 H2Event::Problem { failure, .. } => self.ctx.drop_one(DropReason::Http2(failure)),
             }
+        }
+        if let Some(h2) = self.conn.h2.as_mut() {
+            h2.events = events;
         }
     }
 
@@ -223,7 +246,7 @@ impl Direction<'_, '_> {
         let end_ns = message.last.ts_ns;
         let latency_ns = match kind {
             MessageKind::Request => {
-                if h2.request_start.len() < MAX_OPEN_REQUESTS {
+                if self.ctx.cfg.track_responses && h2.request_start.len() < MAX_OPEN_REQUESTS {
                     h2.request_start.insert(message.stream_id, start_ns);
                 }
                 end_ns - start_ns

@@ -4,8 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::frame::{self, FrameHeader, Resync, HEADER_LEN};
-use crate::hpack::{Field, HeaderDecoder};
-use crate::message::{is_interim, request_facts, Building, RequestFacts};
+use crate::hpack::{Block, HeaderDecoder};
+use crate::message::{split, Building, RequestFacts};
 use crate::{preface_verdict, H2Event, H2Failure, H2Limits, Side, CLIENT_PREFACE};
 
 type Sink<'a, M> = dyn FnMut(H2Event<M>) + 'a;
@@ -14,10 +14,14 @@ type Sink<'a, M> = dyn FnMut(H2Event<M>) + 'a;
 pub struct H2Connection<M> {
     limits: H2Limits,
     dirs: [Direction<M>; 2],
-    streams: HashMap<u32, Stream<M>>,
+    streams: HashMap<u32, Stream<M>, StreamIdHash>,
+    /// What the open messages hold ([`Building::held_bytes`] summed).
+    message_bytes: usize,
     /// Bytes were missed (mid-connection start or a gap): frames on unknown streams are
     /// expected and ignored quietly, and a response may open a stream.
     lossy: bool,
+    /// Only the client side is decoded ([`H2Connection::requests_only`]).
+    requests_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,8 @@ struct Direction<M> {
     segments: VecDeque<(u64, M)>,
     block: Option<PendingBlock<M>>,
     hpack: HeaderDecoder,
+    /// The last decoded header block (reused).
+    fields: Block,
     unknown_reported: bool,
     /// Bytes of a frame damaged by a gap still to drop before the next frame header.
     skip: u64,
@@ -52,13 +58,18 @@ struct Direction<M> {
     advertised: VecDeque<Option<usize>>,
 }
 
-/// A header block waiting for its CONTINUATION frames.
-struct PendingBlock<M> {
+/// What the frame opening a header block (HEADERS or PUSH_PROMISE) said.
+struct BlockStart<M> {
     stream_id: u32,
     end_stream: bool,
     promised: Option<u32>,
-    bytes: Vec<u8>,
     first: M,
+}
+
+/// A header block waiting for its CONTINUATION frames.
+struct PendingBlock<M> {
+    start: BlockStart<M>,
+    bytes: Vec<u8>,
 }
 
 enum Half<M> {
@@ -94,6 +105,7 @@ impl<M> Direction<M> {
             segments: VecDeque::new(),
             block: None,
             hpack,
+            fields: Block::default(),
             unknown_reported: false,
             skip: 0,
             resynced: false,
@@ -120,6 +132,11 @@ impl<M> Direction<M> {
     /// Drops the first `n` buffered bytes.
     fn consume(&mut self, n: usize) {
         self.buf.drain(..n);
+        self.advance(n);
+    }
+
+    /// The first `n` bytes from `base` on were decoded (forgets their segments' tags).
+    fn advance(&mut self, n: usize) {
         self.base += n as u64;
         while self
             .segments
@@ -149,8 +166,10 @@ impl<M: Clone> H2Connection<M> {
                 Direction::new(Phase::Preface, HeaderDecoder::new()),
                 Direction::new(Phase::Frames, HeaderDecoder::new()),
             ],
-            streams: HashMap::new(),
+            streams: HashMap::default(),
+            message_bytes: 0,
             lossy: false,
+            requests_only: false,
         }
     }
 
@@ -176,9 +195,23 @@ impl<M: Clone> H2Connection<M> {
                 Direction::new(Phase::MaybePreface, HeaderDecoder::unknown()),
                 Direction::new(Phase::Resync, HeaderDecoder::unknown()),
             ],
-            streams: HashMap::new(),
+            streams: HashMap::default(),
+            message_bytes: 0,
             lossy: true,
+            requests_only: false,
         }
+    }
+
+    /// Decodes the client's side only, for a caller that does not want responses and may not
+    /// see the server's bytes at all: server bytes and gaps are ignored, and a stream ends
+    /// with its request (otherwise streams would wait for responses that never come, and
+    /// after [`H2Limits::max_streams`] of them every new one would be refused).
+    pub fn requests_only(mut self) -> Self {
+        self.requests_only = true;
+        // An upgraded connection's stream 1 has only its response to come.
+        self.streams
+            .retain(|_, s| !matches!(s.halves[Side::Client.index()], Half::Done));
+        self
     }
 
     /// Bytes held: unparsed frames, header blocks, messages being assembled.
@@ -188,20 +221,26 @@ impl<M: Clone> H2Connection<M> {
             .iter()
             .map(|d| d.buf.len() + d.block.as_ref().map_or(0, |b| b.bytes.len()))
             .sum();
-        let messages: usize = self
-            .streams
+        debug_assert_eq!(self.message_bytes, self.summed_message_bytes());
+        dirs + self.message_bytes
+    }
+
+    fn summed_message_bytes(&self) -> usize {
+        self.streams
             .values()
             .flat_map(|s| s.halves.iter())
             .map(|h| match h {
                 Half::Open(b) => b.held_bytes(),
                 _ => 0,
             })
-            .sum();
-        dirs + messages
+            .sum()
     }
 
     /// The next in-order bytes of `side`, from a segment tagged `tag`.
     pub fn feed(&mut self, side: Side, data: &[u8], tag: M, out: &mut dyn FnMut(H2Event<M>)) {
+        if self.requests_only && side == Side::Server {
+            return;
+        }
         let dir = &mut self.dirs[side.index()];
         let skipped = data
             .len()
@@ -213,10 +252,14 @@ impl<M: Clone> H2Connection<M> {
             dir.base += data.len() as u64;
             return;
         }
-        dir.buf.extend_from_slice(data);
-        let end = dir.base + dir.buf.len() as u64;
+        let end = dir.base + (dir.buf.len() + data.len()) as u64;
         dir.segments.push_back((end, tag));
-        self.process(side, out);
+        if dir.buf.is_empty() {
+            self.process_unbuffered(side, data, out);
+        } else {
+            dir.buf.extend_from_slice(data);
+            self.process(side, out);
+        }
     }
 
     /// `len` bytes of `side` were lost. When the hole ends inside the frame being received
@@ -225,7 +268,7 @@ impl<M: Clone> H2Connection<M> {
     /// every open message of `side` ends incomplete, its HPACK state becomes unknown and
     /// decoding resumes at the next plausible frame header.
     pub fn gap(&mut self, side: Side, len: u64, out: &mut dyn FnMut(H2Event<M>)) {
-        if len == 0 {
+        if len == 0 || (self.requests_only && side == Side::Server) {
             return;
         }
         self.lossy = true;
@@ -295,14 +338,30 @@ impl<M: Clone> H2Connection<M> {
 
     fn process(&mut self, side: Side, out: &mut Sink<'_, M>) {
         let buf = std::mem::take(&mut self.dirs[side.index()].buf);
-        let mut pos = 0;
-        while pos < buf.len() && self.step(side, &buf, &mut pos, out) {}
+        let pos = self.steps(side, &buf, out);
         let dir = &mut self.dirs[side.index()];
         dir.buf = buf;
-        if dir.phase == Phase::Stopped {
-            pos = dir.buf.len();
-        }
         dir.consume(pos);
+    }
+
+    /// [`Self::process`] on bytes fed while nothing was buffered: the frames are decoded
+    /// where they are and only an incomplete tail is copied.
+    fn process_unbuffered(&mut self, side: Side, data: &[u8], out: &mut Sink<'_, M>) {
+        let pos = self.steps(side, data, out);
+        let dir = &mut self.dirs[side.index()];
+        dir.advance(pos);
+        dir.buf.extend_from_slice(&data[pos..]);
+    }
+
+    /// Steps through `buf` (the bytes from the direction's `base` on) as far as they go;
+    /// returns how many were used up (all of them when the direction stopped).
+    fn steps(&mut self, side: Side, buf: &[u8], out: &mut Sink<'_, M>) -> usize {
+        let mut pos = 0;
+        while pos < buf.len() && self.step(side, buf, &mut pos, out) {}
+        if self.dirs[side.index()].phase == Phase::Stopped {
+            pos = buf.len();
+        }
+        pos
     }
 
     /// One step on the buffered bytes from `pos`; false when more bytes are needed.
@@ -409,7 +468,7 @@ impl<M: Clone> H2Connection<M> {
         let pending = self.dirs[frame.side.index()]
             .block
             .as_ref()
-            .map(|b| b.stream_id);
+            .map(|b| b.start.stream_id);
         if pending.is_some_and(|id| h.kind != frame::CONTINUATION || h.stream_id != id) {
             return self.stop(frame.side, H2Failure::ContinuationExpected, out);
         }
@@ -458,7 +517,11 @@ impl<M: Clone> H2Connection<M> {
         let max = self.limits.max_message_bytes;
         let side = frame.side.index();
         match self.streams.get_mut(&id).map(|s| &mut s.halves[side]) {
-            Some(Half::Open(message)) => message.push_body(data, max, frame.last.clone()),
+            Some(Half::Open(message)) => {
+                let before = message.held_bytes();
+                message.push_body(data, max, frame.last.clone());
+                self.message_bytes += message.held_bytes() - before;
+            }
             _ if self.lossy => return,
             _ => return out(problem(H2Failure::ProtocolError, Some(id))),
         }
@@ -476,14 +539,13 @@ impl<M: Clone> H2Connection<M> {
         let Some(block) = block else {
             return self.stop(frame.side, H2Failure::MalformedFrame, out);
         };
-        let pending = PendingBlock {
+        let start = BlockStart {
             stream_id: h.stream_id,
             end_stream: h.flags & frame::END_STREAM != 0,
             promised: None,
-            bytes: block.to_vec(),
             first: frame.first.clone(),
         };
-        self.begin_block(frame, pending, out);
+        self.begin_block(&frame, start, block, out);
     }
 
     fn on_push_promise(&mut self, frame: Frame<'_, M>, out: &mut Sink<'_, M>) {
@@ -491,29 +553,31 @@ impl<M: Clone> H2Connection<M> {
         let Some((promised, block)) = unpadded.and_then(|p| p.split_first_chunk::<4>()) else {
             return self.stop(frame.side, H2Failure::MalformedFrame, out);
         };
-        let pending = PendingBlock {
+        let start = BlockStart {
             stream_id: frame.header.stream_id,
             end_stream: false,
             promised: Some(u32::from_be_bytes(*promised) & 0x7fff_ffff),
-            bytes: block.to_vec(),
             first: frame.first.clone(),
         };
-        self.begin_block(frame, pending, out);
+        self.begin_block(&frame, start, block, out);
     }
 
+    /// A block in one frame (the usual case) is decoded from the frame's bytes, without a copy.
     fn begin_block(
         &mut self,
-        frame: Frame<'_, M>,
-        pending: PendingBlock<M>,
+        frame: &Frame<'_, M>,
+        start: BlockStart<M>,
+        block: &[u8],
         out: &mut Sink<'_, M>,
     ) {
-        if pending.bytes.len() > self.limits.max_header_block {
+        if block.len() > self.limits.max_header_block {
             return self.stop(frame.side, H2Failure::HpackError, out);
         }
         if frame.header.flags & frame::END_HEADERS != 0 {
-            self.complete_block(frame.side, pending, frame.last, out);
+            self.complete_block(frame.side, &start, block, frame.last.clone(), out);
         } else {
-            self.dirs[frame.side.index()].block = Some(pending);
+            let bytes = block.to_vec();
+            self.dirs[frame.side.index()].block = Some(PendingBlock { start, bytes });
         }
     }
 
@@ -530,7 +594,7 @@ impl<M: Clone> H2Connection<M> {
         }
         pending.bytes.extend_from_slice(frame.payload);
         if frame.header.flags & frame::END_HEADERS != 0 {
-            self.complete_block(side, pending, frame.last, out);
+            self.complete_block(side, &pending.start, &pending.bytes, frame.last, out);
         } else {
             self.dirs[side.index()].block = Some(pending);
         }
@@ -539,27 +603,29 @@ impl<M: Clone> H2Connection<M> {
     fn complete_block(
         &mut self,
         side: Side,
-        block: PendingBlock<M>,
+        block: &BlockStart<M>,
+        bytes: &[u8],
         last: M,
         out: &mut Sink<'_, M>,
     ) {
         let dir = &mut self.dirs[side.index()];
-        let Ok(decoded) = dir.hpack.decode(&block.bytes) else {
+        let mut fields = std::mem::take(&mut dir.fields);
+        if dir.hpack.decode(bytes, &mut fields).is_err() {
+            dir.fields = fields;
             return self.stop(side, H2Failure::HpackError, out);
-        };
-        if decoded.unknown && !dir.unknown_reported {
+        }
+        if fields.unknown && !dir.unknown_reported {
             dir.unknown_reported = true;
             out(problem(H2Failure::HpackStateUnknown, Some(block.stream_id)));
         }
         match block.promised {
-            Some(promised) => self.on_promise(promised, &decoded.fields, out),
-            None => {
-                self.on_header_fields(side, &block, &decoded.fields, decoded.unknown, last, out)
-            }
+            Some(promised) => self.on_promise(promised, &fields, out),
+            None => self.on_header_fields(side, block, &fields, last, out),
         }
+        self.dirs[side.index()].fields = fields;
     }
 
-    fn on_promise(&mut self, promised: u32, fields: &[Field], out: &mut Sink<'_, M>) {
+    fn on_promise(&mut self, promised: u32, fields: &Block, out: &mut Sink<'_, M>) {
         if self.streams.contains_key(&promised) || promised == 0 {
             return out(problem(H2Failure::ProtocolError, Some(promised)));
         }
@@ -567,7 +633,7 @@ impl<M: Clone> H2Connection<M> {
             return;
         };
         stream.halves[Side::Client.index()] = Half::Done;
-        stream.request = request_facts(fields);
+        stream.request = split(fields).request_facts();
     }
 
     fn open_stream(&mut self, id: u32, out: &mut Sink<'_, M>) -> Option<&mut Stream<M>> {
@@ -575,19 +641,27 @@ impl<M: Clone> H2Connection<M> {
             out(problem(H2Failure::TooManyStreams, Some(id)));
             return None;
         }
-        Some(self.streams.entry(id).or_insert_with(Stream::new))
+        let requests_only = self.requests_only;
+        Some(self.streams.entry(id).or_insert_with(|| {
+            let mut stream = Stream::new();
+            if requests_only {
+                stream.halves[Side::Server.index()] = Half::Done;
+            }
+            stream
+        }))
     }
 
     fn on_header_fields(
         &mut self,
         side: Side,
-        block: &PendingBlock<M>,
-        fields: &[Field],
-        unknown: bool,
+        block: &BlockStart<M>,
+        fields: &Block,
         last: M,
         out: &mut Sink<'_, M>,
     ) {
         let id = block.stream_id;
+        let unknown = fields.unknown;
+        let fields = split(fields);
         if !self.streams.contains_key(&id) {
             if side == Side::Server && !self.lossy {
                 return out(problem(H2Failure::ProtocolError, Some(id)));
@@ -604,11 +678,11 @@ impl<M: Clone> H2Connection<M> {
         };
         let half = &mut stream.halves[side.index()];
         match half {
-            Half::Idle if side == Side::Server && is_interim(fields) => {
+            Half::Idle if side == Side::Server && fields.is_interim() => {
                 let message = Building::start(
                     side,
                     id,
-                    fields,
+                    &fields,
                     unknown,
                     &stream.request,
                     block.first.clone(),
@@ -619,20 +693,25 @@ impl<M: Clone> H2Connection<M> {
             }
             Half::Idle => {
                 if side == Side::Client {
-                    stream.request = request_facts(fields);
+                    stream.request = fields.request_facts();
                 }
                 let mut message = Building::start(
                     side,
                     id,
-                    fields,
+                    &fields,
                     unknown,
                     &stream.request,
                     block.first.clone(),
                 );
                 message.last = last;
+                self.message_bytes += message.held_bytes();
                 *half = Half::Open(Box::new(message));
             }
-            Half::Open(message) => message.push_trailers(fields, unknown, last),
+            Half::Open(message) => {
+                let before = message.held_bytes();
+                message.push_trailers(&fields, unknown, last);
+                self.message_bytes = self.message_bytes - before + message.held_bytes();
+            }
             Half::Done => return out(problem(H2Failure::ProtocolError, Some(id))),
         }
         if block.end_stream {
@@ -692,6 +771,7 @@ impl<M: Clone> H2Connection<M> {
         };
         let half = std::mem::replace(&mut stream.halves[side.index()], Half::Done);
         if let Half::Open(message) = half {
+            self.message_bytes -= message.held_bytes();
             out(H2Event::Message(message.finish(incomplete)));
         }
         if stream.closed() {
@@ -718,6 +798,39 @@ impl<M: Clone> H2Connection<M> {
         for id in ids {
             self.end_half(id, side, true, out);
         }
+    }
+}
+
+/// Hashes stream ids with one multiply (stream ids are counters; the map is bounded by
+/// [`H2Limits::max_streams`], which bounds the harm of colliding ids too).
+#[derive(Clone, Copy, Default)]
+struct StreamIdHash;
+
+impl std::hash::BuildHasher for StreamIdHash {
+    type Hasher = StreamIdHasher;
+
+    fn build_hasher(&self) -> StreamIdHasher {
+        StreamIdHasher(0)
+    }
+}
+
+struct StreamIdHasher(u64);
+
+impl std::hash::Hasher for StreamIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u32(u32::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        let h = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // The table picks buckets by the low bits: fold the well-mixed high ones in.
+        self.0 = h ^ (h >> 32);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

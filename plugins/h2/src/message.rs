@@ -1,7 +1,9 @@
 //! One message (one direction of one stream) while it is assembled, and its HTTP/1.1 form.
 
+use std::io::Write;
+
 use crate::grpc::{is_grpc_content_type, service_method, GrpcFramer};
-use crate::hpack::Field;
+use crate::hpack::Block;
 use crate::{GrpcInfo, H2Message, Side};
 
 /// The request facts a response needs (its gRPC service and method, the scheme).
@@ -28,82 +30,128 @@ pub(crate) struct Building<M> {
     grpc: Option<(GrpcInfo, GrpcFramer)>,
 }
 
-/// The pseudo-header fields of a header block, and the regular ones.
-#[derive(Default)]
-struct Split<'f> {
+/// The pseudo-header fields of a header block, the regular fields the decoder looks at, and
+/// the block for writing the regular ones.
+pub(crate) struct Split<'f> {
     method: Option<&'f [u8]>,
     path: Option<&'f [u8]>,
     authority: Option<&'f [u8]>,
     scheme: Option<&'f [u8]>,
     status: Option<&'f [u8]>,
-    regular: Vec<&'f Field>,
+    content_type: Option<&'f [u8]>,
+    content_length: Option<&'f [u8]>,
+    grpc_encoding: Option<&'f [u8]>,
+    grpc_status: Option<&'f [u8]>,
+    block: &'f Block,
 }
 
-fn split(fields: &[Field]) -> Split<'_> {
-    let mut s = Split::default();
-    for field in fields {
-        let value = Some(field.1.as_slice());
-        match field.0.as_slice() {
-            b":method" => s.method = value,
-            b":path" => s.path = value,
-            b":authority" => s.authority = value,
-            b":scheme" => s.scheme = value,
-            b":status" => s.status = value,
-            name if name.starts_with(b":") => {}
-            _ => s.regular.push(field),
-        }
+/// One pass over the block: the last of each pseudo-header, the first of each regular
+/// field looked at (names compared without case).
+pub(crate) fn split(block: &Block) -> Split<'_> {
+    let mut s = Split {
+        method: None,
+        path: None,
+        authority: None,
+        scheme: None,
+        status: None,
+        content_type: None,
+        content_length: None,
+        grpc_encoding: None,
+        grpc_status: None,
+        block,
+    };
+    for (name, value) in block.iter() {
+        let slot = match name {
+            b":method" => &mut s.method,
+            b":path" => &mut s.path,
+            b":authority" => &mut s.authority,
+            b":scheme" => &mut s.scheme,
+            b":status" => &mut s.status,
+            _ => {
+                let slot = regular_slot(&mut s, name);
+                if let Some(slot @ None) = slot {
+                    *slot = Some(value);
+                }
+                continue;
+            }
+        };
+        *slot = Some(value);
     }
     s
 }
 
+fn regular_slot<'s, 'f>(s: &'s mut Split<'f>, name: &[u8]) -> Option<&'s mut Option<&'f [u8]>> {
+    let slot = match name.len() {
+        12 if name.eq_ignore_ascii_case(b"content-type") => &mut s.content_type,
+        14 if name.eq_ignore_ascii_case(b"content-length") => &mut s.content_length,
+        13 if name.eq_ignore_ascii_case(b"grpc-encoding") => &mut s.grpc_encoding,
+        11 if name.eq_ignore_ascii_case(b"grpc-status") => &mut s.grpc_status,
+        _ => return None,
+    };
+    Some(slot)
+}
+
+impl<'f> Split<'f> {
+    /// The regular fields (pseudo-headers are not in the payload), in wire order, `host`
+    /// fields left out when `without_host`.
+    fn regular(
+        &self,
+        without_host: bool,
+    ) -> impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone + 'f {
+        self.block.iter().filter(move |(name, _)| {
+            let dropped =
+                name.starts_with(b":") || (without_host && name.eq_ignore_ascii_case(b"host"));
+            !dropped
+        })
+    }
+}
+
 fn text(value: Option<&[u8]>) -> Option<String> {
-    value.map(|v| String::from_utf8_lossy(v).into_owned())
+    value.map(|v| match std::str::from_utf8(v) {
+        Ok(valid) => valid.to_owned(),
+        Err(_) => String::from_utf8_lossy(v).into_owned(),
+    })
 }
 
-fn regular_value<'f>(fields: &[&'f Field], name: &[u8]) -> Option<&'f [u8]> {
-    fields
-        .iter()
-        .find(|f| f.0.eq_ignore_ascii_case(name))
-        .map(|f| f.1.as_slice())
-}
+impl Split<'_> {
+    /// Whether the `:status` of a response header block is interim (1xx).
+    pub fn is_interim(&self) -> bool {
+        self.status.is_some_and(|s| s.len() == 3 && s[0] == b'1')
+    }
 
-/// The `:status` of a response header block, when it is interim (1xx).
-pub(crate) fn is_interim(fields: &[Field]) -> bool {
-    split(fields)
-        .status
-        .is_some_and(|s| s.len() == 3 && s[0] == b'1')
-}
-
-/// The request facts of a request header block.
-pub(crate) fn request_facts(fields: &[Field]) -> RequestFacts {
-    let s = split(fields);
-    RequestFacts {
-        path: text(s.path),
-        scheme: text(s.scheme),
-        grpc: regular_value(&s.regular, b"content-type").is_some_and(is_grpc_content_type),
+    /// The request facts of a request header block.
+    pub fn request_facts(&self) -> RequestFacts {
+        RequestFacts {
+            path: text(self.path),
+            scheme: text(self.scheme),
+            grpc: self.content_type.is_some_and(is_grpc_content_type),
+        }
     }
 }
 
 /// `name: value\r\n` lines, `cookie` fields joined with `"; "` at the first one's place.
-fn write_fields(out: &mut Vec<u8>, fields: &[&Field]) {
+fn write_fields<'f>(out: &mut Vec<u8>, fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone) {
     let mut cookie_written = false;
-    for field in fields {
-        let is_cookie = field.0.eq_ignore_ascii_case(b"cookie");
+    for (name, value) in fields.clone() {
+        let is_cookie = name.eq_ignore_ascii_case(b"cookie");
         if is_cookie && cookie_written {
             continue;
         }
-        out.extend_from_slice(&field.0);
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         if is_cookie {
             cookie_written = true;
-            let cookies: Vec<&[u8]> = fields
-                .iter()
-                .filter(|f| f.0.eq_ignore_ascii_case(b"cookie"))
-                .map(|f| f.1.as_slice())
-                .collect();
-            out.extend_from_slice(&cookies.join(&b"; "[..]));
+            let cookies = fields
+                .clone()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"));
+            for (i, (_, cookie)) in cookies.enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b"; ");
+                }
+                out.extend_from_slice(cookie);
+            }
         } else {
-            out.extend_from_slice(&field.1);
+            out.extend_from_slice(value);
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -114,12 +162,11 @@ impl<M: Clone> Building<M> {
     pub fn start(
         side: Side,
         stream_id: u32,
-        fields: &[Field],
+        s: &Split<'_>,
         hpack_unknown: bool,
         request: &RequestFacts,
         tag: M,
     ) -> Building<M> {
-        let mut s = split(fields);
         let mut head = Vec::with_capacity(256);
         match side {
             Side::Client => {
@@ -139,12 +186,9 @@ impl<M: Clone> Building<M> {
                 head.extend_from_slice(b"\r\n");
             }
         }
-        if s.authority.is_some() {
-            // `:authority` became the `host:` line; a `host` field too would duplicate it.
-            s.regular.retain(|f| !f.0.eq_ignore_ascii_case(b"host"));
-        }
-        write_fields(&mut head, &s.regular);
-        let content_type = regular_value(&s.regular, b"content-type");
+        // `:authority` became the `host:` line; a `host` field too would duplicate it.
+        write_fields(&mut head, s.regular(s.authority.is_some()));
+        let content_type = s.content_type;
         let grpc = (content_type.is_some_and(is_grpc_content_type) || request.grpc).then(|| {
             let path = text(s.path)
                 .or_else(|| request.path.clone())
@@ -153,13 +197,13 @@ impl<M: Clone> Building<M> {
             let mut info = GrpcInfo {
                 service,
                 method,
-                encoding: text(regular_value(&s.regular, b"grpc-encoding")),
+                encoding: text(s.grpc_encoding),
                 ..GrpcInfo::default()
             };
-            info.status = grpc_status(&s.regular);
+            info.status = grpc_status(s);
             (info, GrpcFramer::default())
         });
-        let had_content_length = regular_value(&s.regular, b"content-length").is_some();
+        let had_content_length = s.content_length.is_some();
         Building {
             side,
             stream_id,
@@ -188,15 +232,14 @@ impl<M: Clone> Building<M> {
         self.body.extend_from_slice(&data[..data.len().min(room)]);
     }
 
-    pub fn push_trailers(&mut self, fields: &[Field], hpack_unknown: bool, tag: M) {
+    pub fn push_trailers(&mut self, s: &Split<'_>, hpack_unknown: bool, tag: M) {
         self.last = tag;
         self.hpack_unknown |= hpack_unknown;
-        let s = split(fields);
         if let Some((info, _)) = &mut self.grpc {
-            info.status = grpc_status(&s.regular).or(info.status);
+            info.status = grpc_status(s).or(info.status);
         }
         let mut lines = Vec::new();
-        write_fields(&mut lines, &s.regular);
+        write_fields(&mut lines, s.regular(false));
         self.trailers = Some(lines);
     }
 
@@ -204,16 +247,28 @@ impl<M: Clone> Building<M> {
         self.head.len() + self.body.len() + self.trailers.as_ref().map_or(0, Vec::len)
     }
 
+    /// The message in its HTTP/1.1 form, in a buffer of exactly its size (which `Bytes`
+    /// takes over without another allocation).
     pub fn finish(self, incomplete: bool) -> H2Message<M> {
-        let mut payload = self.head;
-        if !self.had_content_length && !self.body.is_empty() {
-            payload
-                .extend_from_slice(format!("content-length: {}\r\n", self.body.len()).as_bytes());
-        }
+        let mut length_line = [0u8; 40];
+        let length_line = if !self.had_content_length && !self.body.is_empty() {
+            let mut rest = &mut length_line[..];
+            // 40 bytes hold any usize in decimal with the name.
+            let _ = write!(rest, "content-length: {}\r\n", self.body.len());
+            let unused = rest.len();
+            &length_line[..40 - unused]
+        } else {
+            &[]
+        };
+        let trailers = self.trailers.as_ref().map_or(0, |t| t.len() + 2);
+        let total = self.head.len() + length_line.len() + 2 + self.body.len() + trailers;
+        let mut payload = Vec::with_capacity(total);
+        payload.extend_from_slice(&self.head);
+        payload.extend_from_slice(length_line);
         payload.extend_from_slice(b"\r\n");
         payload.extend_from_slice(&self.body);
-        if let Some(trailers) = self.trailers {
-            payload.extend_from_slice(&trailers);
+        if let Some(trailers) = &self.trailers {
+            payload.extend_from_slice(trailers);
             payload.extend_from_slice(b"\r\n");
         }
         H2Message {
@@ -231,8 +286,9 @@ impl<M: Clone> Building<M> {
     }
 }
 
-fn grpc_status(fields: &[&Field]) -> Option<u32> {
-    regular_value(fields, b"grpc-status")
+fn grpc_status(fields: &Split<'_>) -> Option<u32> {
+    fields
+        .grpc_status
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse().ok())
 }

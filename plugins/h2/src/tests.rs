@@ -2,7 +2,7 @@
 //! sequences, gRPC, mid-connection starts and hostile input.
 
 use crate::frame::{self, HEADER_LEN};
-use crate::hpack::HeaderDecoder;
+use crate::hpack::{Block, HeaderDecoder};
 use crate::testenc::{frame, run, run_conv, run_ordered, Conv};
 use crate::{H2Connection, H2Event, H2Failure, H2Limits, H2Message, Side};
 
@@ -131,12 +131,14 @@ fn rfc7541_appendix_c_through_two_interleaved_direction_decoders() {
         let mut server = HeaderDecoder::new();
         server.set_allowed_table_size(256);
         for i in 0..3 {
-            let request = client.decode(&hex(requests[i])).unwrap();
-            assert_eq!(request.fields, c3_expected()[i], "request {i}");
+            let mut request = Block::default();
+            client.decode(&hex(requests[i]), &mut request).unwrap();
+            assert_eq!(request.owned(), c3_expected()[i], "request {i}");
             let mut block = if i == 0 { hex(SIZE_256) } else { Vec::new() };
             block.extend(hex(responses[i]));
-            let response = server.decode(&block).unwrap();
-            assert_eq!(response.fields, c5_expected()[i], "response {i}");
+            let mut response = Block::default();
+            server.decode(&block, &mut response).unwrap();
+            assert_eq!(response.owned(), c5_expected()[i], "response {i}");
             assert!(!request.unknown && !response.unknown);
         }
     }
@@ -320,6 +322,46 @@ fn ten_interleaved_streams() {
         );
     }
     assert!(text(&m[19]).ends_with("\r\n\r\nr9"));
+}
+
+/// Without responses (the capture's default: the server's bytes are not even read), streams
+/// end with their requests: more of them than `max_streams` all come out, and server bytes
+/// fed anyway are ignored.
+#[test]
+fn requests_only_streams_end_with_their_requests() {
+    let mut conv = Conv::new();
+    for i in 0..40u32 {
+        conv.headers(
+            Side::Client,
+            1 + 2 * i,
+            &[(":method", "GET"), (":path", "/r")],
+            true,
+        );
+        conv.ok(1 + 2 * i, b"x");
+    }
+    let limits = H2Limits {
+        max_streams: 8,
+        ..H2Limits::default()
+    };
+    let client_only = run(
+        H2Connection::new(limits).requests_only(),
+        &[(Side::Client, &conv.client)],
+    );
+    let both = run(
+        H2Connection::new(limits).requests_only(),
+        &[(Side::Client, &conv.client), (Side::Server, &conv.server)],
+    );
+    for events in [client_only, both] {
+        assert_eq!(problems(&events), []);
+        let m = messages(&events);
+        assert_eq!(m.len(), 40);
+        assert!(m.iter().all(|m| m.side == Side::Client && !m.incomplete));
+    }
+    let upgraded = run(
+        H2Connection::upgraded(H2Limits::default()).requests_only(),
+        &[(Side::Server, &conv.server)],
+    );
+    assert_eq!(messages(&upgraded), []);
 }
 
 #[test]
@@ -979,6 +1021,7 @@ fn random_header_blocks_never_panic_either_decoder() {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut known = HeaderDecoder::new();
     let mut unknown = HeaderDecoder::unknown();
+    let mut out = Block::default();
     for round in 0..20_000 {
         let len = round % 64;
         let block: Vec<u8> = (0..len)
@@ -989,10 +1032,10 @@ fn random_header_blocks_never_panic_either_decoder() {
                 (seed >> 24) as u8
             })
             .collect();
-        if known.decode(&block).is_err() {
+        if known.decode(&block, &mut out).is_err() {
             known = HeaderDecoder::new();
         }
-        let _ = unknown.decode(&block);
+        let _ = unknown.decode(&block, &mut out);
     }
 }
 
