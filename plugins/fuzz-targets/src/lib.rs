@@ -100,6 +100,10 @@ pub const TARGETS: &[Target] = &[
         name: "h2_connection",
         run: shadowtap_h2::fuzz_connection,
     },
+    Target {
+        name: "h2_hpack",
+        run: shadowtap_h2::fuzz_hpack,
+    },
 ];
 
 /// The target called `name`.

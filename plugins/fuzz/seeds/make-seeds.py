@@ -278,6 +278,20 @@ def h2():
                 chunks += bytes([0 if from_client else 1, len(piece)]) + piece
         write("h2_connection", f"connection-{number}", chunks)
 
-for make in (listeners, gor, meta, middleware, kafka, pcaps, tunnels, trackers, http, http1, tls, h2):
+def hpack():
+    """h2_hpack seeds: RFC 7541 Appendix C.3 (plain literals) and C.4 (Huffman) request streams,
+    each block after its length byte, so the dynamic table carries from block to block."""
+    streams = {
+        "rfc7541-c3": ["828684410f7777772e6578616d706c652e636f6d", "828684be58086e6f2d6361636865",
+                       "828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565"],
+        "rfc7541-c4": ["828684418cf1e3c2e5f23a6ba0ab90f4ff", "828684be5886a8eb10649cbf",
+                       "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"],
+    }
+    for name, blocks in streams.items():
+        data = b"".join(bytes([len(bytes.fromhex(b))]) + bytes.fromhex(b) for b in blocks)
+        write("h2_hpack", name, data)
+
+for make in (listeners, gor, meta, middleware, kafka, pcaps, tunnels, trackers, http, http1, tls, h2,
+             hpack):
     make()
 print("seeds written to", FUZZ / "corpus", file=sys.stderr)

@@ -82,7 +82,7 @@ impl Block {
     }
 
     /// The fields as owned pairs (for comparing in tests).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn owned(&self) -> Vec<Field> {
         self.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect()
     }
@@ -382,6 +382,40 @@ fn string(block: &[u8]) -> Result<(Vec<u8>, &[u8]), HpackError> {
     let mut value = Vec::new();
     let rest = string_into(block, &mut value, None)?;
     Ok((value, rest))
+}
+
+/// Differential fuzz entry: `data` is a stream of header blocks (`len byte, block…`) fed to
+/// one decoder of ours and one of loona-hpack, both keeping their tables: each block must get
+/// the same verdict and the same fields (ours may refuse a block that loona decodes beyond
+/// [`MAX_DECODED_BLOCK`]). After a refused block both start afresh.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_differential(data: &[u8]) {
+    let reference = || {
+        let mut decoder = loona_hpack::Decoder::new();
+        decoder.set_max_allowed_table_size(DEFAULT_TABLE_SIZE);
+        decoder
+    };
+    let (mut ours, mut theirs) = (HeaderDecoder::new(), reference());
+    let mut out = Block::default();
+    let mut rest = data;
+    while let [len, tail @ ..] = rest {
+        let (block, after) = tail.split_at(usize::from(*len).min(tail.len()));
+        rest = after;
+        let expected = theirs.decode(block).ok();
+        let decoded = ours.decode(block, &mut out).ok().map(|()| out.owned());
+        let beyond_bound = || {
+            let size: usize = expected
+                .iter()
+                .flatten()
+                .map(|(n, v)| n.len() + v.len())
+                .sum();
+            decoded.is_none() && size > MAX_DECODED_BLOCK / 2
+        };
+        assert!(decoded == expected || beyond_bound(), "{block:02x?}");
+        if decoded.is_none() || expected.is_none() {
+            (ours, theirs) = (HeaderDecoder::new(), reference());
+        }
+    }
 }
 
 #[cfg(test)]

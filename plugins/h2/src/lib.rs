@@ -266,6 +266,13 @@ pub fn begins_with_frame(data: &[u8]) -> bool {
     frame::resync(data) == frame::Resync::Found(0)
 }
 
+/// Fuzz entry point for the HPACK path: a stream of `len byte, header block…` decoded by this
+/// crate's decoder and by loona-hpack's, which must agree block by block.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_hpack(data: &[u8]) {
+    hpack::fuzz_differential(data);
+}
+
 /// Fuzz entry point: a list of `op len bytes…` chunks (`op` bit 0: side, bit 1: a gap of
 /// `len` bytes instead of data, bit 2 of the first op: start mid-connection).
 #[cfg(any(test, feature = "fuzzing"))]
