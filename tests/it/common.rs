@@ -326,8 +326,13 @@ pub fn run_with_address_space_limit(bytes: u64, args: &[&str]) -> std::process::
 /// Whether `tool --version` runs; otherwise the prerequisite is missing (see
 /// [`prerequisite_missing`]: fails under `CI=true`, prints `SKIPPED` elsewhere).
 pub fn have_tool(tool: &str, install: &str) -> bool {
+    have_tool_answering(tool, "--version", install)
+}
+
+/// [`have_tool`] for a tool that tells its version another way (`openssl version`).
+pub fn have_tool_answering(tool: &str, version_arg: &str, install: &str) -> bool {
     let ok = std::process::Command::new(tool)
-        .arg("--version")
+        .arg(version_arg)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()

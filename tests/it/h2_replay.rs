@@ -5,7 +5,7 @@
 //! streams, nginx sending GOAWAY, nothing listening) and malformed HTTP/2-form messages.
 
 use crate::common::*;
-use crate::nginx::{free_port, wait_for_port};
+use crate::nginx::{find_nginx, free_port, self_signed_certificate, spawn_nginx, wait_for_port};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -25,23 +25,9 @@ fn fixture_port(name: &str) -> u16 {
     manifest["captures"][name]["port"].as_u64().expect("port") as u16
 }
 
-/// Debian's nginx, or the one on the PATH.
-fn nginx_binary() -> &'static str {
-    if Path::new("/usr/sbin/nginx").exists() {
-        "/usr/sbin/nginx"
-    } else {
-        "nginx"
-    }
-}
-
 /// The prerequisites of these tests: nginx, openssl, python3 with grpcio and h2.
 fn have_prerequisites() -> bool {
-    let nginx = Command::new(nginx_binary())
-        .arg("-v")
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !nginx {
+    if find_nginx().is_none() {
         prerequisite_missing("nginx", "apt-get install nginx-light");
         return false;
     }
@@ -53,7 +39,7 @@ fn have_prerequisites() -> bool {
         prerequisite_missing("python3 grpcio and h2", "pip install grpcio h2 (.ci/setup)");
         return false;
     }
-    have_tool("openssl", "apt-get install openssl")
+    have_tool_answering("openssl", "version", "apt-get install openssl")
 }
 
 /// How the test nginx listens.
@@ -103,7 +89,7 @@ impl H2Nginx {
             Listen::GoAway => format!("listen 127.0.0.1:{port} http2; keepalive_requests 3;"),
             Listen::Plain => format!("listen 127.0.0.1:{port};"),
             Listen::Tls => {
-                make_certificate(dir.path());
+                self_signed_certificate(dir.path(), &["rsa:2048"]);
                 format!(
                     "listen 127.0.0.1:{port} ssl http2; ssl_certificate {d}/cert.pem; \
                      ssl_certificate_key {d}/key.pem;"
@@ -127,18 +113,7 @@ impl H2Nginx {
                  location / {{ return 404 \"not here\\n\"; }}\n  }}\n}}\n"
         );
         std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
-        let child = Command::new(nginx_binary())
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
+        let child = spawn_nginx(dir.path());
         wait_for_port(port, Duration::from_secs(10));
         H2Nginx { port, dir, child }
     }
@@ -168,20 +143,6 @@ impl Drop for H2Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn make_certificate(dir: &Path) {
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj"])
-        .args(["/CN=localhost", "-days", "1", "-keyout"])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success(), "openssl req failed");
 }
 
 /// A child process that prints `ready` once it listens, killed on drop.
@@ -629,8 +590,6 @@ def serve(sock, number):
         for event in conn.receive_data(data):
             if isinstance(event, h2.events.RequestReceived):
                 paths[event.stream_id] = dict(event.headers)[":path"]
-                if event.stream_ended:
-                    answer(conn, number, event.stream_id, paths[event.stream_id])
             elif isinstance(event, h2.events.DataReceived):
                 conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):

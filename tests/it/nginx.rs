@@ -46,20 +46,61 @@ pub struct Nginx {
     child: Option<Child>,
 }
 
-/// The nginx executable, or a panic telling how to install it.
-fn nginx_binary() -> PathBuf {
+/// The nginx executable (Debian's, or the one on the PATH); `None` when there is none.
+pub fn find_nginx() -> Option<PathBuf> {
     for candidate in ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"] {
         if Path::new(candidate).exists() {
-            return PathBuf::from(candidate);
+            return Some(PathBuf::from(candidate));
         }
     }
-    match Command::new("nginx").arg("-v").output() {
-        Ok(_) => PathBuf::from("nginx"),
-        Err(_) => panic!(
+    let on_path = Command::new("nginx")
+        .arg("-v")
+        .stderr(Stdio::null())
+        .status();
+    on_path.is_ok().then(|| PathBuf::from("nginx"))
+}
+
+/// The nginx executable, or a panic telling how to install it.
+fn nginx_binary() -> PathBuf {
+    find_nginx().unwrap_or_else(|| {
+        panic!(
             "nginx is not installed: these tests need a real nginx as the replay target \
              (apt-get install -y nginx-light)"
-        ),
-    }
+        )
+    })
+}
+
+/// Starts nginx with prefix `dir` on `dir/nginx.conf`, errors in `dir/error.log`.
+pub fn spawn_nginx(dir: &Path) -> Child {
+    Command::new(nginx_binary())
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx")
+}
+
+/// A self-signed certificate for `localhost`, valid a day, in `dir/cert.pem` with its key
+/// (made with `openssl req -newkey KEY…`) in `dir/key.pem`.
+pub fn self_signed_certificate(dir: &Path, key: &[&str]) {
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey"])
+        .args(key)
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl must be installed to make a test certificate");
+    assert!(status.success(), "openssl req failed");
 }
 
 /// A port nothing listens on right now.
@@ -102,7 +143,7 @@ impl Nginx {
             child: None,
         };
         if tls {
-            nginx.make_certificate();
+            self_signed_certificate(nginx.dir.path(), &["rsa:2048"]);
         }
         nginx.write_config();
         nginx.restart();
@@ -111,28 +152,6 @@ impl Nginx {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
-    }
-
-    fn make_certificate(&self) {
-        let status = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=localhost",
-            ])
-            .args(["-days", "1", "-keyout"])
-            .arg(self.path("key.pem"))
-            .arg("-out")
-            .arg(self.path("cert.pem"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl must be installed to make a test certificate");
-        assert!(status.success(), "openssl req failed");
     }
 
     fn write_config(&self) {
@@ -162,19 +181,7 @@ impl Nginx {
     /// Starts nginx (again, after [`Nginx::stop`]) on the same port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "nginx already running");
-        let child = Command::new(nginx_binary())
-            .arg("-p")
-            .arg(self.dir.path())
-            .arg("-c")
-            .arg(self.path("nginx.conf"))
-            .arg("-e")
-            .arg(self.path("error.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        self.child = Some(child);
+        self.child = Some(spawn_nginx(self.dir.path()));
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {

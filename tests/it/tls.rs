@@ -10,7 +10,7 @@
 
 use crate::common::*;
 use crate::live::needs_root;
-use crate::nginx::{free_port, wait_for_port};
+use crate::nginx::{free_port, self_signed_certificate, spawn_nginx, wait_for_port};
 use flate2::read::GzDecoder;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -1038,24 +1038,10 @@ impl TlsNginx {
     fn start() -> TlsNginx {
         let dir = tempdir();
         let d = dir.path().display().to_string();
-        let status = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-            ])
-            .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
-            .arg(dir.path().join("key.pem"))
-            .arg("-out")
-            .arg(dir.path().join("cert.pem"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl (.ci/setup installs it)");
-        assert!(status.success(), "openssl req failed");
+        self_signed_certificate(
+            dir.path(),
+            &["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+        );
         let port = free_port();
         let config = format!(
             "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
@@ -1067,18 +1053,7 @@ impl TlsNginx {
                  location / {{ return 200 \"live $request_method $request_uri\\n\"; }} }} }}\n"
         );
         std::fs::write(dir.path().join("nginx.conf"), config).expect("nginx.conf");
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (apt-get install -y nginx-light)");
+        let child = spawn_nginx(dir.path());
         let nginx = TlsNginx {
             port,
             _dir: dir,
