@@ -50,13 +50,13 @@ import os
 import re
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import bench_nginx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAP = os.environ.get("BENCH_PCAP", "/tmp/h2-bench.pcap")
@@ -205,23 +205,10 @@ http {{ access_log off; sendfile off; keepalive_requests 1000000; keepalive_time
     location /echo {{ add_header x-echo-test "$http_x_test"; return 200 "echo $request_uri\\n"; }}
     location / {{ return 404 "not here\\n"; }} }} }}
 """)
-        subprocess.run(["nginx", "-p", d, "-c", f"{d}/nginx.conf", "-e", f"{d}/error.log"], check=True)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", REPLAY_PORT), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("bench-h2: nginx did not start")
+        bench_nginx.start(d, REPLAY_PORT, "bench-h2")
 
     def stop(self):
-        try:
-            with open(f"{self.dir}/nginx.pid") as f:
-                os.kill(int(f.read()), signal.SIGQUIT)
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.3)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        bench_nginx.stop(self.dir)
 
 
 def replay_supported(binary):

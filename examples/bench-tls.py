@@ -51,6 +51,8 @@ import tempfile
 import threading
 import time
 
+import bench_nginx
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/shadowtap-bench-tls")
 PORT = int(os.environ.get("BENCH_PORT", "18460"))
@@ -104,24 +106,10 @@ http {{ access_log off; sendfile off; keepalive_requests 1000000; keepalive_time
     location = /form {{ return 200 "stored\\n"; }}
     location / {{ root {d}/www; }} }} }}
 """)
-        subprocess.run(["nginx", "-p", d, "-c", f"{d}/nginx.conf", "-e", f"{d}/error.log"],
-                       check=True)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("bench-tls: nginx did not start")
+        bench_nginx.start(d, PORT, "bench-tls")
 
     def stop(self):
-        try:
-            with open(f"{self.dir}/nginx.pid") as f:
-                os.kill(int(f.read()), signal.SIGQUIT)
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.3)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        bench_nginx.stop(self.dir)
 
 
 def read_response(sock, buf):
