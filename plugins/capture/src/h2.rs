@@ -124,12 +124,7 @@ impl Direction<'_, '_> {
         if !(at_boundary && opens) {
             return false;
         }
-        let decoder = H2Connection::new(self.h2_limits());
-        self.conn.h2 = Some(H2Conn::boxed(
-            decoder,
-            meta.ack,
-            self.ctx.cfg.track_responses,
-        ));
+        self.start_h2(H2Connection::new, meta.ack);
         self.half.phase = Phase::Idle;
         true
     }
@@ -152,21 +147,22 @@ impl Direction<'_, '_> {
             }
             self.conn.client = Some(usize::from(b > a));
         }
-        let decoder = H2Connection::mid_stream(self.h2_limits());
-        self.conn.h2 = Some(H2Conn::boxed(decoder, ack, self.ctx.cfg.track_responses));
+        self.start_h2(H2Connection::mid_stream, ack);
         true
     }
 
     /// The server answered `Upgrade: h2c` with `101`: the connection goes on as HTTP/2, stream 1
     /// being the upgraded request (whose id word is `request_word`).
     pub(crate) fn begin_upgraded_h2(&mut self, request_word: u32) {
-        let decoder = H2Connection::upgraded(self.h2_limits());
+        self.start_h2(H2Connection::upgraded, request_word.wrapping_sub(1));
+    }
+
+    /// The connection goes on as HTTP/2, decoded by the decoder `constructor` makes with this
+    /// tracker's limits, its stream ids counted from `id_base`.
+    fn start_h2(&mut self, constructor: fn(H2Limits) -> H2Connection<ChunkMeta>, id_base: u32) {
+        let decoder = constructor(self.h2_limits());
         let responses = self.ctx.cfg.track_responses;
-        self.conn.h2 = Some(H2Conn::boxed(
-            decoder,
-            request_word.wrapping_sub(1),
-            responses,
-        ));
+        self.conn.h2 = Some(H2Conn::boxed(decoder, id_base, responses));
     }
 
     /// The decoder's limits: bodies kept as far as the tracker keeps a message.

@@ -160,15 +160,22 @@ struct Frame<'b, M> {
 impl<M: Clone> H2Connection<M> {
     /// A connection observed from its start: the client preface comes first.
     pub fn new(limits: H2Limits) -> Self {
+        let dirs = [
+            Direction::new(Phase::Preface, HeaderDecoder::new()),
+            Direction::new(Phase::Frames, HeaderDecoder::new()),
+        ];
+        H2Connection::with_directions(limits, dirs, false)
+    }
+
+    /// A connection with no stream yet whose directions start as `dirs` (`lossy`: bytes were
+    /// missed before the first).
+    fn with_directions(limits: H2Limits, dirs: [Direction<M>; 2], lossy: bool) -> Self {
         H2Connection {
             limits,
-            dirs: [
-                Direction::new(Phase::Preface, HeaderDecoder::new()),
-                Direction::new(Phase::Frames, HeaderDecoder::new()),
-            ],
+            dirs,
             streams: HashMap::default(),
             message_bytes: 0,
-            lossy: false,
+            lossy,
             requests_only: false,
         }
     }
@@ -189,17 +196,11 @@ impl<M: Clone> H2Connection<M> {
     /// heuristically and both HPACK tables start unknown (a client preface at the very start
     /// is still recognised, and the client table is then known).
     pub fn mid_stream(limits: H2Limits) -> Self {
-        H2Connection {
-            limits,
-            dirs: [
-                Direction::new(Phase::MaybePreface, HeaderDecoder::unknown()),
-                Direction::new(Phase::Resync, HeaderDecoder::unknown()),
-            ],
-            streams: HashMap::default(),
-            message_bytes: 0,
-            lossy: true,
-            requests_only: false,
-        }
+        let dirs = [
+            Direction::new(Phase::MaybePreface, HeaderDecoder::unknown()),
+            Direction::new(Phase::Resync, HeaderDecoder::unknown()),
+        ];
+        H2Connection::with_directions(limits, dirs, true)
     }
 
     /// Decodes the client's side only, for a caller that does not want responses and may not
