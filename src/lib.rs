@@ -30,6 +30,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
 /// Exit status for a usage or configuration error.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit status for a run that went well but failed a gate (`--output-diff-max-regressions`).
+pub const EXIT_GATE: i32 = 3;
 
 /// Runs shadowtap with `argv` (program name first) and returns the exit status.
 pub fn run_cli(argv: Vec<String>) -> i32 {
@@ -112,10 +114,17 @@ fn run(config: cli::Config) -> i32 {
     for failure in &outcome.failures {
         eprintln!("shadowtap: error: {failure}");
     }
-    if outcome.failures.is_empty() && ledger.errors() == 0 {
+    if !outcome.failures.is_empty() || ledger.errors() > 0 {
+        return EXIT_FAILURE;
+    }
+    let gates = ledger.gate_failures();
+    for gate in &gates {
+        eprintln!("shadowtap: gate failed: {gate}");
+    }
+    if gates.is_empty() {
         EXIT_OK
     } else {
-        EXIT_FAILURE
+        EXIT_GATE
     }
 }
 

@@ -7,7 +7,8 @@
 //! Series: `shadowtap_messages_in_total{plugin,role}`, `shadowtap_messages_out_total`,
 //! `shadowtap_messages_dropped_total{plugin,role,reason}`, `shadowtap_messages_truncated_total`,
 //! `shadowtap_errors_total`, and every extra counter of a plugin as
-//! `shadowtap_counter{plugin,role,name}`.
+//! `shadowtap_counter{plugin,role,name}`, and keyed ones with their key as one more label
+//! (`shadowtap_counter{plugin,role,name="diff pairs",endpoint="GET /users/{id}"}`).
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -129,9 +130,12 @@ pub fn escape(value: &str) -> String {
 pub fn render(ledger: &Ledger) -> String {
     let snapshots = ledger.snapshot();
     let mut out = String::new();
+    // A family with an empty help continues the one before it.
     let mut family = |name: &str, help: &str, kind: &str, rows: Vec<(String, u64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
+        if !help.is_empty() {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        }
         for (labels, value) in rows {
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
@@ -196,7 +200,37 @@ pub fn render(ledger: &Ledger) -> String {
             })
             .collect(),
     );
+    family(
+        "shadowtap_counter",
+        "",
+        "",
+        ledger
+            .counters()
+            .iter()
+            .flat_map(|c| keyed_rows(c))
+            .collect(),
+    );
     out
+}
+
+/// The keyed counters of one plugin, each labelled with its key: they join the
+/// `shadowtap_counter` family (its HELP and TYPE lines are written once, above).
+fn keyed_rows(counters: &shadowtap_api::Counters) -> Vec<(String, u64)> {
+    counters
+        .keyed_values()
+        .into_iter()
+        .map(|k| {
+            let labels = format!(
+                "plugin=\"{}\",role=\"{}\",name=\"{}\",{}=\"{}\"",
+                escape(counters.label()),
+                counters.role().as_str(),
+                escape(&k.name),
+                k.label,
+                escape(&k.key)
+            );
+            (labels, k.value)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -225,5 +259,21 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
         assert_eq!(escape("a\nb"), "a\\nb");
+    }
+
+    #[test]
+    fn keyed_counters_join_the_counter_family_with_their_key() {
+        let ledger = Ledger::new();
+        let c = ledger.register("output-diff[r.html]", Role::Output);
+        c.extra("diff pairs")
+            .fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+        c.keyed("diff pairs", "endpoint", "GET /users/{id}")
+            .fetch_add(4, std::sync::atomic::Ordering::Relaxed);
+        let text = render(&ledger);
+        let keyed = "shadowtap_counter{plugin=\"output-diff[r.html]\",role=\"output\",\
+                     name=\"diff pairs\",endpoint=\"GET /users/{id}\"} 4";
+        assert!(text.lines().any(|l| l == keyed), "{keyed} not in\n{text}");
+        assert_eq!(text.matches("# TYPE shadowtap_counter ").count(), 1);
+        assert!(!ledger.summary().contains("GET /users"));
     }
 }

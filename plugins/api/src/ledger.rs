@@ -227,6 +227,30 @@ pub struct Counters {
     errors: AtomicU64,
     drops: [AtomicU64; Reason::ALL.len()],
     extra: Mutex<Vec<(String, Arc<AtomicU64>)>>,
+    keyed: Mutex<Vec<KeyedCounter>>,
+    verdict: Mutex<Option<String>>,
+}
+
+/// A counter of one key of a family (`diff pairs` of endpoint `GET /users/{id}`).
+#[derive(Debug)]
+struct KeyedCounter {
+    name: String,
+    label: &'static str,
+    key: String,
+    value: Arc<AtomicU64>,
+}
+
+/// The value of one keyed counter at one moment (see [`Counters::keyed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyedValue {
+    /// The family's name, e.g. `diff pairs`.
+    pub name: String,
+    /// The name of the key's label, e.g. `endpoint`.
+    pub label: &'static str,
+    /// The key, e.g. `GET /users/{id}`.
+    pub key: String,
+    /// The value.
+    pub value: u64,
 }
 
 impl Counters {
@@ -240,6 +264,8 @@ impl Counters {
             errors: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             extra: Mutex::new(Vec::new()),
+            keyed: Mutex::new(Vec::new()),
+            verdict: Mutex::new(None),
         }
     }
 
@@ -304,6 +330,52 @@ impl Counters {
         let counter = Arc::new(AtomicU64::new(0));
         extra.push((name.to_string(), counter.clone()));
         counter
+    }
+
+    /// A counter of family `name` for one `key` (named `label` in metrics), created on first
+    /// use: per-key figures that `--metrics` serves but the one-line summaries leave out (a
+    /// run may have a thousand keys). The caller bounds how many keys it makes.
+    pub fn keyed(&self, name: &str, label: &'static str, key: &str) -> Arc<AtomicU64> {
+        let mut keyed = self.keyed.lock().expect("counter lock");
+        if let Some(found) = keyed
+            .iter()
+            .find(|k| k.name == name && k.label == label && k.key == key)
+        {
+            return found.value.clone();
+        }
+        let value = Arc::new(AtomicU64::new(0));
+        keyed.push(KeyedCounter {
+            name: name.to_string(),
+            label,
+            key: key.to_string(),
+            value: value.clone(),
+        });
+        value
+    }
+
+    /// Every keyed counter's value, in creation order.
+    pub fn keyed_values(&self) -> Vec<KeyedValue> {
+        let keyed = self.keyed.lock().expect("counter lock");
+        keyed
+            .iter()
+            .map(|k| KeyedValue {
+                name: k.name.clone(),
+                label: k.label,
+                key: k.key.clone(),
+                value: k.value.load(Relaxed),
+            })
+            .collect()
+    }
+
+    /// Records that the run failed this plugin's gate (`--output-diff-max-regressions`):
+    /// the run then exits with status 3 unless it failed otherwise. The last verdict counts.
+    pub fn fail_gate(&self, why: impl Into<String>) {
+        *self.verdict.lock().expect("counter lock") = Some(why.into());
+    }
+
+    /// Why the run failed this plugin's gate, if it did.
+    pub fn gate_failure(&self) -> Option<String> {
+        self.verdict.lock().expect("counter lock").clone()
     }
 
     /// A consistent-enough copy of every value.
@@ -468,6 +540,20 @@ impl Ledger {
         for counters in self.entries.lock().expect("ledger lock").iter() {
             counters.settle(reason);
         }
+    }
+
+    /// Every gate the run failed, as `label: why` ([`Counters::fail_gate`]).
+    pub fn gate_failures(&self) -> Vec<String> {
+        let entries = self.entries.lock().expect("ledger lock");
+        entries
+            .iter()
+            .filter_map(|c| Some(format!("{}: {}", c.label, c.gate_failure()?)))
+            .collect()
+    }
+
+    /// Every counter set, in registration order.
+    pub fn counters(&self) -> Vec<Arc<Counters>> {
+        self.entries.lock().expect("ledger lock").clone()
     }
 
     /// Total runtime errors across all plugins.

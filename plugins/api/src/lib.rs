@@ -29,7 +29,7 @@ pub mod testkit;
 pub mod values;
 pub mod wire;
 
-pub use ledger::{Counters, Ledger, Reason, Role, Throttle};
+pub use ledger::{Counters, KeyedValue, Ledger, Reason, Role, Throttle};
 pub use message::{Endpoints, GrpcFacts, H2Facts, Message, TlsFacts};
 pub use meta::{valid_id, Kind, Meta, MetaError, MAX_ID_LEN};
 pub use pacing::{Pacer, RatePacer};

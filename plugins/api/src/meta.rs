@@ -70,6 +70,14 @@ pub enum MetaError {
     /// There is no `\n` ending the header line.
     #[error("no header line (no newline in the message)")]
     NoHeaderLine,
+    /// A trailing `name=value` field cannot be written as asked.
+    #[error("field {name:?}: {problem}")]
+    BadField {
+        /// The field's name.
+        name: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// The id breaks the id rule (see [`valid_id`]).
     #[error("id {id:?} is invalid: {problem}")]
     BadId {
@@ -327,21 +335,51 @@ impl Meta {
     /// `N` bytes are known to be missing from it (holes it was delivered across; 0 when it was
     /// cut short at its end). Readers of four-field lines ignore the extra field.
     pub fn marked_incomplete(&self, missing_bytes: u64) -> Meta {
-        let line = self.line();
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let mut marked = Vec::with_capacity(text.len() + 32);
-        marked.extend_from_slice(text);
-        marked.extend_from_slice(format!(" incomplete={missing_bytes}\n").as_bytes());
-        Meta::parse(Bytes::from(marked)).expect("a valid line with one more field")
+        self.with_field("incomplete", &missing_bytes.to_string())
+            .expect("a number is a valid field value")
     }
 
     /// `N` when the line carries the field `incomplete=N` ([`Meta::marked_incomplete`]).
     pub fn incomplete(&self) -> Option<u64> {
+        self.field("incomplete")?.parse().ok()
+    }
+
+    /// The same line with one more trailing field `name=value` (GoReplay's readers ignore
+    /// fields after the fourth). `value` must be printable ASCII without spaces.
+    pub fn with_field(&self, name: &str, value: &str) -> Result<Meta, MetaError> {
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(MetaError::BadField {
+                name: name.to_string(),
+                problem: "a field value must be printable ASCII without spaces",
+            });
+        }
+        if !self.has_latency {
+            return Err(MetaError::BadField {
+                name: name.to_string(),
+                problem: "a line without its fourth field (latency) cannot take a named field",
+            });
+        }
         let line = self.line();
-        line.split(|&b| b == b' ' || b == b'\n')
-            .skip(3)
-            .find_map(|field| field.strip_prefix(b"incomplete="))
-            .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let mut marked = Vec::with_capacity(text.len() + name.len() + value.len() + 3);
+        marked.extend_from_slice(text);
+        marked.extend_from_slice(format!(" {name}={value}\n").as_bytes());
+        Meta::parse(Bytes::from(marked))
+    }
+
+    /// The value of the trailing field `name=value` (after the fourth field), if present.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        let line: &[u8] = match &self.text {
+            Text::Verbatim(bytes) => bytes,
+            // A built line has exactly four fields.
+            Text::Built { .. } => return None,
+        };
+        line.split(|&b| b == b' ' || b == b'\n' || b == b'\r')
+            .skip(4)
+            .find_map(|field| {
+                let value = field.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+                std::str::from_utf8(value).ok()
+            })
     }
 
     /// The same line with another id (which must pass [`valid_id`]); every other byte is kept.
@@ -508,7 +546,30 @@ mod tests {
         let marked = meta.marked_incomplete(1460);
         assert_eq!(&*marked.line(), b"2 abc 1 2 incomplete=1460\n");
         assert_eq!(marked.incomplete(), Some(1460));
+        assert_eq!(marked.field("incomplete"), Some("1460"));
+        assert_eq!(marked.field("target"), None);
         assert_eq!(marked.latency(), Some(2));
         assert_eq!(marked.id(), "abc");
+    }
+
+    #[test]
+    fn trailing_fields_are_added_and_read_back() {
+        let meta = Meta::new(Kind::ReplayedResponse, "abc", 1, 2).unwrap();
+        let named = meta.with_field("target", "candidate").unwrap();
+        let failed = named.with_field("error", "timeout").unwrap();
+        assert_eq!(
+            &*failed.line(),
+            b"3 abc 1 2 target=candidate error=timeout\n"
+        );
+        assert_eq!(failed.field("target"), Some("candidate"));
+        assert_eq!(failed.field("error"), Some("timeout"));
+        assert_eq!(failed.field("targe"), None);
+        assert!(meta.with_field("target", "two words").is_err());
+        assert!(meta.with_field("target", "").is_err());
+        // The first four fields are never taken for a named one.
+        let odd = Meta::parse(Bytes::from("3 target=x 1 2\n")).unwrap();
+        assert_eq!(odd.field("target"), None);
+        let short = Meta::parse(Bytes::from("3 abc 1\n")).unwrap();
+        assert!(short.with_field("target", "x").is_err());
     }
 }
