@@ -23,7 +23,10 @@
 //! default 5s; per stream over HTTP/2), `--output-http-redirects N` (follow up to N
 //! same-origin redirects, default 0; HTTP/1.1 only), `--output-http-skip-verify`,
 //! `--http-original-host`, `--output-http-track-response` (replayed responses re-enter the
-//! pipeline as kind 3 messages with the request's id, start time and round-trip time),
+//! pipeline as kind 3 messages with the request's id, start time and round-trip time, and a
+//! fifth field `target=NAME` (and `copies=N` when amplified); a request whose replay failed comes back as a kind 3 message
+//! with no payload and `target=NAME error=REASON`, e.g. `error=timeout`),
+//! `--output-http-name NAME` (one per `--output-http`, in order; default the URL),
 //! `--output-http-stats` (a line on stderr every 5 s), `--output-http-rate N` (pace to N
 //! requests/s without dropping; the queue absorbs bursts), `--output-http-protocol
 //! h1|h2|auto` (default auto, below), `--output-http-h2-streams N` (concurrent streams per
@@ -191,6 +194,13 @@ pub struct OutputHttpArgs {
     /// Send replayed responses back into the pipeline as kind 3 messages
     #[arg(id = "output-http-track-response", long = "output-http-track-response")]
     pub output_http_track_response: bool,
+    /// Name of the --output-http target in the same position, in its replayed responses (kind 3 field target=NAME; default the URL)
+    #[arg(
+        id = "output-http-name",
+        long = "output-http-name",
+        value_name = "NAME"
+    )]
+    pub output_http_name: Vec<String>,
     /// Print queue length, requests/s and latency percentiles to stderr every 5s
     #[arg(id = "output-http-stats", long = "output-http-stats")]
     pub output_http_stats: bool,
@@ -244,6 +254,8 @@ struct HttpOutput {
     settings: Settings,
     copies: u32,
     label: String,
+    /// `--output-http-name`, written as `target=NAME` on its replayed responses.
+    name: String,
 }
 
 fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, PluginError> {
@@ -312,11 +324,13 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
         stats: args.output_http_stats,
         rate: (rate > 0.0).then_some(rate),
     };
+    let names = target_names(&args)?;
     let mut tls_config = None;
     let mut h2_tls_config = None;
     args.output_http
         .iter()
-        .map(|value| {
+        .zip(names)
+        .map(|(value, name)| {
             let (url, limit) =
                 split_limit(value).map_err(|e| PluginError::usage("--output-http", e))?;
             let target = Target::parse(&url).map_err(|e| PluginError::usage("--output-http", e))?;
@@ -381,6 +395,7 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
                 settings: output_settings,
                 copies,
                 label: label.clone(),
+                name,
             };
             let mut spec = OutputSpec::new(label, Box::new(output));
             spec.limit = limit;
@@ -391,6 +406,33 @@ fn build(args: OutputHttpArgs, core: &CoreSettings) -> Result<Vec<OutputSpec>, P
             Ok(spec)
         })
         .collect()
+}
+
+/// The name of each `--output-http`, in order: its `--output-http-name`, or its URL.
+fn target_names(args: &OutputHttpArgs) -> Result<Vec<String>, PluginError> {
+    if args.output_http_name.len() > args.output_http.len() {
+        return Err(PluginError::usage(
+            "--output-http-name",
+            format!(
+                "{} names for {} --output-http targets (one name per target, in order)",
+                args.output_http_name.len(),
+                args.output_http.len()
+            ),
+        ));
+    }
+    let mut names = args.output_http_name.clone();
+    for url in &args.output_http[names.len()..] {
+        names.push(split_limit(url).map_or_else(|_| url.clone(), |(url, _)| url));
+    }
+    for name in &names {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(PluginError::usage(
+                "--output-http-name",
+                format!("{name:?}: a name is printable ASCII without spaces"),
+            ));
+        }
+    }
+    Ok(names)
 }
 
 /// An HTTP/2-only target's workers are threads of several connections each: the
@@ -431,6 +473,8 @@ struct Shared<'a> {
     client: Arc<Client>,
     settings: &'a Settings,
     label: &'a str,
+    /// The target's `--output-http-name`.
+    name: &'a str,
     active: AtomicUsize,
     idle: AtomicUsize,
     sent: AtomicU64,
@@ -454,6 +498,7 @@ impl Output for HttpOutput {
             client: self.client.clone(),
             settings: &self.settings,
             label: &self.label,
+            name: &self.name,
             active: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             sent: AtomicU64::new(0),
@@ -708,27 +753,76 @@ fn record(
             };
             counters.extra(name).fetch_add(1, Relaxed);
             warn(shared, msg, &error.to_string());
+            if shared.settings.track {
+                feed_back_failure(shared, msg, start_ns, rtt, name);
+            }
         }
         Err(SendError::Exchange(error)) => {
             counters.add_drop(Reason::OutputError, 1);
             shared.failed.fetch_add(1, Relaxed);
-            counters
-                .extra(error.failure.counter())
-                .fetch_add(1, Relaxed);
+            let name = error.failure.counter();
+            counters.extra(name).fetch_add(1, Relaxed);
             warn(shared, msg, &error.to_string());
+            if shared.settings.track {
+                feed_back_failure(shared, msg, start_ns, rtt, name);
+            }
         }
     }
 }
 
 /// Sends the replayed response back into the pipeline as a kind 3 message with the request's
-/// id; one that cannot be is counted (by the context) and warned about.
+/// id and `target=NAME`; one that cannot be is counted (by the context) and warned about.
 fn feed_back_response(shared: &Shared, msg: &Message, start_ns: i64, rtt: Duration, raw: Vec<u8>) {
-    let latency = rtt.as_nanos() as i64;
-    let meta = match Meta::new(Kind::ReplayedResponse, msg.id(), start_ns, latency) {
+    let meta = Meta::new(
+        Kind::ReplayedResponse,
+        msg.id(),
+        start_ns,
+        rtt.as_nanos() as i64,
+    )
+    .and_then(|meta| named(meta, shared));
+    feed_back(shared, msg, meta, raw);
+}
+
+/// Sends back, in place of a response, a kind 3 message with no payload whose line says why
+/// there is none: `target=NAME error=timeout` (the counter's name, `-` for spaces), so that
+/// a comparison of responses, live or from a recorded file, can tell a failed replay from a
+/// lost one.
+fn feed_back_failure(shared: &Shared, msg: &Message, start_ns: i64, rtt: Duration, counter: &str) {
+    let reason = counter
+        .strip_prefix("error: ")
+        .unwrap_or(counter)
+        .replace(' ', "-");
+    let meta = Meta::new(
+        Kind::ReplayedResponse,
+        msg.id(),
+        start_ns,
+        rtt.as_nanos() as i64,
+    )
+    .and_then(|meta| named(meta, shared))
+    .and_then(|meta| meta.with_field("error", &reason));
+    feed_back(shared, msg, meta, Vec::new());
+}
+
+/// `target=NAME`, and with `|N%` amplification `copies=N`: how many answers to expect.
+fn named(meta: Meta, shared: &Shared) -> Result<Meta, shadowtap_api::MetaError> {
+    let meta = meta.with_field("target", shared.name)?;
+    if shared.copies > 1 {
+        return meta.with_field("copies", &shared.copies.to_string());
+    }
+    Ok(meta)
+}
+
+fn feed_back(
+    shared: &Shared,
+    msg: &Message,
+    meta: Result<Meta, shadowtap_api::MetaError>,
+    payload: Vec<u8>,
+) {
+    let meta = match meta {
         Ok(meta) => meta,
         Err(e) => return warn(shared, msg, &format!("response not fed back: {e}")),
     };
-    if shared.cx.feed_back(Message::new(meta, raw)).is_err() {
+    if shared.cx.feed_back(Message::new(meta, payload)).is_err() {
         warn(
             shared,
             msg,
