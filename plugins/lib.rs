@@ -22,6 +22,8 @@ extern crate shadowtap_input_pfring;
 extern crate shadowtap_input_raw;
 #[cfg(feature = "input-tcp")]
 extern crate shadowtap_input_tcp;
+#[cfg(feature = "output-diff")]
+extern crate shadowtap_output_diff;
 #[cfg(feature = "output-es")]
 extern crate shadowtap_output_es;
 #[cfg(feature = "output-file")]
