@@ -262,13 +262,18 @@ fn replay_to(input: &Path, url: &str, out: &Path, flags: &[&str]) -> std::proces
     output
 }
 
-/// The replayed responses (kind 3) of a `.gor`, by id.
+/// The replayed responses (kind 3) of a `.gor`, by id; the notes of failed replays (kind 3
+/// with `error=REASON`, no payload) are left out.
 fn replies(path: &Path) -> BTreeMap<String, Vec<u8>> {
     read_gor(path)
         .into_iter()
-        .filter(|r| r.kind() == b'3')
+        .filter(|r| r.kind() == b'3' && !is_failure_note(r))
         .map(|r| (r.id(), r.payload))
         .collect()
+}
+
+fn is_failure_note(record: &Record) -> bool {
+    String::from_utf8_lossy(&record.meta).contains(" error=")
 }
 
 fn label(url: &str) -> String {
@@ -661,6 +666,20 @@ fn a_reset_stream_fails_alone_a_refused_one_is_retried_once_and_a_silent_one_tim
         "one connection; the refused stream twice"
     );
     assert_eq!(replies(&out).len(), 3);
+    let mut notes: Vec<String> = read_gor(&out)
+        .iter()
+        .filter(|r| is_failure_note(r))
+        .map(|r| {
+            let meta = String::from_utf8_lossy(&r.meta).into_owned();
+            meta.split(" error=")
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .collect();
+    notes.sort();
+    assert_eq!(notes, ["h2-refused-stream", "h2-reset", "timeout"]);
 }
 
 #[test]

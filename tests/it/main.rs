@@ -2,9 +2,11 @@
 //! files, real middleware processes and (where a module needs one) real servers on loopback.
 
 mod adversarial;
+mod browser;
 mod capture;
 mod cli;
 mod common;
+mod diff;
 mod es;
 mod files;
 mod h2;
