@@ -564,12 +564,18 @@ fn noise_of<'a>(
     noise: &'a mut HashMap<String, EndpointNoise>,
     endpoint: &str,
 ) -> &'a mut EndpointNoise {
-    let endpoint = if noise.len() >= MAX_ENDPOINTS && !noise.contains_key(endpoint) {
-        OTHER_ENDPOINTS
-    } else {
-        endpoint
-    };
-    noise.entry(endpoint.to_string()).or_default()
+    if !noise.contains_key(endpoint) {
+        let key = if noise.len() >= MAX_ENDPOINTS {
+            OTHER_ENDPOINTS
+        } else {
+            endpoint
+        };
+        noise.entry(key.to_string()).or_default();
+        if key == OTHER_ENDPOINTS {
+            return noise.get_mut(OTHER_ENDPOINTS).expect("just made");
+        }
+    }
+    noise.get_mut(endpoint).expect("just made")
 }
 
 fn request_of(msg: &Message, config: &Config) -> Request {

@@ -308,12 +308,18 @@ pub struct TargetStats {
 impl TargetStats {
     /// The endpoint's aggregates (the overflow endpoint beyond [`MAX_ENDPOINTS`]).
     pub fn endpoint(&mut self, name: &str) -> &mut EndpointStats {
-        let name = if self.endpoints.len() >= MAX_ENDPOINTS && !self.endpoints.contains_key(name) {
-            OTHER_ENDPOINTS
-        } else {
-            name
-        };
-        self.endpoints.entry(name.to_string()).or_default()
+        if !self.endpoints.contains_key(name) {
+            let name = if self.endpoints.len() >= MAX_ENDPOINTS {
+                OTHER_ENDPOINTS
+            } else {
+                name
+            };
+            self.endpoints.entry(name.to_string()).or_default();
+            if name == OTHER_ENDPOINTS {
+                return self.endpoints.get_mut(OTHER_ENDPOINTS).expect("just made");
+            }
+        }
+        self.endpoints.get_mut(name).expect("just made")
     }
 }
 
