@@ -74,6 +74,10 @@ pub struct Outcome {
 enum FullQueue {
     Wait,
     Drop,
+    /// Replayed responses: an output that does not feed back is waited for (it drains on its
+    /// own, so waiting cannot deadlock, and a comparison of responses loses none); one that
+    /// feeds back is not (its workers may be waiting for room to feed back).
+    Feedback,
 }
 
 /// Runs the pipeline until every input has ended (or shutdown) and every output has drained.
@@ -428,7 +432,7 @@ impl Dispatch {
                     Err(_) => return,
                 },
                 recv(feedback) -> msg => if let Ok(msg) = msg {
-                    self.dispatch(vec![msg], FullQueue::Drop, feedback);
+                    self.dispatch(vec![msg], FullQueue::Feedback, feedback);
                 },
                 recv(feedback_done) -> _ => {
                     // The middleware sent the inputs' last messages before saying so, but
@@ -448,7 +452,7 @@ impl Dispatch {
     fn dispatch_pending_feedback(&mut self, feedback: &Receiver<Message>) {
         while !self.pending_feedback.is_empty() {
             let batch: Batch = self.pending_feedback.drain(..).collect();
-            self.dispatch(batch, FullQueue::Drop, feedback);
+            self.dispatch(batch, FullQueue::Feedback, feedback);
         }
     }
 
@@ -463,7 +467,7 @@ impl Dispatch {
         self.dispatch_pending_feedback(feedback);
         while feeding_back {
             match feedback.recv() {
-                Ok(msg) => self.dispatch(vec![msg], FullQueue::Drop, feedback),
+                Ok(msg) => self.dispatch(vec![msg], FullQueue::Feedback, feedback),
                 Err(_) => feeding_back = false,
             }
         }
@@ -591,6 +595,10 @@ impl Dispatch {
         let count = batch.len() as u64;
         let output = &mut self.outputs[index];
         output.counters.add_in(count);
+        let policy = match policy {
+            FullQueue::Feedback if output.feedback => FullQueue::Drop,
+            other => other,
+        };
         let result = match &output.queue {
             // An output that feeds back is closed once the inputs' messages are all in it:
             // what comes after is its own replayed responses, which it does not take.
@@ -599,6 +607,11 @@ impl Dispatch {
             Some(queue) => match queue.try_send(batch) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(_)) if policy == FullQueue::Drop => Err(Reason::QueueFull),
+                // Not while collecting replayed responses (they would pile up unbounded): the
+                // output drains on its own, and the replaying outputs wait for room meanwhile.
+                Err(TrySendError::Full(batch)) if policy == FullQueue::Feedback => {
+                    queue.send(batch).map_err(|_| Reason::OutputError)
+                }
                 Err(TrySendError::Full(batch)) => {
                     let queue = queue.clone();
                     self.send_waiting(&queue, batch, feedback)

@@ -13,7 +13,7 @@ use crate::normalise::{Media, Normalised};
 use crate::stats::{EndpointNoise, Example, TargetStats, MAX_ENDPOINTS, OTHER_ENDPOINTS};
 use shadowtap_api::{Kind, Message};
 use shadowtap_http1::headers;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -256,6 +256,16 @@ impl Differ {
         self.entries.insert(key.into(), entry);
         self.order
             .push_back((now + self.config.timeout, key.into(), self.generation));
+        // Entries closed early leave their place in the queue behind; dropping those places
+        // when they outnumber the live ones keeps the queue within twice the pending entries.
+        if self.order.len() > 2 * self.entries.len() + 1024 {
+            let entries = &self.entries;
+            self.order.retain(|(_, key, generation)| {
+                entries
+                    .get(key)
+                    .is_some_and(|e| e.generation == *generation)
+            });
+        }
     }
 
     fn file_replay(&mut self, key: &str, msg: Message) {
@@ -410,15 +420,14 @@ impl Differ {
             observer.body_problem();
         }
         let differences = compare(&original.prepared, &replayed, &self.config.rules);
-        let target = msg.meta.field("target").unwrap_or("replay").to_string();
-        let also: HashSet<&str> = entry
-            .secondary
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
+        let target = msg.meta.field("target").unwrap_or("replay");
+        let also = entry.secondary.as_deref().unwrap_or_default();
         let noise = noise_of(&mut self.noise, &request.endpoint);
-        let stats = self.targets.entry(target).or_default();
+        if !self.targets.contains_key(target) {
+            self.targets
+                .insert(target.to_string(), TargetStats::default());
+        }
+        let stats = self.targets.get_mut(target).expect("just made");
         *stats
             .status_matrix
             .entry((original.prepared.message.status, replayed.message.status))
@@ -436,7 +445,7 @@ impl Differ {
         };
         endpoint.add_pair(
             &differences,
-            &also,
+            also,
             (original.latency, msg.meta.latency()),
             &mut self.examples_left,
             example,
@@ -864,6 +873,25 @@ mod tests {
         assert_eq!(d.unpaired[&Unpaired::Evicted], 990);
         d.finish(&mut seen);
         assert_eq!(d.unpaired[&Unpaired::PendingAtExit], 10);
+    }
+
+    #[test]
+    fn entries_closed_early_do_not_pile_up_in_the_timeout_queue() {
+        let mut d = Differ::new(config(None, 100));
+        let mut seen = Seen::default();
+        let now = Instant::now();
+        for i in 0..10_000 {
+            let id = i.to_string();
+            d.add(request(&id, "/u"), now, &mut seen);
+            d.add(json(Kind::Response, &id, None, "{}"), now, &mut seen);
+            d.add(
+                json(Kind::ReplayedResponse, &id, Some("c"), "{}"),
+                now,
+                &mut seen,
+            );
+        }
+        assert_eq!((seen.pairs, d.pending()), (10_000, 0));
+        assert!(d.order.len() <= 1024 + 1, "{}", d.order.len());
     }
 
     #[test]

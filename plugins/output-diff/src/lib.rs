@@ -186,15 +186,16 @@ impl Output for DiffOutput {
             let wait = next_report
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_secs(1));
-            match inbox.recv_timeout(wait) {
+            let next = inbox.recv_timeout(wait);
+            let now = Instant::now();
+            match next {
                 Next::Message(msg) => {
                     cx.counters().add_out(1);
-                    self.differ.add(msg, Instant::now(), &mut metrics);
+                    self.differ.add(msg, now, &mut metrics);
                 }
                 Next::Timeout => {}
                 Next::Closed => break,
             }
-            let now = Instant::now();
             self.differ.expire(now, &mut metrics);
             if now >= next_report {
                 self.write_report(started, false, &mut metrics)?;

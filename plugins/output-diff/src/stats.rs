@@ -151,7 +151,7 @@ impl EndpointStats {
     pub fn add_pair(
         &mut self,
         differences: &[Difference],
-        also_in_secondary: &HashSet<&str>,
+        also_in_secondary: &[String],
         latencies: (Option<i64>, Option<i64>),
         examples_left: &mut usize,
         mut example: impl FnMut(&Difference) -> Example,
@@ -183,7 +183,7 @@ impl EndpointStats {
                 *examples_left -= 1;
                 stats.example = Some(example(difference));
             }
-            if !also_in_secondary.contains(difference.field.as_str()) {
+            if !also_in_secondary.contains(&difference.field) {
                 signature.push(index);
             }
         }
@@ -362,7 +362,7 @@ mod tests {
             if i % 2 == 0 {
                 d.push(diff("$.plan", FieldKind::Body));
             }
-            let both: HashSet<&str> = ["$.rid"].into();
+            let both = ["$.rid".to_string()];
             e.add_pair(
                 &d,
                 &both,
@@ -389,7 +389,7 @@ mod tests {
         noise.secondary_differs.insert("$.flaky".into(), 5);
         let mut e = EndpointStats::default();
         let mut budget = 0;
-        let none = HashSet::new();
+        let none: [String; 0] = [];
         for _ in 0..100 {
             let d = [
                 diff("$.time", FieldKind::Body),
@@ -410,7 +410,7 @@ mod tests {
         let noise = EndpointNoise::default();
         let mut e = EndpointStats::default();
         let mut budget = 0;
-        let none = HashSet::new();
+        let none: [String; 0] = [];
         for i in 0..5000 {
             let d = [diff(&format!("$.f{i}"), FieldKind::Body)];
             e.add_pair(&d, &none, (None, None), &mut budget, example, &noise);
