@@ -1,4 +1,4 @@
-//! The report: `REPORT.json` (its fields are described in the project README) built from the
+//! The report: `REPORT.json` (its keys are listed in the project README) built from the
 //! aggregates, the HTML page rendered from it, both written atomically
 //! (a temporary file renamed over the old one), and the summary printed on stderr at exit.
 
