@@ -5,6 +5,7 @@
 
 use crate::normalise::{Media, Normalised, TRANSPORT_FIELDS};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
@@ -354,40 +355,35 @@ fn cut(mut value: String) -> String {
     value
 }
 
-/// The compared header fields: (lower-case name, values joined by ", "), sorted by name.
-/// `Set-Cookie` is compared by the cookies' names only.
-fn compared_headers(message: &Normalised, rules: &Rules) -> Vec<(String, String)> {
-    let mut fields: Vec<(String, String)> = Vec::with_capacity(message.fields.len());
+/// The compared header fields: (lower-case name, values joined by ", "), sorted by name,
+/// borrowed from the message unless joined. `Set-Cookie` is compared by the cookies' names only.
+fn compared_headers<'a>(message: &'a Normalised, rules: &Rules) -> Vec<(&'a str, Cow<'a, str>)> {
+    let mut fields: Vec<(&str, Cow<str>)> = Vec::with_capacity(message.fields.len());
     for field in message
         .fields
         .iter()
         .filter(|f| !rules.ignores_header(&f.lower))
     {
         let value = if field.lower == "set-cookie" {
-            field
-                .value
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string()
+            field.value.split('=').next().unwrap_or("").trim()
         } else {
-            field.value.clone()
+            field.value.as_str()
         };
         match fields.iter_mut().find(|(name, _)| *name == field.lower) {
             Some((_, joined)) => {
+                let joined = joined.to_mut();
                 joined.push_str(", ");
-                joined.push_str(&value);
+                joined.push_str(value);
             }
-            None => fields.push((field.lower.clone(), value)),
+            None => fields.push((&field.lower, Cow::Borrowed(value))),
         }
     }
-    if let Some((_, cookies)) = fields.iter_mut().find(|(n, _)| n == "set-cookie") {
+    if let Some((_, cookies)) = fields.iter_mut().find(|(n, _)| *n == "set-cookie") {
         let mut names: Vec<&str> = cookies.split(", ").collect();
         names.sort_unstable();
-        *cookies = names.join(", ");
+        *cookies = Cow::Owned(names.join(", "));
     }
-    fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
     fields
 }
 
@@ -402,27 +398,26 @@ fn compare_headers(
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
         let order = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            (Some(x), Some(y)) => x.0.cmp(y.0),
             (Some(_), None) => std::cmp::Ordering::Less,
             _ => std::cmp::Ordering::Greater,
         };
         let (name, left, right) = match order {
             std::cmp::Ordering::Equal => {
-                let pair = (&a[i].0, a[i].1.clone(), b[j].1.clone());
                 i += 1;
                 j += 1;
-                if pair.1 == pair.2 {
+                if a[i - 1].1 == b[j - 1].1 {
                     continue;
                 }
-                pair
+                (a[i - 1].0, a[i - 1].1.to_string(), b[j - 1].1.to_string())
             }
             std::cmp::Ordering::Less => {
                 i += 1;
-                (&a[i - 1].0, a[i - 1].1.clone(), ABSENT.to_string())
+                (a[i - 1].0, a[i - 1].1.to_string(), ABSENT.to_string())
             }
             std::cmp::Ordering::Greater => {
                 j += 1;
-                (&b[j - 1].0, ABSENT.to_string(), b[j - 1].1.clone())
+                (b[j - 1].0, ABSENT.to_string(), b[j - 1].1.to_string())
             }
         };
         let field = format!("header:{name}");
@@ -615,7 +610,7 @@ pub fn fingerprint(response: &Prepared, rules: &Rules) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::with_capacity(16);
     out.push((hash_of(b"status"), u64::from(response.message.status)));
     for (name, value) in compared_headers(&response.message, rules) {
-        out.push((field_hash("header:", &name), hash_of(value.as_bytes())));
+        out.push((field_hash("header:", name), hash_of(value.as_bytes())));
     }
     match &response.json {
         Some(json) => {
@@ -679,9 +674,19 @@ fn leaves(
             }
             let mut hasher = Fnv::default();
             hasher.write(concrete.as_bytes());
-            hasher.write(leaf.to_string().as_bytes());
+            let _ = write!(HashWriter(&mut hasher), "{leaf}");
             out.push((field_hash("", general), hasher.finish()));
         }
+    }
+}
+
+/// Feeds formatted text to a hasher without building the string.
+struct HashWriter<'a>(&'a mut Fnv);
+
+impl std::fmt::Write for HashWriter<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.write(text.as_bytes());
+        Ok(())
     }
 }
 
