@@ -10,7 +10,7 @@ use crate::compare::{
 use crate::endpoint::Endpoints;
 use crate::example::shown;
 use crate::normalise::{Media, Normalised};
-use crate::stats::{EndpointNoise, Example, TargetStats, MAX_ENDPOINTS, OTHER_ENDPOINTS};
+use crate::stats::{per_endpoint, EndpointNoise, Example, TargetStats};
 use shadowtap_api::{Kind, Message};
 use shadowtap_http1::headers;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -139,7 +139,6 @@ struct Entry {
     secondary: Option<Vec<String>>,
     /// Each target that answered, and how often.
     answered: Vec<(Arc<str>, u32)>,
-    compared: usize,
     /// The secondary's replay failed: candidates are not kept waiting for it.
     failed: bool,
     /// Its original was fingerprinted for learning noise.
@@ -399,7 +398,7 @@ impl Differ {
             .collect();
         fields.sort_unstable();
         fields.dedup();
-        let noise = noise_of(&mut self.noise, &request.endpoint);
+        let noise = per_endpoint(&mut self.noise, &request.endpoint);
         noise.secondary_pairs += 1;
         for field in &fields {
             *noise.secondary_differs.entry(field.clone()).or_default() += 1;
@@ -422,7 +421,7 @@ impl Differ {
         let differences = compare(&original.prepared, &replayed, &self.config.rules);
         let target = msg.meta.field("target").unwrap_or("replay");
         let also = entry.secondary.as_deref().unwrap_or_default();
-        let noise = noise_of(&mut self.noise, &request.endpoint);
+        let noise = per_endpoint(&mut self.noise, &request.endpoint);
         if !self.targets.contains_key(target) {
             self.targets
                 .insert(target.to_string(), TargetStats::default());
@@ -452,7 +451,6 @@ impl Differ {
             noise,
         );
         observer.pair(&request.endpoint, differences.is_empty());
-        entry.compared += 1;
     }
 
     /// Remembers the original's fingerprint under the request's; when an identical request
@@ -463,7 +461,7 @@ impl Differ {
         if let Some(before) = self.learned.get(&request.hash) {
             let fields = differing_fields(before, &print);
             if !fields.is_empty() {
-                noise_of(&mut self.noise, &request.endpoint)
+                per_endpoint(&mut self.noise, &request.endpoint)
                     .learned
                     .extend(fields);
             }
@@ -567,24 +565,6 @@ fn parts(entry: &Entry) -> (&Request, &Original) {
         entry.request.as_ref().expect("ready"),
         entry.original.as_ref().expect("ready"),
     )
-}
-
-fn noise_of<'a>(
-    noise: &'a mut HashMap<String, EndpointNoise>,
-    endpoint: &str,
-) -> &'a mut EndpointNoise {
-    if !noise.contains_key(endpoint) {
-        let key = if noise.len() >= MAX_ENDPOINTS {
-            OTHER_ENDPOINTS
-        } else {
-            endpoint
-        };
-        noise.entry(key.to_string()).or_default();
-        if key == OTHER_ENDPOINTS {
-            return noise.get_mut(OTHER_ENDPOINTS).expect("just made");
-        }
-    }
-    noise.get_mut(endpoint).expect("just made")
 }
 
 fn request_of(msg: &Message, config: &Config) -> Request {

@@ -296,6 +296,20 @@ fn beyond_noise(rate: f64, noise_rate: f64) -> bool {
     gap > 0.0 && gap / (rate + noise_rate) > RELATIVE_THRESHOLD && gap > ABSOLUTE_THRESHOLD
 }
 
+/// The value kept for `endpoint`, made on first use; once [`MAX_ENDPOINTS`] are kept, new
+/// endpoints share [`OTHER_ENDPOINTS`].
+pub fn per_endpoint<'a, V: Default>(map: &'a mut HashMap<String, V>, endpoint: &str) -> &'a mut V {
+    let key = if map.contains_key(endpoint) || map.len() < MAX_ENDPOINTS {
+        endpoint
+    } else {
+        OTHER_ENDPOINTS
+    };
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("just made")
+}
+
 /// One candidate target's aggregates.
 #[derive(Debug, Default)]
 pub struct TargetStats {
@@ -308,18 +322,7 @@ pub struct TargetStats {
 impl TargetStats {
     /// The endpoint's aggregates (the overflow endpoint beyond [`MAX_ENDPOINTS`]).
     pub fn endpoint(&mut self, name: &str) -> &mut EndpointStats {
-        if !self.endpoints.contains_key(name) {
-            let name = if self.endpoints.len() >= MAX_ENDPOINTS {
-                OTHER_ENDPOINTS
-            } else {
-                name
-            };
-            self.endpoints.entry(name.to_string()).or_default();
-            if name == OTHER_ENDPOINTS {
-                return self.endpoints.get_mut(OTHER_ENDPOINTS).expect("just made");
-            }
-        }
-        self.endpoints.get_mut(name).expect("just made")
+        per_endpoint(&mut self.endpoints, name)
     }
 }
 
