@@ -190,11 +190,6 @@ impl Differ {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Entries waiting now.
     pub fn pending(&self) -> usize {
         self.entries.len()
@@ -268,7 +263,7 @@ impl Differ {
     }
 
     fn file_replay(&mut self, key: &str, msg: Message) {
-        let target: Arc<str> = msg.meta.field("target").unwrap_or("replay").into();
+        let target: Arc<str> = target_of(&msg).into();
         let copies: u32 = msg
             .meta
             .field("copies")
@@ -300,11 +295,16 @@ impl Differ {
 
     /// Compares what the entry allows; closes it when nothing more is expected (or `force`).
     fn progress(&mut self, key: &str, force: bool, observer: &mut dyn Observer) {
-        let Some(mut entry) = self.entries.remove(key) else {
+        let ready = self
+            .entries
+            .get(key)
+            .is_some_and(|e| e.request.is_some() && e.original.is_some());
+        if !ready {
             return;
-        };
-        let ready = entry.request.is_some() && entry.original.is_some();
-        if ready && entry.original.as_ref().is_some_and(|o| o.incomplete) {
+        }
+        // Out of the map while it is worked on (comparing borrows the rest of `self`).
+        let mut entry = self.entries.remove(key).expect("ready");
+        if entry.original.as_ref().is_some_and(|o| o.incomplete) {
             if !entry.counted {
                 entry.counted = true;
                 let request = entry.request.as_ref().map(|r| r.message.clone());
@@ -319,15 +319,12 @@ impl Differ {
             self.entries.insert(key.into(), entry);
             return;
         }
-        if ready {
-            if !entry.learned {
-                entry.learned = true;
-                self.learn(&entry);
-            }
-            self.compare_waiting(&mut entry, key, force, observer);
+        if !entry.learned {
+            entry.learned = true;
+            self.learn(&entry);
         }
-        let done = ready && self.all_answered(&entry);
-        if !done {
+        self.compare_waiting(&mut entry, key, force, observer);
+        if !self.all_answered(&entry) {
             self.entries.insert(key.into(), entry);
         }
     }
@@ -359,15 +356,14 @@ impl Differ {
     ) {
         let secondary = self.config.secondary.clone();
         if let Some(name) = &secondary {
-            if let Some(at) = entry
-                .waiting
-                .iter()
-                .position(|m| m.meta.field("target") == Some(name.as_str()))
-            {
-                let msg = entry.waiting.remove(at);
-                if entry.secondary.is_none() {
-                    entry.secondary = Some(self.compare_secondary(entry, &msg, observer));
-                }
+            // The secondary's answers are never candidates: the first is its noise, and its
+            // amplified copies are left out.
+            let (answers, candidates) = std::mem::take(&mut entry.waiting)
+                .into_iter()
+                .partition::<Vec<_>, _>(|m| target_of(m) == name);
+            entry.waiting = candidates;
+            if let (Some(msg), None) = (answers.first(), &entry.secondary) {
+                entry.secondary = Some(self.compare_secondary(entry, msg, observer));
             }
         }
         let wait_for_secondary =
@@ -419,7 +415,7 @@ impl Differ {
             observer.body_problem();
         }
         let differences = compare(&original.prepared, &replayed, &self.config.rules);
-        let target = msg.meta.field("target").unwrap_or("replay");
+        let target = target_of(msg);
         let also = entry.secondary.as_deref().unwrap_or_default();
         let noise = per_endpoint(&mut self.noise, &request.endpoint);
         if !self.targets.contains_key(target) {
@@ -557,6 +553,11 @@ impl Differ {
             });
         }
     }
+}
+
+/// The target a replayed response names (`target=NAME`), `replay` when it names none.
+fn target_of(msg: &Message) -> &str {
+    msg.meta.field("target").unwrap_or("replay")
 }
 
 /// The request and original of an entry that has both.
@@ -758,6 +759,38 @@ mod tests {
         let v = endpoint(&d, "cand", "GET /u").verdict(noise);
         assert_eq!(v.regressions, 1, "$.v is not explained by the secondary");
         assert_eq!(noise.secondary_differs["$.rid"], 1);
+    }
+
+    #[test]
+    fn amplified_copies_of_the_secondary_are_not_candidates() {
+        let mut d = Differ::new(config(Some("sec"), 100));
+        let mut seen = Seen::default();
+        let now = Instant::now();
+        d.add(request("amp", "/u"), now, &mut seen);
+        d.add(json(Kind::Response, "amp", None, "{}"), now, &mut seen);
+        d.add(
+            json(Kind::ReplayedResponse, "amp", Some("sec"), "{}"),
+            now,
+            &mut seen,
+        );
+        d.add(
+            json(Kind::ReplayedResponse, "amp-1", Some("sec"), "{}"),
+            now,
+            &mut seen,
+        );
+        d.add(
+            json(Kind::ReplayedResponse, "amp", Some("cand"), "{}"),
+            now,
+            &mut seen,
+        );
+        d.add(
+            json(Kind::ReplayedResponse, "amp-1", Some("cand"), "{}"),
+            now,
+            &mut seen,
+        );
+        assert_eq!(seen.pairs, 2, "only the candidate's two answers");
+        assert!(!d.targets.contains_key("sec"));
+        assert_eq!(d.noise["GET /u"].secondary_pairs, 1);
     }
 
     #[test]

@@ -45,7 +45,6 @@ pub fn build(differ: &Differ, context: &Context) -> (Value, Figures) {
     let targets: Vec<Value> = differ
         .targets
         .iter()
-        .filter(|(name, _)| Some(name.as_str()) != differ.config().secondary.as_deref())
         .map(|(name, stats)| {
             let mut target_totals = Totals::default();
             let mut endpoints: Vec<(&String, &EndpointStats, EndpointVerdict)> = stats
