@@ -27,8 +27,9 @@ pub const DEFAULT_IGNORED_HEADERS: &[&str] = &[
     "server-timing",
 ];
 
-/// What part of a response a field is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What part of a response a field is, in the order a reader looks for a cause in (the
+/// report lists fields so).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FieldKind {
     /// The status code.
     Status,

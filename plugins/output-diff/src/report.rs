@@ -2,7 +2,6 @@
 //! aggregates, the HTML page rendered from it, both written atomically
 //! (a temporary file renamed over the old one), and the summary printed on stderr at exit.
 
-use crate::compare::FieldKind;
 use crate::differ::{Differ, Unpaired};
 use crate::gate::Gate;
 use crate::stats::{EndpointNoise, EndpointStats, EndpointVerdict, Example, FieldStats};
@@ -57,7 +56,7 @@ pub fn build(differ: &Differ, context: &Context) -> (Value, Figures) {
                 .collect();
             endpoints.sort_by(|a, b| b.2.regressions.cmp(&a.2.regressions).then(a.0.cmp(b.0)));
             for (endpoint, e, verdict) in &endpoints {
-                target_totals.add(e, verdict);
+                target_totals.merge(&Totals::of(e, verdict));
                 *by_endpoint.entry((*endpoint).clone()).or_default() += verdict.regressions;
             }
             totals.merge(&target_totals);
@@ -121,13 +120,16 @@ struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, e: &EndpointStats, v: &EndpointVerdict) {
-        self.pairs += e.pairs;
-        self.identical += e.identical;
-        self.noise_only += v.noise_only;
-        self.regressions += v.regressions;
-        self.status_differs += e.status_differs;
-        self.body_differs += e.body_differs;
+    /// One endpoint's figures.
+    fn of(e: &EndpointStats, v: &EndpointVerdict) -> Totals {
+        Totals {
+            pairs: e.pairs,
+            identical: e.identical,
+            noise_only: v.noise_only,
+            regressions: v.regressions,
+            status_differs: e.status_differs,
+            body_differs: e.body_differs,
+        }
     }
 
     fn merge(&mut self, other: &Totals) {
@@ -163,23 +165,19 @@ fn endpoint_json(name: &str, e: &EndpointStats, v: &EndpointVerdict) -> Value {
         let (va, vb) = (&v.fields[a.0], &v.fields[b.0]);
         vb.regressions
             .cmp(&va.regressions)
-            .then(rank(a.1.kind).cmp(&rank(b.1.kind)))
+            .then(a.1.kind.cmp(&b.1.kind))
             .then(b.1.differs.cmp(&a.1.differs))
             .then(a.1.field.cmp(&b.1.field))
     });
-    json!({
-        "endpoint": name,
-        "pairs": e.pairs,
-        "identical": e.identical,
-        "noise_only": v.noise_only,
-        "regressions": v.regressions,
-        "status_differs": e.status_differs,
-        "body_differs": e.body_differs,
-        "latency_ms": {
-            "original": latency(&e.original_latency),
-            "replayed": latency(&e.replayed_latency),
-        },
-        "fields": fields.iter().map(|(i, f)| {
+    let mut json = Totals::of(e, v).to_json();
+    json["endpoint"] = name.into();
+    json["latency_ms"] = json!({
+        "original": latency(&e.original_latency),
+        "replayed": latency(&e.replayed_latency),
+    });
+    json["fields"] = fields
+        .iter()
+        .map(|(i, f)| {
             let fv = &v.fields[*i];
             json!({
                 "field": f.field,
@@ -193,17 +191,10 @@ fn endpoint_json(name: &str, e: &EndpointStats, v: &EndpointVerdict) -> Value {
                 "regressions": fv.regressions,
                 "example": f.example.as_ref().map(example_json),
             })
-        }).collect::<Vec<_>>(),
-    })
-}
-
-/// Status first, then headers, then the body: the order a reader looks for a cause in.
-fn rank(kind: FieldKind) -> u8 {
-    match kind {
-        FieldKind::Status => 0,
-        FieldKind::Header => 1,
-        FieldKind::Body => 2,
-    }
+        })
+        .collect::<Vec<_>>()
+        .into();
+    json
 }
 
 fn latency(h: &crate::latency::Histogram) -> Value {

@@ -223,8 +223,8 @@ impl EndpointStats {
         index
     }
 
-    /// Whether each field is noise now, and why.
-    fn noise_of_fields(&self, noise: &EndpointNoise) -> Vec<(u64, f64, Option<NoiseSource>)> {
+    /// Each field's rates and whether it is noise now, and why (its regressions still 0).
+    fn noise_of_fields(&self, noise: &EndpointNoise) -> Vec<FieldVerdict> {
         self.fields
             .iter()
             .map(|f| {
@@ -238,49 +238,41 @@ impl EndpointStats {
                 } else {
                     None
                 };
-                (noise_differs, noise_rate, source)
+                FieldVerdict {
+                    rate,
+                    noise_differs,
+                    noise_rate,
+                    noise: source,
+                    regressions: 0,
+                }
             })
             .collect()
     }
 
-    fn is_regression(&self, signature: &[u16], noise: &[(u64, f64, Option<NoiseSource>)]) -> bool {
-        signature.iter().any(|&i| noise[usize::from(i)].2.is_none())
+    fn is_regression(&self, signature: &[u16], fields: &[FieldVerdict]) -> bool {
+        signature
+            .iter()
+            .any(|&i| fields[usize::from(i)].noise.is_none())
     }
 
     /// The verdicts as of now.
     pub fn verdict(&self, noise: &EndpointNoise) -> EndpointVerdict {
-        let per_field = self.noise_of_fields(noise);
-        let mut regressions_by_field = vec![0u64; self.fields.len()];
+        let mut fields = self.noise_of_fields(noise);
         let (mut regressions, mut noise_only) = self.judged_early;
         noise_only += self.noise_in_request;
         for (signature, &count) in &self.signatures {
-            if self.is_regression(signature, &per_field) {
-                regressions += count;
-                for &i in signature
-                    .iter()
-                    .filter(|&&i| per_field[usize::from(i)].2.is_none())
-                {
-                    regressions_by_field[usize::from(i)] += count;
-                }
-            } else {
+            if !self.is_regression(signature, &fields) {
                 noise_only += count;
+                continue;
+            }
+            regressions += count;
+            for &i in signature {
+                let field = &mut fields[usize::from(i)];
+                if field.noise.is_none() {
+                    field.regressions += count;
+                }
             }
         }
-        let fields = self
-            .fields
-            .iter()
-            .zip(per_field)
-            .zip(regressions_by_field)
-            .map(
-                |((f, (noise_differs, noise_rate, source)), regressions)| FieldVerdict {
-                    rate: f.differs as f64 / self.pairs.max(1) as f64,
-                    noise_differs,
-                    noise_rate,
-                    noise: source,
-                    regressions,
-                },
-            )
-            .collect();
         EndpointVerdict {
             noise_only,
             regressions,
