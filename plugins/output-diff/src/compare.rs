@@ -431,8 +431,7 @@ fn compare_bodies(original: &Prepared, replayed: &Prepared, rules: &Rules, out: 
         let mut walk = Walk {
             rules,
             out,
-            concrete: String::from("$"),
-            general: String::from("$"),
+            path: JsonPath::root(),
         };
         walk.value(a, b);
         return;
@@ -497,8 +496,45 @@ impl Hasher for Fnv {
 struct Walk<'a> {
     rules: &'a Rules,
     out: &'a mut Differences,
+    path: JsonPath,
+}
+
+/// Where a walk is in a JSON document: exactly (`$.items[3].price`) and as the field it is
+/// counted under (`$.items[*].price`).
+struct JsonPath {
     concrete: String,
     general: String,
+}
+
+/// A place to return to after a step ([`JsonPath::back`]).
+type Mark = (usize, usize);
+
+impl JsonPath {
+    fn root() -> JsonPath {
+        JsonPath {
+            concrete: String::from("$"),
+            general: String::from("$"),
+        }
+    }
+
+    fn key(&mut self, key: &str) -> Mark {
+        let mark = (self.concrete.len(), self.general.len());
+        push_key(&mut self.concrete, key);
+        push_key(&mut self.general, key);
+        mark
+    }
+
+    fn index(&mut self, index: usize) -> Mark {
+        let mark = (self.concrete.len(), self.general.len());
+        let _ = write!(self.concrete, "[{index}]");
+        self.general.push_str("[*]");
+        mark
+    }
+
+    fn back(&mut self, (concrete, general): Mark) {
+        self.concrete.truncate(concrete);
+        self.general.truncate(general);
+    }
 }
 
 impl Walk<'_> {
@@ -539,32 +575,26 @@ impl Walk<'_> {
     }
 
     fn step_key(&mut self, key: &str, inner: impl FnOnce(&mut Self)) {
-        let (c, g) = (self.concrete.len(), self.general.len());
-        push_key(&mut self.concrete, key);
-        push_key(&mut self.general, key);
+        let mark = self.path.key(key);
         inner(self);
-        self.concrete.truncate(c);
-        self.general.truncate(g);
+        self.path.back(mark);
     }
 
     fn step_index(&mut self, index: usize, inner: impl FnOnce(&mut Self)) {
-        let (c, g) = (self.concrete.len(), self.general.len());
-        let _ = write!(self.concrete, "[{index}]");
-        self.general.push_str("[*]");
+        let mark = self.path.index(index);
         inner(self);
-        self.concrete.truncate(c);
-        self.general.truncate(g);
+        self.path.back(mark);
     }
 
     fn differ(&mut self, a: Option<&Value>, b: Option<&Value>) {
-        if self.rules.ignores_path(&self.general) {
+        if self.rules.ignores_path(&self.path.general) {
             return;
         }
         let show = |v: Option<&Value>| v.map_or_else(|| ABSENT.to_string(), |v| v.to_string());
         self.out.push(
-            self.general.clone(),
+            self.path.general.clone(),
             FieldKind::Body,
-            self.concrete.clone(),
+            self.path.concrete.clone(),
             show(a),
             show(b),
         );
@@ -615,9 +645,7 @@ pub fn fingerprint(response: &Prepared, rules: &Rules) -> Vec<(u64, u64)> {
     }
     match &response.json {
         Some(json) => {
-            let mut concrete = String::from("$");
-            let mut general = String::from("$");
-            leaves(json, &mut concrete, &mut general, rules, &mut out);
+            leaves(json, &mut JsonPath::root(), rules, &mut out);
         }
         None => out.push((hash_of(b"body"), hash_of(&response.message.body))),
     }
@@ -642,41 +670,30 @@ pub fn field_hash(prefix: &str, name: &str) -> u64 {
     hasher.finish()
 }
 
-fn leaves(
-    value: &Value,
-    concrete: &mut String,
-    general: &mut String,
-    rules: &Rules,
-    out: &mut Vec<(u64, u64)>,
-) {
-    let (c, g) = (concrete.len(), general.len());
+fn leaves(value: &Value, path: &mut JsonPath, rules: &Rules, out: &mut Vec<(u64, u64)>) {
     match value {
         Value::Object(map) => {
             for (key, inner) in map {
-                push_key(concrete, key);
-                push_key(general, key);
-                leaves(inner, concrete, general, rules, out);
-                concrete.truncate(c);
-                general.truncate(g);
+                let mark = path.key(key);
+                leaves(inner, path, rules, out);
+                path.back(mark);
             }
         }
         Value::Array(items) => {
             for (i, inner) in items.iter().enumerate() {
-                let _ = write!(concrete, "[{i}]");
-                general.push_str("[*]");
-                leaves(inner, concrete, general, rules, out);
-                concrete.truncate(c);
-                general.truncate(g);
+                let mark = path.index(i);
+                leaves(inner, path, rules, out);
+                path.back(mark);
             }
         }
         leaf => {
-            if rules.ignores_path(general) {
+            if rules.ignores_path(&path.general) {
                 return;
             }
             let mut hasher = Fnv::default();
-            hasher.write(concrete.as_bytes());
+            hasher.write(path.concrete.as_bytes());
             let _ = write!(HashWriter(&mut hasher), "{leaf}");
-            out.push((field_hash("", general), hasher.finish()));
+            out.push((field_hash("", &path.general), hasher.finish()));
         }
     }
 }
