@@ -130,12 +130,9 @@ pub fn escape(value: &str) -> String {
 pub fn render(ledger: &Ledger) -> String {
     let snapshots = ledger.snapshot();
     let mut out = String::new();
-    // A family with an empty help continues the one before it.
     let mut family = |name: &str, help: &str, kind: &str, rows: Vec<(String, u64)>| {
-        if !help.is_empty() {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-        }
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
         for (labels, value) in rows {
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
@@ -189,48 +186,31 @@ pub fn render(ledger: &Ledger) -> String {
     );
     family(
         "shadowtap_counter",
-        "Extra named counters of each plugin (bytes, connections, errors by kind...).",
+        "Extra named counters of each plugin (bytes, connections, errors by kind...), \
+         keyed ones with their key as one more label.",
         "untyped",
         snapshots
             .iter()
             .flat_map(|s| {
-                s.extra
+                let extra = s
+                    .extra
                     .iter()
-                    .map(move |(name, n)| (format!("{},name=\"{}\"", base(s), escape(name)), *n))
+                    .map(move |(name, n)| (format!("{},name=\"{}\"", base(s), escape(name)), *n));
+                let keyed = s.keyed.iter().map(move |k| {
+                    let labels = format!(
+                        "{},name=\"{}\",{}=\"{}\"",
+                        base(s),
+                        escape(&k.name),
+                        k.label,
+                        escape(&k.key)
+                    );
+                    (labels, k.value)
+                });
+                extra.chain(keyed)
             })
             .collect(),
     );
-    family(
-        "shadowtap_counter",
-        "",
-        "",
-        ledger
-            .counters()
-            .iter()
-            .flat_map(|c| keyed_rows(c))
-            .collect(),
-    );
     out
-}
-
-/// The keyed counters of one plugin, each labelled with its key: they join the
-/// `shadowtap_counter` family (its HELP and TYPE lines are written once, above).
-fn keyed_rows(counters: &shadowtap_api::Counters) -> Vec<(String, u64)> {
-    counters
-        .keyed_values()
-        .into_iter()
-        .map(|k| {
-            let labels = format!(
-                "plugin=\"{}\",role=\"{}\",name=\"{}\",{}=\"{}\"",
-                escape(counters.label()),
-                counters.role().as_str(),
-                escape(&k.name),
-                k.label,
-                escape(&k.key)
-            );
-            (labels, k.value)
-        })
-        .collect()
 }
 
 #[cfg(test)]

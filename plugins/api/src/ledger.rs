@@ -353,20 +353,6 @@ impl Counters {
         value
     }
 
-    /// Every keyed counter's value, in creation order.
-    pub fn keyed_values(&self) -> Vec<KeyedValue> {
-        let keyed = self.keyed.lock().expect("counter lock");
-        keyed
-            .iter()
-            .map(|k| KeyedValue {
-                name: k.name.clone(),
-                label: k.label,
-                key: k.key.clone(),
-                value: k.value.load(Relaxed),
-            })
-            .collect()
-    }
-
     /// Records that the run failed this plugin's gate (`--output-diff-max-regressions`):
     /// the run then exits with status 3 unless it failed otherwise. The last verdict counts.
     pub fn fail_gate(&self, why: impl Into<String>) {
@@ -399,6 +385,18 @@ impl Counters {
                 .iter()
                 .map(|(n, c)| (n.clone(), c.load(Relaxed)))
                 .collect(),
+            keyed: self
+                .keyed
+                .lock()
+                .expect("counter lock")
+                .iter()
+                .map(|k| KeyedValue {
+                    name: k.name.clone(),
+                    label: k.label,
+                    key: k.key.clone(),
+                    value: k.value.load(Relaxed),
+                })
+                .collect(),
         }
     }
 }
@@ -422,6 +420,9 @@ pub struct Snapshot {
     pub drops: Vec<(Reason, u64)>,
     /// Extra named counters.
     pub extra: Vec<(String, u64)>,
+    /// Keyed counters, in creation order ([`Counters::keyed`]; served by `--metrics`, left out
+    /// of [`Snapshot::describe`] and [`Snapshot::to_json`]).
+    pub keyed: Vec<KeyedValue>,
 }
 
 impl Snapshot {
@@ -549,11 +550,6 @@ impl Ledger {
             .iter()
             .filter_map(|c| Some(format!("{}: {}", c.label, c.gate_failure()?)))
             .collect()
-    }
-
-    /// Every counter set, in registration order.
-    pub fn counters(&self) -> Vec<Arc<Counters>> {
-        self.entries.lock().expect("ledger lock").clone()
     }
 
     /// Total runtime errors across all plugins.
