@@ -93,7 +93,7 @@ pub struct Config {
     pub endpoints: Endpoints,
     /// Body bytes kept per message.
     pub body_limit: usize,
-    /// `--output-diff-pending`.
+    /// `--output-diff-pending` (at least 1).
     pub pending: usize,
     /// `--output-diff-timeout`.
     pub timeout: Duration,
@@ -236,7 +236,7 @@ impl Differ {
     }
 
     fn open_entry(&mut self, key: &str, now: Instant, observer: &mut dyn Observer) {
-        while self.entries.len() >= self.config.pending.max(1) {
+        while self.entries.len() >= self.config.pending {
             let Some((_, oldest, generation)) = self.order.pop_front() else {
                 break;
             };
