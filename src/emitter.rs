@@ -918,6 +918,35 @@ mod tests {
     }
 
     #[test]
+    fn replayed_responses_wait_for_a_full_output_that_does_not_feed_back() {
+        let mut h = Harness::new();
+        let (replayer, _) = FakeOutput::new();
+        let (slow, slow_received, release) = FakeOutput::held();
+        h.output(replayer.feeding_back().spec("replayer", 16));
+        h.output(slow.spec("slow", 1));
+        let mut dispatch = h.dispatch(false, FullQueue::Wait);
+        let feedback = h.feedback_rx.clone();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            release.release();
+        });
+        for i in 0..5 {
+            dispatch.dispatch(requests(i..i + 1), FullQueue::Wait, &feedback);
+        }
+        let all = h.finish(dispatch);
+        releaser.join().unwrap();
+        let replayed = slow_received
+            .messages()
+            .into_iter()
+            .filter(|m| m.kind() == Kind::ReplayedResponse)
+            .count();
+        assert_eq!(replayed, 5, "none dropped for a full queue");
+        let slow = snapshot(&all, "slow");
+        assert!(slow.drops.is_empty(), "{:?}", slow.drops);
+        assert_eq!(slow.passed, 10);
+    }
+
+    #[test]
     fn drain_at_eof_delivers_what_is_queued_and_replayed_responses() {
         let mut h = Harness::new();
         let (replayer, replayer_received, release) = FakeOutput::held();
