@@ -3,6 +3,7 @@
 //! counted under `$.items[*].price`), text as a whole with a line diff for the example, any
 //! other body by size and hash.
 
+use crate::example::cut_point;
 use crate::normalise::{Media, Normalised, TRANSPORT_FIELDS};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -345,11 +346,7 @@ impl Differences {
 }
 
 fn cut(mut value: String) -> String {
-    if value.len() > MAX_VALUE {
-        let mut end = MAX_VALUE;
-        while !value.is_char_boundary(end) {
-            end -= 1;
-        }
+    if let Some(end) = cut_point(&value, MAX_VALUE) {
         value.truncate(end);
         value.push('…');
     }

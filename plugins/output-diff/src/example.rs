@@ -56,17 +56,26 @@ fn masked_value(lower: &str, value: &str) -> String {
 
 /// `text` cut to [`MAX_SHOWN`] bytes at a character boundary, saying how much was left out.
 pub fn cut(mut text: String) -> String {
-    if text.len() <= MAX_SHOWN {
+    let Some(end) = cut_point(&text, MAX_SHOWN) else {
         return text;
-    }
-    let mut end = MAX_SHOWN;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    };
     let more = text.len() - end;
     text.truncate(end);
     text.push_str(&format!("…[{more} bytes more]"));
     text
+}
+
+/// Where to cut `text` to at most `max` bytes without splitting a character; `None` when it
+/// is short enough.
+pub fn cut_point(text: &str, max: usize) -> Option<usize> {
+    if text.len() <= max {
+        return None;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(end)
 }
 
 #[cfg(test)]
