@@ -347,23 +347,36 @@ impl Meta {
     /// The same line with one more trailing field `name=value` (GoReplay's readers ignore
     /// fields after the fourth). `value` must be printable ASCII without spaces.
     pub fn with_field(&self, name: &str, value: &str) -> Result<Meta, MetaError> {
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(MetaError::BadField {
-                name: name.to_string(),
-                problem: "a field value must be printable ASCII without spaces",
-            });
-        }
-        if !self.has_latency {
-            return Err(MetaError::BadField {
-                name: name.to_string(),
-                problem: "a line without its fourth field (latency) cannot take a named field",
-            });
+        self.with_fields(&[(name, value)])
+    }
+
+    /// The same line with the trailing fields `name=value…`, in order (one new line for all).
+    pub fn with_fields(&self, fields: &[(&str, &str)]) -> Result<Meta, MetaError> {
+        for (name, value) in fields {
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(MetaError::BadField {
+                    name: name.to_string(),
+                    problem: "a field value must be printable ASCII without spaces",
+                });
+            }
+            if !self.has_latency {
+                return Err(MetaError::BadField {
+                    name: name.to_string(),
+                    problem: "a line without its fourth field (latency) cannot take a named field",
+                });
+            }
         }
         let line = self.line();
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let mut marked = Vec::with_capacity(text.len() + name.len() + value.len() + 3);
+        let mut marked = Vec::with_capacity(text.len() + 48);
         marked.extend_from_slice(text);
-        marked.extend_from_slice(format!(" {name}={value}\n").as_bytes());
+        for (name, value) in fields {
+            marked.push(b' ');
+            marked.extend_from_slice(name.as_bytes());
+            marked.push(b'=');
+            marked.extend_from_slice(value.as_bytes());
+        }
+        marked.push(b'\n');
         Meta::parse(Bytes::from(marked))
     }
 
@@ -557,6 +570,10 @@ mod tests {
         let meta = Meta::new(Kind::ReplayedResponse, "abc", 1, 2).unwrap();
         let named = meta.with_field("target", "candidate").unwrap();
         let failed = named.with_field("error", "timeout").unwrap();
+        assert_eq!(
+            meta.with_fields(&[("target", "candidate"), ("error", "timeout")]),
+            Ok(failed.clone())
+        );
         assert_eq!(
             &*failed.line(),
             b"3 abc 1 2 target=candidate error=timeout\n"

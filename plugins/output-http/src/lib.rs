@@ -24,8 +24,9 @@
 //! same-origin redirects, default 0; HTTP/1.1 only), `--output-http-skip-verify`,
 //! `--http-original-host`, `--output-http-track-response` (replayed responses re-enter the
 //! pipeline as kind 3 messages with the request's id, start time and round-trip time, and a
-//! fifth field `target=NAME` (and `copies=N` when amplified); a request whose replay failed comes back as a kind 3 message
-//! with no payload and `target=NAME error=REASON`, e.g. `error=timeout`),
+//! fifth field `target=NAME` (and `copies=N` when amplified); a request whose replay failed
+//! comes back as a kind 3 message with no payload and `target=NAME error=REASON`, e.g.
+//! `error=timeout`),
 //! `--output-http-name NAME` (one per `--output-http`, in order; default the URL),
 //! `--output-http-stats` (a line on stderr every 5 s), `--output-http-rate N` (pace to N
 //! requests/s without dropping; the queue absorbs bursts), `--output-http-protocol
@@ -773,13 +774,7 @@ fn record(
 /// Sends the replayed response back into the pipeline as a kind 3 message with the request's
 /// id and `target=NAME`; one that cannot be is counted (by the context) and warned about.
 fn feed_back_response(shared: &Shared, msg: &Message, start_ns: i64, rtt: Duration, raw: Vec<u8>) {
-    let meta = Meta::new(
-        Kind::ReplayedResponse,
-        msg.id(),
-        start_ns,
-        rtt.as_nanos() as i64,
-    )
-    .and_then(|meta| named(meta, shared));
+    let meta = replayed_meta(shared, msg, start_ns, rtt, None);
     feed_back(shared, msg, meta, raw);
 }
 
@@ -792,24 +787,34 @@ fn feed_back_failure(shared: &Shared, msg: &Message, start_ns: i64, rtt: Duratio
         .strip_prefix("error: ")
         .unwrap_or(counter)
         .replace(' ', "-");
-    let meta = Meta::new(
+    let meta = replayed_meta(shared, msg, start_ns, rtt, Some(&reason));
+    feed_back(shared, msg, meta, Vec::new());
+}
+
+/// The kind 3 line of a replay of `msg`: `target=NAME`, with `|N%` amplification `copies=N`
+/// (how many answers to expect), and `error=REASON` for one that failed.
+fn replayed_meta(
+    shared: &Shared,
+    msg: &Message,
+    start_ns: i64,
+    rtt: Duration,
+    error: Option<&str>,
+) -> Result<Meta, shadowtap_api::MetaError> {
+    let copies = shared.copies.to_string();
+    let mut fields = vec![("target", shared.name)];
+    if shared.copies > 1 {
+        fields.push(("copies", &copies));
+    }
+    if let Some(reason) = error {
+        fields.push(("error", reason));
+    }
+    Meta::new(
         Kind::ReplayedResponse,
         msg.id(),
         start_ns,
         rtt.as_nanos() as i64,
-    )
-    .and_then(|meta| named(meta, shared))
-    .and_then(|meta| meta.with_field("error", &reason));
-    feed_back(shared, msg, meta, Vec::new());
-}
-
-/// `target=NAME`, and with `|N%` amplification `copies=N`: how many answers to expect.
-fn named(meta: Meta, shared: &Shared) -> Result<Meta, shadowtap_api::MetaError> {
-    let meta = meta.with_field("target", shared.name)?;
-    if shared.copies > 1 {
-        return meta.with_field("copies", &shared.copies.to_string());
-    }
-    Ok(meta)
+    )?
+    .with_fields(&fields)
 }
 
 fn feed_back(
